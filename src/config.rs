@@ -1,0 +1,372 @@
+//! Validation, in one place: raw strings from the environment or the command line go in,
+//! a typed `Config` comes out. Nothing downstream sees an unchecked string.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::params::{Agent, DEFAULT_CONFDIR, DEFAULT_CTLSOCKET};
+
+/// Parameter values as given, keyed by parameter name. Empty values count as unset,
+/// as in the shell agents (`pcs` passes `name=` to clear a parameter).
+#[derive(Debug, Default, Clone)]
+pub struct RawParams {
+    values: BTreeMap<String, String>,
+}
+
+impl RawParams {
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.values.insert(name.to_string(), value.into());
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The parameters of `agent` from `OCF_RESKEY_<name>`; names the agent does not know
+    /// are returned separately so the caller can warn about them.
+    pub fn from_env(agent: Agent, env: &BTreeMap<String, String>) -> (RawParams, Vec<String>) {
+        let mut raw = RawParams::default();
+        let mut unknown = Vec::new();
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix("OCF_RESKEY_") else {
+                continue;
+            };
+            // CRM_meta_* are the resource manager's own attributes, not parameters.
+            if name.starts_with("CRM_meta_") || name == "crm_feature_set" {
+                continue;
+            }
+            if agent.params().iter().any(|p| p.name == name) {
+                raw.set(name, value.clone());
+            } else {
+                unknown.push(name.to_string());
+            }
+        }
+        (raw, unknown)
+    }
+}
+
+/// A libreswan conn name: `[A-Za-z0-9._-]`, not starting with '-' (it is passed as an
+/// argument to libreswan's tools and must never read as an option).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct ConnName(String);
+
+pub const CONN_NAME_MAX: usize = 100;
+
+impl ConnName {
+    pub fn parse(param: &str, value: &str) -> Result<ConnName> {
+        let bad = value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')));
+        if let Some(c) = bad {
+            return Err(Error::configured(
+                param,
+                format!("{value:?} contains {c:?}; use only letters, digits, '.', '_' and '-'"),
+            ));
+        }
+        if value.starts_with('-') || value.starts_with('.') {
+            return Err(Error::configured(
+                param,
+                format!("{value:?} must start with a letter, digit or '_'"),
+            ));
+        }
+        if value.len() > CONN_NAME_MAX {
+            return Err(Error::configured(
+                param,
+                format!(
+                    "is {} characters long; at most {CONN_NAME_MAX} are allowed",
+                    value.len()
+                ),
+            ));
+        }
+        Ok(ConnName(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The validated parameters of an `ocf:vipsec:ipsec` resource.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IpsecConfig {
+    pub tunnel: ConnName,
+    pub vip: IpAddr,
+    pub confdir: PathBuf,
+    pub fallbacktunnel: Option<ConnName>,
+    pub ctlsocket: PathBuf,
+}
+
+fn required<'a>(raw: &'a RawParams, name: &str) -> Result<&'a str> {
+    raw.get(name).ok_or_else(|| {
+        Error::configured(
+            name,
+            "required parameter is missing; set it on the resource",
+        )
+    })
+}
+
+/// A unicast host address, as the VIP or a peer must be.
+pub fn parse_host_address(param: &str, value: &str) -> Result<IpAddr> {
+    let value = value.trim();
+    if let Some((addr, prefix)) = value.split_once('/') {
+        return Err(Error::configured(
+            param,
+            format!("{value:?} has a prefix length (/{prefix}); give the bare address {addr}"),
+        ));
+    }
+    if value.contains('%') {
+        return Err(Error::configured(
+            param,
+            format!("{value:?} has an IPv6 zone index; give a global address without '%'"),
+        ));
+    }
+    let ip: IpAddr = value
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| {
+            Error::configured(param, format!("{value:?} is not an IPv4 or IPv6 address"))
+        })?;
+    let why_not = match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V4(v4) if v4.is_multicast() => Some("a multicast address"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V6(v6) if v6.is_multicast() => Some("a multicast address"),
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            Some("an IPv4-mapped IPv6 address (give the IPv4 form)")
+        }
+        _ => None,
+    };
+    match why_not {
+        Some(what) => Err(Error::configured(
+            param,
+            format!("{value} is {what}, not a host address"),
+        )),
+        None => Ok(ip),
+    }
+}
+
+fn absolute_path(param: &str, value: &str) -> Result<PathBuf> {
+    let path = PathBuf::from(value);
+    if !path.is_absolute() {
+        return Err(Error::configured(
+            param,
+            format!("{value:?} is not an absolute path"),
+        ));
+    }
+    Ok(path)
+}
+
+impl IpsecConfig {
+    /// Checks that depend only on the values: the same answer on every node.
+    pub fn parse(raw: &RawParams) -> Result<IpsecConfig> {
+        let tunnel = ConnName::parse("tunnel", required(raw, "tunnel")?)?;
+        let vip = parse_host_address("vip", required(raw, "vip")?)?;
+        let confdir = absolute_path("confdir", raw.get("confdir").unwrap_or(DEFAULT_CONFDIR))?;
+        let fallbacktunnel = raw
+            .get("fallbacktunnel")
+            .map(|v| ConnName::parse("fallbacktunnel", v))
+            .transpose()?;
+        if fallbacktunnel.as_ref() == Some(&tunnel) {
+            return Err(Error::configured(
+                "fallbacktunnel",
+                format!("is the same conn as tunnel ({tunnel}); name a different conn or unset it"),
+            ));
+        }
+        let ctlsocket = absolute_path(
+            "ctlsocket",
+            raw.get("ctlsocket").unwrap_or(DEFAULT_CTLSOCKET),
+        )?;
+        Ok(IpsecConfig {
+            tunnel,
+            vip,
+            confdir,
+            fallbacktunnel,
+            ctlsocket,
+        })
+    }
+
+    /// Checks of this node's files: they can differ between nodes, so a probe treats a
+    /// failure here as "not running here" rather than as a cluster-wide configuration error.
+    pub fn check_local(&self) -> Result<()> {
+        check_directory("confdir", &self.confdir)
+    }
+}
+
+fn check_directory(param: &str, path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::configured(
+            param,
+            format!("{} is not a directory", path.display()),
+        )),
+        Err(e) => Err(Error::configured(param, format!("{}: {e}", path.display()))),
+    }
+}
+
+/// How this invocation was made: who asked, how long it may take, how deep to look.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub instance: String,
+    /// Recurring monitor interval; `None` for a probe (or any non-recurring action).
+    pub interval: Option<Duration>,
+    /// OCF_CHECK_LEVEL. Depth 0 is all there is yet; deeper requests get depth 0, as the
+    /// OCF API advises for unimplemented levels.
+    #[allow(dead_code)]
+    pub check_level: u32,
+    /// HA_RSCTMP: where per-instance state lives.
+    pub state_dir: PathBuf,
+    /// Set by ocf-tester (OCF_TESTER_FAIL_HAVE_BINARY), as ocf-shellfuncs honours it:
+    /// act as if the programs the agent needs were missing.
+    pub pretend_binaries_missing: bool,
+}
+
+impl Context {
+    pub fn is_probe(&self) -> bool {
+        self.interval.is_none()
+    }
+}
+
+pub const DEFAULT_STATE_DIR: &str = "/run/resource-agents";
+
+/// `OCF_RESKEY_CRM_meta_timeout` and `_interval` are milliseconds; by hand, "20s",
+/// "1min" or plain milliseconds are accepted.
+pub fn parse_duration_ms(what: &str, value: &str) -> Result<Duration> {
+    let v = value.trim();
+    if let Ok(ms) = v.parse::<u64>() {
+        return Ok(Duration::from_millis(ms));
+    }
+    humantime::parse_duration(v).map_err(|_| {
+        Error::Args(format!(
+            "{what}: {value:?} is not a duration (milliseconds or e.g. 20s)"
+        ))
+    })
+}
+
+pub fn parse_check_level(value: &str) -> Result<u32> {
+    value.trim().parse::<u32>().map_err(|_| {
+        Error::Args(format!(
+            "OCF_CHECK_LEVEL: {value:?} is not a number (0, 10 or 20)"
+        ))
+    })
+}
+
+/// Instance names become file names: keep them to a safe alphabet.
+pub fn instance_file_stem(instance: &str) -> String {
+    instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> RawParams {
+        let mut r = RawParams::default();
+        for (k, v) in pairs {
+            r.set(k, *v);
+        }
+        r
+    }
+
+    #[test]
+    fn a_good_configuration_parses() {
+        let c =
+            IpsecConfig::parse(&raw(&[("tunnel", "rw-1.a_b"), ("vip", "2001:db8::10")])).unwrap();
+        assert_eq!(c.tunnel.as_str(), "rw-1.a_b");
+        assert_eq!(c.vip, "2001:db8::10".parse::<IpAddr>().unwrap());
+        assert_eq!(c.confdir, PathBuf::from("/etc/ipsec.d/"));
+        assert_eq!(c.ctlsocket, PathBuf::from("/run/pluto/pluto.ctl"));
+        assert_eq!(c.fallbacktunnel, None);
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = IpsecConfig::parse(&raw(&[
+            ("tunnel", "t"),
+            ("vip", "192.0.2.1"),
+            ("fallbacktunnel", ""),
+        ]));
+        assert_eq!(c.unwrap().fallbacktunnel, None);
+        let e = IpsecConfig::parse(&raw(&[("tunnel", ""), ("vip", "192.0.2.1")])).unwrap_err();
+        assert_eq!(e.code(), 6);
+        assert!(e.reason().starts_with("tunnel:"));
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("tunnel", "t"), ("vip", "192.0.2.10/24")], "vip:"),
+            (&[("tunnel", "t"), ("vip", "192.0.2.256")], "vip:"),
+            (&[("tunnel", "t"), ("vip", "fe80::1%eth0")], "vip:"),
+            (&[("tunnel", "t"), ("vip", "::ffff:192.0.2.1")], "vip:"),
+            (&[("tunnel", "-t"), ("vip", "192.0.2.1")], "tunnel:"),
+            (&[("tunnel", "t;rm"), ("vip", "192.0.2.1")], "tunnel:"),
+            (
+                &[
+                    ("tunnel", "t"),
+                    ("vip", "192.0.2.1"),
+                    ("fallbacktunnel", "t"),
+                ],
+                "fallbacktunnel:",
+            ),
+            (
+                &[("tunnel", "t"), ("vip", "192.0.2.1"), ("confdir", "etc")],
+                "confdir:",
+            ),
+            (
+                &[
+                    ("tunnel", "t"),
+                    ("vip", "192.0.2.1"),
+                    ("ctlsocket", "pluto.ctl"),
+                ],
+                "ctlsocket:",
+            ),
+        ];
+        for (pairs, prefix) in cases {
+            let e = IpsecConfig::parse(&raw(pairs)).unwrap_err();
+            assert_eq!(e.code(), 6, "{pairs:?}");
+            assert!(e.reason().starts_with(prefix), "{pairs:?}: {}", e.reason());
+        }
+    }
+
+    #[test]
+    fn durations_and_instance_stems() {
+        assert_eq!(
+            parse_duration_ms("t", "20000").unwrap(),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            parse_duration_ms("t", "20s").unwrap(),
+            Duration::from_secs(20)
+        );
+        assert_eq!(parse_duration_ms("t", "x").unwrap_err().code(), 2);
+        assert_eq!(instance_file_stem("mesh:0"), "mesh_0");
+        assert_eq!(instance_file_stem("../../etc/passwd"), "_.._etc_passwd");
+    }
+}

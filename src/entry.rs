@@ -1,0 +1,406 @@
+//! From argv and the environment to an exit code: parse the invocation (OCF or CLI),
+//! validate once, run the action, print the outcome the OCF way.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::actions::{self, Env};
+use crate::config::{self, Context, IpsecConfig, RawParams, DEFAULT_STATE_DIR};
+use crate::error::{Error, Result};
+use crate::ike::libreswan::Libreswan;
+use crate::kernel::addr::find_local_address;
+use crate::logging::{self, LogSettings};
+use crate::metadata::{self, OcfVersion};
+use crate::params::Agent;
+use crate::state::StateStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Start,
+    Stop,
+    Monitor,
+    ValidateAll,
+    MetaData,
+    ReloadAgent,
+    Usage,
+    Vip,
+}
+
+impl Action {
+    fn from_name(name: &str) -> Option<Action> {
+        Some(match name {
+            "start" => Action::Start,
+            "stop" => Action::Stop,
+            "monitor" => Action::Monitor,
+            "validate-all" => Action::ValidateAll,
+            "meta-data" => Action::MetaData,
+            // "reload" is what OCF 1.0 managers (and ocf:heartbeat:ipsec users) call.
+            "reload-agent" | "reload" => Action::ReloadAgent,
+            "usage" | "help" => Action::Usage,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Monitor => "monitor",
+            Action::ValidateAll => "validate-all",
+            Action::MetaData => "meta-data",
+            Action::ReloadAgent => "reload-agent",
+            Action::Usage => "usage",
+            Action::Vip => "vip",
+        }
+    }
+}
+
+/// What was asked, before validation.
+struct Invocation {
+    agent: Agent,
+    action: Action,
+    raw: RawParams,
+    unknown_params: Vec<String>,
+    instance: Option<String>,
+    timeout: Option<String>,
+    interval: Option<String>,
+    check_level: Option<String>,
+    json: bool,
+    ocf_version: OcfVersion,
+    by_hand: bool,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub fn main(args: Vec<OsString>, env: BTreeMap<String, String>) -> i32 {
+    let started = Instant::now();
+    let prefix = env
+        .get("OCF_EXIT_REASON_PREFIX")
+        .cloned()
+        .unwrap_or_else(|| "ocf-exit-reason:".into());
+    let invoked = args
+        .first()
+        .and_then(|a| {
+            Path::new(a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let parsed = match Agent::from_type(&invoked) {
+        Some(agent) => from_ocf(agent, &args, &env),
+        None => from_cli(&args, &env),
+    };
+    let inv = match parsed {
+        Ok(Some(inv)) => inv,
+        Ok(None) => return 0, // --help / --version printed
+        Err(e) => return fail(&prefix, &e),
+    };
+    match execute(&inv, &env, started) {
+        Ok(()) => 0,
+        Err(e @ Error::NotRunning(_)) => e.code(),
+        Err(e) => {
+            log::error!(target: "exit", "{}: {}", inv.action.name(), e);
+            fail(&prefix, &e)
+        }
+    }
+}
+
+fn fail(prefix: &str, e: &Error) -> i32 {
+    let _ = writeln!(std::io::stderr(), "{prefix}{e}");
+    e.code()
+}
+
+fn usage_text(agent: Agent) -> String {
+    format!(
+        "usage: {} {{start|stop|monitor|validate-all|meta-data|reload-agent|usage}}\n\n\
+Expects the OCF environment (OCF_RESKEY_tunnel, OCF_RESKEY_vip, ...). \
+By hand: vipsec ACTION --tunnel NAME --vip ADDRESS (vipsec --help).\n",
+        agent.type_name()
+    )
+}
+
+fn from_ocf(
+    agent: Agent,
+    args: &[OsString],
+    env: &BTreeMap<String, String>,
+) -> Result<Option<Invocation>> {
+    // The action is the sole argument; the OCF API says to ignore any others.
+    let Some(action_name) = args.get(1).map(|a| a.to_string_lossy().into_owned()) else {
+        print!("{}", usage_text(agent));
+        return Err(Error::Args("no action given".into()));
+    };
+    let action = match Action::from_name(&action_name) {
+        Some(Action::Vip) | None => {
+            return Err(Error::Unimplemented(format!(
+                "action {action_name:?} is not implemented by ocf:vipsec:{}",
+                agent.type_name()
+            )))
+        }
+        Some(a) => a,
+    };
+    let (raw, unknown_params) = RawParams::from_env(agent, env);
+    Ok(Some(Invocation {
+        agent,
+        action,
+        raw,
+        unknown_params,
+        instance: env.get("OCF_RESOURCE_INSTANCE").cloned(),
+        timeout: env.get("OCF_RESKEY_CRM_meta_timeout").cloned(),
+        interval: env.get("OCF_RESKEY_CRM_meta_interval").cloned(),
+        check_level: env.get("OCF_CHECK_LEVEL").cloned(),
+        json: false,
+        ocf_version: OcfVersion::from_env(
+            env.get("OCF_RA_VERSION_MAJOR").map(String::as_str),
+            env.get("OCF_RA_VERSION_MINOR").map(String::as_str),
+        ),
+        by_hand: false,
+    }))
+}
+
+fn from_cli(args: &[OsString], env: &BTreeMap<String, String>) -> Result<Option<Invocation>> {
+    let agent = Agent::Ipsec;
+    let matches = match crate::cli::command(agent).try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    Ok(None)
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                | ErrorKind::MissingSubcommand => {
+                    let _ = e.print();
+                    Err(Error::Args("no action given; see vipsec --help".into()))
+                }
+                ErrorKind::InvalidSubcommand => {
+                    Err(Error::Unimplemented(first_line(&e.to_string())))
+                }
+                _ => Err(Error::Args(first_line(&e.to_string()))),
+            };
+        }
+    };
+    let Some((name, sub)) = matches.subcommand() else {
+        return Err(Error::Args("no action given; see vipsec --help".into()));
+    };
+    let action = if name == "vip" {
+        Action::Vip
+    } else {
+        Action::from_name(name).ok_or_else(|| Error::Unimplemented(format!("action {name:?}")))?
+    };
+    let mut raw = RawParams::default();
+    let get = |id: &str| sub.try_get_one::<String>(id).ok().flatten().cloned();
+    for p in agent.params() {
+        if let Some(v) = get(p.name) {
+            raw.set(p.name, v);
+        }
+    }
+    if action == Action::Vip {
+        if let Some(v) = get("vip") {
+            raw.set("vip", v);
+        }
+    }
+    let ocf_version = match get("ocf-version") {
+        Some(v) => {
+            let (major, minor) = v.split_once('.').unwrap_or((v.as_str(), "0"));
+            OcfVersion::from_env(Some(major), Some(minor))
+        }
+        None => OcfVersion::from_env(
+            env.get("OCF_RA_VERSION_MAJOR").map(String::as_str),
+            env.get("OCF_RA_VERSION_MINOR").map(String::as_str),
+        ),
+    };
+    Ok(Some(Invocation {
+        agent,
+        action,
+        raw,
+        unknown_params: Vec::new(),
+        instance: get("instance"),
+        timeout: get("timeout"),
+        // By hand, monitor behaves as a recurring monitor, not as a probe.
+        interval: Some("1".into()),
+        check_level: get("check-level"),
+        json: sub
+            .try_get_one::<bool>("json")
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false),
+        ocf_version,
+        by_hand: true,
+    }))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+fn default_timeout(agent: Agent, action: Action) -> Duration {
+    agent
+        .actions()
+        .iter()
+        .find(|a| a.name == action.name())
+        .and_then(|a| humantime::parse_duration(a.timeout).ok())
+        .unwrap_or(Duration::from_secs(20))
+}
+
+fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -> Result<()> {
+    match inv.action {
+        Action::MetaData => {
+            print!("{}", metadata::render(inv.agent, inv.ocf_version));
+            return Ok(());
+        }
+        Action::Usage => {
+            print!("{}", usage_text(inv.agent));
+            return Ok(());
+        }
+        _ => {}
+    }
+    let timeout = match &inv.timeout {
+        Some(t) => config::parse_duration_ms("timeout (OCF_RESKEY_CRM_meta_timeout)", t)?,
+        None => default_timeout(inv.agent, inv.action),
+    };
+    // Finish a little before the resource manager would kill us, so we can still report.
+    let margin = (timeout / 10).min(Duration::from_secs(2));
+    let deadline = started + timeout.saturating_sub(margin);
+
+    if inv.action == Action::Vip {
+        logging::init(&LogSettings::from_env("vip", |k| env.get(k).cloned()));
+        return vip_action(inv, deadline);
+    }
+
+    // Logging is tagged with the instance, which may need the tunnel name: parse first,
+    // and log the validation outcome once logging is up.
+    let parsed = IpsecConfig::parse(&inv.raw);
+    let state_dir = PathBuf::from(
+        env.get("HA_RSCTMP")
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_STATE_DIR),
+    );
+    let instance = inv
+        .instance
+        .clone()
+        .filter(|i| !i.is_empty())
+        .or_else(|| {
+            let tunnel = parsed.as_ref().ok()?.tunnel.as_str();
+            if inv.by_hand {
+                StateStore::find_instance_by_tunnel(&state_dir, tunnel)
+            } else {
+                None
+            }
+            .or_else(|| Some(tunnel.to_string()))
+        })
+        .unwrap_or_else(|| "vipsec".into());
+    logging::init(&LogSettings::from_env(&instance, |k| env.get(k).cloned()));
+    for name in &inv.unknown_params {
+        log::warn!(
+            "ignoring unknown parameter {name:?} (OCF_RESKEY_{name}): ocf:vipsec:{} does not use it",
+            inv.agent.type_name()
+        );
+    }
+    let cfg = parsed?;
+    let interval = match inv.interval.as_deref() {
+        None => None,
+        Some(i) => Some(config::parse_duration_ms(
+            "OCF_RESKEY_CRM_meta_interval",
+            i,
+        )?)
+        .filter(|d| !d.is_zero()),
+    };
+    let ctx = Context {
+        instance,
+        interval,
+        check_level: inv
+            .check_level
+            .as_deref()
+            .map(config::parse_check_level)
+            .transpose()?
+            .unwrap_or(0),
+        state_dir,
+        pretend_binaries_missing: env
+            .get("OCF_TESTER_FAIL_HAVE_BINARY")
+            .is_some_and(|v| v == "1"),
+    };
+    let ike = Libreswan::new(
+        env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH),
+        &cfg.ctlsocket,
+        Path::new(
+            env.get("VIPSEC_RUN_DIR")
+                .map(String::as_str)
+                .unwrap_or("/run/vipsec"),
+        ),
+        ctx.pretend_binaries_missing,
+    );
+    let action_env = Env {
+        cfg: &cfg,
+        ctx: &ctx,
+        ike: &ike,
+        store: StateStore::new(&ctx.state_dir, &ctx.instance),
+        deadline,
+    };
+    log::debug!("{} (timeout {timeout:?})", inv.action.name());
+
+    match inv.action {
+        Action::Start => actions::start::run(&action_env),
+        Action::Stop => actions::stop::run(&action_env),
+        Action::ReloadAgent => actions::reload::run(&action_env),
+        Action::ValidateAll => actions::validate::run(&action_env),
+        Action::Monitor => {
+            let (report, result) = actions::monitor::run(&action_env);
+            if inv.by_hand {
+                if inv.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                } else {
+                    let vip = match &report.vip_interface {
+                        Some(i) => format!("VIP {} is here (on {i})", report.vip),
+                        None => format!("VIP {} is not on this node", report.vip),
+                    };
+                    println!("{}: {} — {vip}", report.state, report.reason);
+                }
+            }
+            result
+        }
+        Action::MetaData | Action::Usage | Action::Vip => Ok(()),
+    }
+    .inspect(|()| {
+        if inv.by_hand && inv.action != Action::Monitor {
+            println!("{}: ok", inv.action.name());
+        }
+    })
+}
+
+fn vip_action(inv: &Invocation, deadline: Instant) -> Result<()> {
+    let raw = inv.raw.get("vip").ok_or_else(|| {
+        Error::configured("vip", "required parameter is missing; pass --vip ADDRESS")
+    })?;
+    let vip = config::parse_host_address("vip", raw)?;
+    let at = find_local_address(vip, deadline)?;
+    if inv.json {
+        let v = serde_json::json!({ "vip": vip, "local": at.is_some(), "location": at });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        match &at {
+            Some(a) => println!(
+                "VIP {vip} is configured on this node: {} (/{})",
+                a.interface, a.prefix_len
+            ),
+            None => println!("VIP {vip} is not configured on this node"),
+        }
+    }
+    match at {
+        Some(_) => Ok(()),
+        None => Err(Error::NotRunning(format!(
+            "VIP {vip} is not configured on this node"
+        ))),
+    }
+}

@@ -1,0 +1,227 @@
+//! libreswan: pluto driven through libreswan's own tools (`ipsec auto`, `ipsec whack`),
+//! always with `--ctlsocket` so several plutos can run side by side.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::libreswan_status::parse_status;
+use super::{DaemonStatus, IkeBackend};
+use crate::config::ConnName;
+use crate::error::{Error, Result};
+use crate::exec;
+use crate::state::write_atomic;
+
+pub struct Libreswan {
+    /// The `ipsec` command, if found on PATH.
+    ipsec: Option<PathBuf>,
+    ctlsocket: PathBuf,
+    /// Where generated config files go (private, 0700).
+    run_dir: PathBuf,
+}
+
+impl Libreswan {
+    pub fn new(
+        path_env: &str,
+        ctlsocket: &Path,
+        run_dir: &Path,
+        pretend_missing: bool,
+    ) -> Libreswan {
+        let ipsec = if pretend_missing {
+            None
+        } else {
+            exec::find_in_path("ipsec", path_env)
+        };
+        Libreswan {
+            ipsec,
+            ctlsocket: ctlsocket.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+        }
+    }
+
+    fn ipsec(&self) -> Result<&Path> {
+        self.ipsec.as_deref().ok_or_else(|| {
+            Error::Installed(
+                "the ipsec command (libreswan) is not installed or not on PATH; install libreswan"
+                    .into(),
+            )
+        })
+    }
+
+    /// `ipsec <sub> --ctlsocket S <args…>`; a non-zero exit becomes an error carrying
+    /// what the command printed.
+    fn run(&self, sub: &str, args: &[&OsStr], deadline: Instant) -> Result<exec::Output> {
+        let mut argv: Vec<OsString> = vec![
+            sub.into(),
+            "--ctlsocket".into(),
+            self.ctlsocket.clone().into(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_os_string()));
+        let out = exec::run(self.ipsec()?.as_os_str(), &argv, deadline)?;
+        if !out.success() {
+            return Err(Error::Generic(format!(
+                "ipsec {sub} {} failed (exit {}): {}",
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                out.status,
+                out.complaint()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// A config file that pulls in every conn file of `confdir`, as /etc/ipsec.conf's
+    /// `include /etc/ipsec.d/*.conf` does, without touching /etc/ipsec.conf.
+    fn include_file(&self, confdir: &Path) -> Result<PathBuf> {
+        ensure_private_dir(&self.run_dir)?;
+        let name = format!("include-{}.conf", sanitize_path(confdir));
+        let path = self.run_dir.join(name);
+        let text = format!(
+            "# written by vipsec: the conns of {dir}\ninclude {dir}/*.conf\n",
+            dir = confdir.display().to_string().trim_end_matches('/')
+        );
+        write_atomic(&path, text.as_bytes(), 0o600)?;
+        Ok(path)
+    }
+}
+
+fn sanitize_path(p: &Path) -> String {
+    p.display()
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::Generic(format!("cannot create {}: {e}", dir.display())))
+}
+
+impl IkeBackend for Libreswan {
+    fn check_installed(&self) -> Result<()> {
+        self.ipsec().map(|_| ())
+    }
+
+    fn daemon_running(&self) -> bool {
+        UnixStream::connect(&self.ctlsocket).is_ok()
+    }
+
+    fn load(&self, conn: &ConnName, confdir: &Path, deadline: Instant) -> Result<()> {
+        let include = self.include_file(confdir)?;
+        self.run(
+            "auto",
+            &[
+                OsStr::new("--config"),
+                include.as_os_str(),
+                OsStr::new("--add"),
+                OsStr::new(conn.as_str()),
+            ],
+            deadline,
+        )
+        .map(|_| ())
+    }
+
+    fn listen(&self, deadline: Instant) -> Result<()> {
+        self.run("whack", &[OsStr::new("--listen")], deadline)
+            .map(|_| ())
+    }
+
+    fn unload(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
+        // --delete also takes down the conn's SAs (sending delete notifications to the peer).
+        self.run(
+            "whack",
+            &[
+                OsStr::new("--name"),
+                OsStr::new(conn.as_str()),
+                OsStr::new("--delete"),
+            ],
+            deadline,
+        )
+        .map(|_| ())
+    }
+
+    fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
+        self.run(
+            "whack",
+            &[
+                OsStr::new("--name"),
+                OsStr::new(conn.as_str()),
+                OsStr::new("--initiate"),
+                OsStr::new("--asynchronous"),
+            ],
+            deadline,
+        )
+        .map(|_| ())
+    }
+
+    fn status(&self, conn: &ConnName, deadline: Instant) -> Result<DaemonStatus> {
+        let out = self.run("whack", &[OsStr::new("--status")], deadline)?;
+        Ok(parse_status(&out.stdout, conn.as_str()))
+    }
+}
+
+/// Is `conn NAME` defined in one of confdir's *.conf files? (What ocf:heartbeat:ipsec's
+/// validate-all meant to check, without its substring match.)
+pub fn conn_defined_in(confdir: &Path, conn: &ConnName) -> Result<bool> {
+    let entries = std::fs::read_dir(confdir)
+        .map_err(|e| Error::configured("confdir", format!("{}: {e}", confdir.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension() != Some(OsStr::new("conf")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let defined = text.lines().any(|line| {
+            let mut words = line.split_whitespace();
+            // "conn" must start the line (a section header), not be indented.
+            !line.starts_with(char::is_whitespace)
+                && words.next() == Some("conn")
+                && words.next() == Some(conn.as_str())
+                && words.next().is_none_or(|w| w.starts_with('#'))
+        });
+        if defined {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_conn_sections_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.conf"),
+            "conn rw-10\n\tleft=1\n  conn rw\nconn other # c\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("b.secrets"), "conn rw\n").unwrap();
+        let c = |n: &str| ConnName::parse("tunnel", n).unwrap();
+        assert!(conn_defined_in(dir.path(), &c("rw-10")).unwrap());
+        assert!(conn_defined_in(dir.path(), &c("other")).unwrap());
+        assert!(!conn_defined_in(dir.path(), &c("rw")).unwrap());
+        assert!(!conn_defined_in(dir.path(), &c("rw-1")).unwrap());
+    }
+}

@@ -1,0 +1,109 @@
+//! The one place that reads libreswan's text output. libreswan 4.x offers no structured
+//! per-conn query: orientation and listening interfaces only appear in `whack --status`.
+
+use std::net::SocketAddr;
+
+use super::{ConnState, DaemonStatus};
+
+/// Reads a conn's orientation and pluto's IKE interfaces from `whack --status` output.
+pub fn parse_status(text: &str, conn: &str) -> DaemonStatus {
+    let prefix = format!("\"{conn}\":");
+    let mut state = ConnState::Absent;
+    let mut listening = Vec::new();
+    for line in text.lines() {
+        // Lines start with a 3-digit RC code ("000 ") in 4.x; 5.x dropped it.
+        let line = line
+            .split_once(' ')
+            .filter(|(code, _)| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(line, |(_, rest)| rest);
+        if let Some(rest) = line.strip_prefix(&prefix) {
+            if state == ConnState::Absent {
+                state = ConnState::Unoriented;
+            }
+            match rest.trim_start().split(';').next() {
+                Some("oriented") => state = ConnState::Oriented,
+                Some("unoriented") => state = ConnState::Unoriented,
+                _ => {}
+            }
+        } else if let Some(rest) = line.strip_prefix("interface ") {
+            // "interface v0 UDP 192.0.2.10:500" / "interface lo UDP [::1]:4500"
+            let mut words = rest.split_whitespace();
+            let (_ifname, proto, addr) = (words.next(), words.next(), words.next());
+            if proto == Some("UDP") {
+                if let Some(sa) = addr.and_then(|a| a.parse::<SocketAddr>().ok()) {
+                    listening.push(sa);
+                }
+            }
+        }
+    }
+    DaemonStatus {
+        conn: state,
+        listening,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from libreswan 4.10's pluto (Debian 12), one conn "rw" loaded.
+    const ORIENTED_4_10: &str = r#"000 using kernel interface: xfrm
+000  
+000 interface v0 UDP 192.0.2.10:4500
+000 interface v0 UDP 192.0.2.10:500
+000 interface lo UDP [::1]:4500
+000 interface lo UDP [::1]:500
+000 interface lo UDP 127.0.0.1:4500
+000 interface lo UDP 127.0.0.1:500
+000  
+000 Connection list:
+000  
+000 "rw": 192.0.2.10...%any; unrouted; eroute owner: #0
+000 "rw":     oriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
+000 "rw":   xauth us:none, xauth them:none,  my_username=[any]; their_username=[any]
+000 "rw-backup": 192.0.2.11...%any; unrouted; eroute owner: #0
+000 "rw-backup":     unoriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
+000  
+000 Total IPsec connections: loaded 2, active 0
+"#;
+
+    const UNORIENTED_4_10: &str = r#"000 "rw": 192.0.2.10...%any; unrouted; eroute owner: #0
+000 "rw":     unoriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
+"#;
+
+    #[test]
+    fn oriented_conn_and_interfaces() {
+        let s = parse_status(ORIENTED_4_10, "rw");
+        assert_eq!(s.conn, ConnState::Oriented);
+        assert!(s.listening.contains(&"192.0.2.10:500".parse().unwrap()));
+        assert!(s.listening.contains(&"[::1]:4500".parse().unwrap()));
+        assert_eq!(s.listening.len(), 6);
+    }
+
+    #[test]
+    fn names_match_exactly() {
+        assert_eq!(
+            parse_status(ORIENTED_4_10, "rw-backup").conn,
+            ConnState::Unoriented
+        );
+        assert_eq!(parse_status(ORIENTED_4_10, "r").conn, ConnState::Absent);
+        assert_eq!(parse_status(ORIENTED_4_10, "rw-b").conn, ConnState::Absent);
+    }
+
+    #[test]
+    fn unoriented_and_absent() {
+        assert_eq!(
+            parse_status(UNORIENTED_4_10, "rw").conn,
+            ConnState::Unoriented
+        );
+        assert_eq!(parse_status("", "rw").conn, ConnState::Absent);
+    }
+
+    #[test]
+    fn libreswan_5_lines_without_codes() {
+        let text = "\"rw\": 192.0.2.10...%any; unrouted;\n\"rw\":     oriented; my_ip=unset;\ninterface v0 UDP 192.0.2.10:500\n";
+        let s = parse_status(text, "rw");
+        assert_eq!(s.conn, ConnState::Oriented);
+        assert_eq!(s.listening, vec!["192.0.2.10:500".parse().unwrap()]);
+    }
+}

@@ -1,0 +1,273 @@
+//! Per-instance state under HA_RSCTMP: what `start` brought up, so `monitor` can tell a
+//! cleanly stopped resource (no state: 7) from a failed one (state, but broken: 1).
+//! Writes are atomic (temp file + rename in the same directory); start, stop and reload
+//! hold an exclusive lock, monitor a shared one, so a monitor by hand during a cluster
+//! operation never sees half a change.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::config::instance_file_stem;
+use crate::error::{Error, Result};
+
+pub const STATE_FORMAT: u32 = 1;
+
+/// What a started `ocf:vipsec:ipsec` resource brought up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpsecState {
+    pub format: u32,
+    pub instance: String,
+    pub tunnel: String,
+    pub vip: IpAddr,
+    pub fallbacktunnel: Option<String>,
+    pub ctlsocket: PathBuf,
+    pub confdir: PathBuf,
+    /// Seconds since the epoch.
+    pub started_at: u64,
+}
+
+impl IpsecState {
+    pub fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+pub struct StateStore {
+    dir: PathBuf,
+    stem: String,
+}
+
+pub enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+/// Held while it lives; dropping it unlocks.
+pub struct InstanceLock {
+    _lock: Flock<File>,
+}
+
+impl StateStore {
+    pub fn new(dir: &Path, instance: &str) -> StateStore {
+        StateStore {
+            dir: dir.to_path_buf(),
+            stem: format!("vipsec-{}", instance_file_stem(instance)),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(format!("{}.state", self.stem))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.lock", self.stem))
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|e| {
+            Error::Generic(format!(
+                "state directory {} (HA_RSCTMP): {e}",
+                self.dir.display()
+            ))
+        })
+    }
+
+    /// Waits for the instance lock until `deadline`; another action still holding it then
+    /// is reported, never waited on past the action's own timeout.
+    pub fn lock(&self, kind: LockKind, deadline: Instant) -> Result<InstanceLock> {
+        self.ensure_dir()?;
+        let path = self.lock_path();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Generic(format!("lock file {}: {e}", path.display())))?;
+        let arg = match kind {
+            LockKind::Shared => FlockArg::LockSharedNonblock,
+            LockKind::Exclusive => FlockArg::LockExclusiveNonblock,
+        };
+        loop {
+            match Flock::lock(file, arg) {
+                Ok(lock) => return Ok(InstanceLock { _lock: lock }),
+                Err((f, Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                    file = f;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(Error::Generic(format!(
+                        "another action on this resource still holds {}; try again when it has finished",
+                        path.display()
+                    )))
+                }
+                Err((_, e)) => {
+                    return Err(Error::Generic(format!("cannot lock {}: {e}", path.display())))
+                }
+            }
+        }
+    }
+
+    pub fn read(&self) -> Result<Option<IpsecState>> {
+        let path = self.path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Generic(format!(
+                    "state file {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let state: IpsecState = serde_json::from_str(&text).map_err(|e| {
+            Error::Generic(format!(
+                "state file {} is unreadable ({e}); stop the resource to clear it",
+                path.display()
+            ))
+        })?;
+        if state.format != STATE_FORMAT {
+            return Err(Error::Generic(format!(
+                "state file {} has format {} (this vipsec writes {STATE_FORMAT}); stop the resource to clear it",
+                path.display(),
+                state.format
+            )));
+        }
+        Ok(Some(state))
+    }
+
+    pub fn write(&self, state: &IpsecState) -> Result<()> {
+        self.ensure_dir()?;
+        let json = serde_json::to_vec_pretty(state)
+            .map_err(|e| Error::Generic(format!("cannot encode state: {e}")))?;
+        write_atomic(&self.path(), &json, 0o600)
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        let path = self.path();
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Generic(format!(
+                "cannot remove {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The instance whose state records `tunnel`, so a monitor by hand finds the state the
+    /// cluster's instance wrote without being told its resource id.
+    pub fn find_instance_by_tunnel(dir: &Path, tunnel: &str) -> Option<String> {
+        let entries = fs::read_dir(dir).ok()?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with("vipsec-") && name.ends_with(".state")) {
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            if let Ok(state) = serde_json::from_str::<IpsecState>(&text) {
+                if state.tunnel == tunnel {
+                    return Some(state.instance);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Write `data` to `path` atomically: a temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| Error::Generic(format!("cannot write {}: {e}", path.display()));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vipsec-")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(data).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(instance: &str) -> IpsecState {
+        IpsecState {
+            format: STATE_FORMAT,
+            instance: instance.into(),
+            tunnel: "rw".into(),
+            vip: "192.0.2.10".parse().unwrap(),
+            fallbacktunnel: None,
+            ctlsocket: "/run/pluto/pluto.ctl".into(),
+            confdir: "/etc/ipsec.d".into(),
+            started_at: 1,
+        }
+    }
+
+    #[test]
+    fn write_read_remove_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "vip-tunnel");
+        assert_eq!(store.read().unwrap(), None);
+        store.write(&sample("vip-tunnel")).unwrap();
+        let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(store.read().unwrap(), Some(sample("vip-tunnel")));
+        assert_eq!(
+            StateStore::find_instance_by_tunnel(dir.path(), "rw").as_deref(),
+            Some("vip-tunnel")
+        );
+        store.remove().unwrap();
+        store.remove().unwrap();
+        assert_eq!(store.read().unwrap(), None);
+        // No temp files left behind.
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.iter().all(|n| n.to_string_lossy().ends_with(".lock")),
+            "{left:?}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_state_is_an_error_not_a_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "x");
+        fs::write(store.path(), "{not json").unwrap();
+        assert_eq!(store.read().unwrap_err().code(), 1);
+    }
+
+    #[test]
+    fn exclusive_lock_excludes_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "x");
+        let held = store.lock(LockKind::Exclusive, Instant::now()).unwrap();
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert_eq!(
+            store.lock(LockKind::Shared, soon).err().map(|e| e.code()),
+            Some(1)
+        );
+        drop(held);
+        let _a = store.lock(LockKind::Shared, Instant::now()).unwrap();
+        let _b = store.lock(LockKind::Shared, Instant::now()).unwrap();
+    }
+}

@@ -1,0 +1,416 @@
+//! Test harness: real network namespaces, real pluto processes, the real binary.
+//! Every resource is a guard that cleans up in Drop, so a failing test leaves nothing.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn vipsec_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vipsec"))
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A short name unique to this process and call, usable for namespaces and interfaces.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}{}",
+        std::process::id() % 100000,
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("sh runs")
+}
+
+#[track_caller]
+pub fn must(cmd: &str) -> String {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "command failed: {cmd}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted (with its interfaces) on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(prefix: &str) -> Netns {
+        let name = unique(prefix);
+        must(&format!(
+            "ip netns add {name} && ip -n {name} link set lo up"
+        ));
+        Netns { name }
+    }
+
+    /// A veth pair inside the namespace: `a` gets the addresses, `b` is its peer.
+    pub fn veth(&self, a: &str, b: &str, up: bool) {
+        must(&format!(
+            "ip -n {n} link add {a} type veth peer name {b}",
+            n = self.name
+        ));
+        if up {
+            must(&format!(
+                "ip -n {n} link set {a} up && ip -n {n} link set {b} up",
+                n = self.name
+            ));
+        } else {
+            // Only `a` up: no carrier, so IPv6 duplicate address detection never finishes.
+            must(&format!("ip -n {n} link set {a} up", n = self.name));
+        }
+    }
+
+    pub fn ip(&self, args: &str) {
+        must(&format!("ip -n {} {args}", self.name));
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&format!("ip netns del {}", self.name));
+    }
+}
+
+/// A pluto of its own inside a namespace: private rundir, NSS db, ipsec.d and secrets.
+/// Runs with --nofork as our child, so it can be waited for (PID 1 here reaps nothing).
+pub struct Pluto {
+    pub dir: PathBuf,
+    pub ctlsocket: PathBuf,
+    pub confdir: PathBuf,
+    child: Option<Child>,
+    netns: String,
+}
+
+impl Pluto {
+    pub fn start(ns: &Netns, dir: &Path) -> Pluto {
+        let confdir = dir.join("ipsec.d");
+        for d in ["run", "nss", "ipsec.d"] {
+            fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        must(&format!(
+            "ipsec initnss --nssdir {} >/dev/null",
+            dir.join("nss").display()
+        ));
+        let secrets = dir.join("ipsec.secrets");
+        fs::write(&secrets, "").unwrap();
+        let conf = dir.join("ipsec.conf");
+        fs::write(
+            &conf,
+            format!("config setup\n\tlogfile={}/pluto.log\n", dir.display()),
+        )
+        .unwrap();
+        let mut p = Pluto {
+            dir: dir.to_path_buf(),
+            ctlsocket: dir.join("run/pluto.ctl"),
+            confdir,
+            child: None,
+            netns: ns.name.clone(),
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let d = &self.dir;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "ipsec", "pluto", "--nofork"])
+            .arg("--config")
+            .arg(d.join("ipsec.conf"))
+            .arg("--rundir")
+            .arg(d.join("run"))
+            .arg("--nssdir")
+            .arg(d.join("nss"))
+            .arg("--ipsecdir")
+            .arg(d.join("ipsec.d"))
+            .arg("--secretsfile")
+            .arg(d.join("ipsec.secrets"))
+            .arg("--logfile")
+            .arg(d.join("pluto.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pluto starts");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&self.ctlsocket).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "pluto did not open {:?}",
+                self.ctlsocket
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills pluto hard, as a crash would (its socket file stays behind).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        let _ = fs::remove_file(&self.ctlsocket);
+        let _ = fs::remove_file(self.dir.join("run/pluto.pid"));
+        self.spawn();
+    }
+
+    pub fn whack(&self, args: &str) -> String {
+        must(&format!(
+            "ip netns exec {} ipsec whack --ctlsocket {} {args}",
+            self.netns,
+            self.ctlsocket.display()
+        ))
+    }
+
+    pub fn add_conn_file(&self, file: &str, text: &str) {
+        fs::write(self.confdir.join(file), text).unwrap();
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("pluto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Pluto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = sh(&format!(
+                "ip netns exec {} ipsec whack --ctlsocket {} --shutdown >/dev/null 2>&1",
+                self.netns,
+                self.ctlsocket.display()
+            ));
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What one agent invocation returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The `ocf-exit-reason:` lines on stderr.
+    pub fn reasons(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("ocf-exit-reason:"))
+            .collect()
+    }
+}
+
+/// The OCF entry point: a directory holding `ipsec` -> the binary, as resource.d does.
+pub struct OcfAgent {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl OcfAgent {
+    pub fn new() -> OcfAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ipsec");
+        std::os::unix::fs::symlink(vipsec_bin(), &path).unwrap();
+        OcfAgent { _dir: dir, path }
+    }
+}
+
+/// The environment a resource manager gives an agent, without the caller's OCF_*/HA_*.
+pub fn ocf_command(
+    program: &Path,
+    action: &str,
+    netns: Option<&Netns>,
+    env: &BTreeMap<String, String>,
+) -> Command {
+    let mut c = match netns {
+        Some(ns) => ns.cmd(program),
+        None => Command::new(program),
+    };
+    c.arg(action);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OCF_") || k.starts_with("HA_") {
+            c.env_remove(k);
+        }
+    }
+    c.envs(env);
+    c
+}
+
+pub fn env_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Files in a directory tree (relative names), to prove an action wrote nothing.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(
+                    files_under(&p)
+                        .into_iter()
+                        .map(|f| format!("{}/{f}", e.file_name().to_string_lossy())),
+                );
+            } else {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One node: a namespace with an interface for the VIP, its own pluto, a conn `rw` whose
+/// local end is the VIP, and private state/run directories for the agent.
+pub struct Lab {
+    pub tmp: tempfile::TempDir,
+    pub pluto: Pluto,
+    pub ns: Netns,
+    pub vip: String,
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub agent: OcfAgent,
+}
+
+impl Lab {
+    /// `vip` is not configured yet: call `add_vip`.
+    pub fn new(vip: &str) -> Lab {
+        let ns = Netns::new("vl");
+        ns.veth("v0", "v1", true);
+        let tmp = tempfile::tempdir().unwrap();
+        let pluto = Pluto::start(&ns, &tmp.path().join("pluto"));
+        pluto.add_conn_file("rw.conf", &Self::road_warrior_conn("rw", vip));
+        let state_dir = tmp.path().join("rsctmp");
+        let run_dir = tmp.path().join("run-vipsec");
+        Lab {
+            pluto,
+            ns,
+            vip: vip.to_string(),
+            state_dir,
+            run_dir,
+            agent: OcfAgent::new(),
+            tmp,
+        }
+    }
+
+    pub fn road_warrior_conn(name: &str, vip: &str) -> String {
+        format!("conn {name}\n\tleft={vip}\n\tright=%any\n\tauthby=secret\n\tikev2=yes\n\tauto=ignore\n")
+    }
+
+    pub fn add_vip(&self) {
+        if self.vip.contains(':') {
+            self.ns
+                .ip(&format!("addr add {}/64 dev v0 nodad", self.vip));
+        } else {
+            self.ns.ip(&format!("addr add {}/24 dev v0", self.vip));
+        }
+    }
+
+    pub fn del_vip(&self) {
+        let len = if self.vip.contains(':') { 64 } else { 24 };
+        self.ns.ip(&format!("addr del {}/{len} dev v0", self.vip));
+    }
+
+    pub fn env(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env = env_of(&[
+            ("OCF_ROOT", "/usr/lib/ocf"),
+            ("OCF_RESOURCE_INSTANCE", "vip-tunnel"),
+            ("OCF_RESOURCE_TYPE", "ipsec"),
+            ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+            ("OCF_RESKEY_CRM_meta_interval", "10000"),
+            ("OCF_RESKEY_tunnel", "rw"),
+            ("OCF_RESKEY_vip", &self.vip),
+        ]);
+        env.insert(
+            "OCF_RESKEY_confdir".into(),
+            self.pluto.confdir.display().to_string(),
+        );
+        env.insert(
+            "OCF_RESKEY_ctlsocket".into(),
+            self.pluto.ctlsocket.display().to_string(),
+        );
+        env.insert("HA_RSCTMP".into(), self.state_dir.display().to_string());
+        env.insert("VIPSEC_RUN_DIR".into(), self.run_dir.display().to_string());
+        for (k, v) in extra {
+            if v.is_empty() {
+                env.remove(*k);
+            } else {
+                env.insert(k.to_string(), v.to_string());
+            }
+        }
+        env
+    }
+
+    /// Runs the OCF agent inside the namespace, as Pacemaker would.
+    pub fn ocf(&self, action: &str, extra: &[(&str, &str)]) -> Run {
+        Run::from(
+            ocf_command(&self.agent.path, action, Some(&self.ns), &self.env(extra))
+                .output()
+                .unwrap(),
+        )
+    }
+
+    /// Runs `vipsec ACTION` by hand inside the namespace, with the lab's parameters as flags.
+    pub fn cli(&self, action: &str, extra_args: &[&str]) -> Run {
+        let mut c = self.ns.cmd(vipsec_bin());
+        c.arg(action)
+            .args(["--tunnel", "rw", "--vip", &self.vip])
+            .arg("--confdir")
+            .arg(&self.pluto.confdir)
+            .arg("--ctlsocket")
+            .arg(&self.pluto.ctlsocket)
+            .args(extra_args)
+            .env("HA_RSCTMP", &self.state_dir)
+            .env("VIPSEC_RUN_DIR", &self.run_dir);
+        Run::from(c.output().unwrap())
+    }
+}

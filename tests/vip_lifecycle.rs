@@ -1,0 +1,188 @@
+//! The VIP tunnel's lifecycle against a real pluto in a real network namespace.
+
+mod common;
+use common::*;
+
+#[track_caller]
+fn expect(run: &Run, code: i32, what: &str) {
+    assert_eq!(
+        run.code, code,
+        "{what}: expected {code}\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+}
+
+fn lifecycle(vip: &str) {
+    let lab = Lab::new(vip);
+    expect(
+        &lab.ocf("monitor", &[("OCF_RESKEY_CRM_meta_interval", "")]),
+        7,
+        "probe before start",
+    );
+    expect(&lab.ocf("validate-all", &[]), 0, "validate-all");
+
+    // VIP not here: start refuses with the reason operators need.
+    let r = lab.ocf("start", &[]);
+    expect(&r, 1, "start without the VIP");
+    assert_eq!(r.reasons().len(), 1, "{}", r.stderr);
+    assert!(
+        r.reasons()[0].contains(&format!(
+            "VIP {vip} is not configured on this node; colocate and order"
+        )),
+        "{}",
+        r.stderr
+    );
+    expect(&lab.ocf("monitor", &[]), 7, "monitor after a refused start");
+
+    lab.add_vip();
+    expect(&lab.ocf("start", &[]), 0, "start");
+    let status = lab.pluto.whack("--status");
+    assert!(
+        status.contains("\"rw\":     oriented;"),
+        "pluto does not have rw oriented:\n{status}"
+    );
+    assert!(
+        status.contains(&format!(
+            "UDP {}:500",
+            if vip.contains(':') {
+                format!("[{vip}]")
+            } else {
+                vip.to_string()
+            }
+        )),
+        "pluto does not listen on the VIP:\n{status}"
+    );
+    expect(&lab.ocf("monitor", &[]), 0, "monitor after start");
+    expect(
+        &lab.ocf("monitor", &[("OCF_RESKEY_CRM_meta_interval", "0")]),
+        0,
+        "probe after start",
+    );
+    expect(&lab.ocf("start", &[]), 0, "start again (idempotent)");
+    expect(&lab.ocf("monitor", &[]), 0, "monitor after second start");
+
+    // By hand, the same state is seen without naming the instance.
+    let r = lab.cli("monitor", &["--json"]);
+    expect(&r, 0, "monitor by hand");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["state"], "running");
+    assert_eq!(v["instance"], "vip-tunnel");
+    assert_eq!(v["vip_interface"], "v0");
+
+    expect(&lab.ocf("stop", &[]), 0, "stop");
+    let status = lab.pluto.whack("--status");
+    assert!(
+        !status.contains("\"rw\":"),
+        "rw still loaded after stop:\n{status}"
+    );
+    expect(&lab.ocf("monitor", &[]), 7, "monitor after stop");
+    expect(&lab.ocf("stop", &[]), 0, "stop again (idempotent)");
+    expect(&lab.ocf("monitor", &[]), 7, "monitor after second stop");
+}
+
+#[test]
+fn lifecycle_ipv4() {
+    lifecycle("192.0.2.10");
+}
+
+#[test]
+fn lifecycle_ipv6() {
+    lifecycle("2001:db8::10");
+}
+
+#[test]
+fn monitor_detects_failures() {
+    let mut lab = Lab::new("198.51.100.10");
+    lab.add_vip();
+    expect(&lab.ocf("start", &[]), 0, "start");
+
+    // The VIP vanishes behind the cluster's back.
+    lab.del_vip();
+    let r = lab.ocf("monitor", &[]);
+    expect(&r, 1, "monitor with the VIP gone");
+    assert!(
+        r.reasons()[0].contains("198.51.100.10 is no longer configured"),
+        "{}",
+        r.stderr
+    );
+    lab.add_vip();
+    expect(&lab.ocf("monitor", &[]), 0, "monitor with the VIP back");
+
+    // The conn is deleted behind the cluster's back.
+    lab.pluto.whack("--name rw --delete");
+    let r = lab.ocf("monitor", &[]);
+    expect(&r, 1, "monitor with the conn gone");
+    assert!(r.reasons()[0].contains("not loaded"), "{}", r.stderr);
+    expect(&lab.ocf("start", &[]), 0, "start repairs");
+    expect(&lab.ocf("monitor", &[]), 0, "monitor after repair");
+
+    // pluto dies: monitor fails, stop still succeeds (nothing is left to take down).
+    lab.pluto.kill();
+    let r = lab.ocf("monitor", &[]);
+    expect(&r, 1, "monitor with pluto dead");
+    assert!(
+        r.reasons()[0].contains("pluto is not running"),
+        "{}",
+        r.stderr
+    );
+    let r = lab.ocf("start", &[]);
+    expect(&r, 1, "start with pluto dead");
+    expect(&lab.ocf("stop", &[]), 0, "stop with pluto dead");
+    expect(&lab.ocf("monitor", &[]), 7, "monitor after stop");
+
+    // A restarted pluto has forgotten every conn: start loads it again.
+    lab.pluto.restart();
+    expect(&lab.ocf("start", &[]), 0, "start after pluto restart");
+    expect(
+        &lab.ocf("monitor", &[]),
+        0,
+        "monitor after pluto restart and start",
+    );
+}
+
+#[test]
+fn fallback_tunnel_is_initiated_on_stop() {
+    let lab = Lab::new("203.0.113.10");
+    lab.add_vip();
+    lab.ns.ip("addr add 203.0.113.11/24 dev v0");
+    // This node's own tunnel toward the VIP's next home; the peer does not answer here,
+    // so pluto keeps trying in the background, which is exactly what stop must not wait for.
+    lab.pluto.add_conn_file(
+        "back.conf",
+        "conn back\n\tleft=203.0.113.11\n\tright=203.0.113.99\n\tauthby=secret\n\tikev2=yes\n\tauto=add\n",
+    );
+    lab.pluto
+        .add_conn_file("rw.conf", &Lab::road_warrior_conn("rw", "203.0.113.10"));
+    let fb = [("OCF_RESKEY_fallbacktunnel", "back")];
+    expect(&lab.ocf("start", &fb), 0, "start");
+    let t0 = std::time::Instant::now();
+    expect(&lab.ocf("stop", &fb), 0, "stop");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "stop waited for the fallback tunnel"
+    );
+    let states = lab.pluto.whack("--showstates");
+    assert!(
+        states.contains("\"back\""),
+        "no IKE state for the fallback tunnel after stop:\n{states}"
+    );
+}
+
+#[test]
+fn reload_agent_changes_fallbacktunnel_only() {
+    let lab = Lab::new("192.0.2.20");
+    lab.add_vip();
+    expect(&lab.ocf("start", &[]), 0, "start");
+    expect(
+        &lab.ocf("reload-agent", &[("OCF_RESKEY_fallbacktunnel", "other")]),
+        0,
+        "reload-agent",
+    );
+    let state = std::fs::read_to_string(lab.state_dir.join("vipsec-vip-tunnel.state")).unwrap();
+    assert!(state.contains("\"fallbacktunnel\": \"other\""), "{state}");
+    expect(&lab.ocf("monitor", &[]), 0, "monitor after reload");
+    let r = lab.ocf("reload-agent", &[("OCF_RESKEY_vip", "192.0.2.21")]);
+    expect(&r, 1, "reload-agent of a non-reloadable parameter");
+    assert!(r.reasons()[0].starts_with("vip differs"), "{}", r.stderr);
+    expect(&lab.ocf("stop", &[]), 0, "stop");
+}
