@@ -30,7 +30,10 @@ fn param_args(agent: Agent) -> Vec<Arg> {
         .params()
         .iter()
         .map(|p| {
-            let mut long = format!("{}\n\n[env: OCF_RESKEY_{}]", p.longdesc, p.name);
+            let mut long = format!(
+                "{}.\n\n{}\n\n[env: OCF_RESKEY_{}]",
+                p.shortdesc, p.longdesc, p.name
+            );
             if !p.default.is_empty() {
                 long.push_str(&format!(" [default: {}]", p.default));
             }

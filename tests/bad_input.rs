@@ -1,0 +1,504 @@
+//! Bad input, as data: each row is one thing an operator can get wrong. Every row must give
+//! the OCF exit code the spec asks for, exactly one `ocf-exit-reason:` line naming the
+//! parameter, and no file written — through the OCF environment and through the CLI flags.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+struct Case {
+    name: &'static str,
+    /// Parameter overrides; "" unsets.
+    params: &'static [(&'static str, &'static str)],
+    code: i32,
+    /// What the reason must name.
+    names: &'static str,
+}
+
+const LONG_NAME: &str = "a123456789a123456789a123456789a123456789a123456789a123456789a123456789a123456789a123456789a1234567890";
+
+const CASES: &[Case] = &[
+    Case {
+        name: "vip missing",
+        params: &[("vip", "")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip with IPv4 prefix length",
+        params: &[("vip", "192.0.2.10/24")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip with IPv6 prefix length",
+        params: &[("vip", "2001:db8::10/64")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip octet out of range",
+        params: &[("vip", "192.0.2.256")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip is a word",
+        params: &[("vip", "not-an-address")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip with three octets",
+        params: &[("vip", "192.0.2")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip unspecified v4",
+        params: &[("vip", "0.0.0.0")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip broadcast",
+        params: &[("vip", "255.255.255.255")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip multicast v4",
+        params: &[("vip", "224.0.0.1")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip multicast v6",
+        params: &[("vip", "ff02::1")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip unspecified v6",
+        params: &[("vip", "::")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip with zone index",
+        params: &[("vip", "fe80::1%eth0")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip v4-mapped v6",
+        params: &[("vip", "::ffff:192.0.2.10")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip with trailing garbage",
+        params: &[("vip", "192.0.2.10 x")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "vip is two addresses",
+        params: &[("vip", "192.0.2.10,192.0.2.11")],
+        code: 6,
+        names: "vip",
+    },
+    Case {
+        name: "tunnel missing",
+        params: &[("tunnel", "")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel with shell metacharacter",
+        params: &[("tunnel", "rw;reboot")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel with space",
+        params: &[("tunnel", "rw tunnel")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel reads as an option",
+        params: &[("tunnel", "-rw")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel with path",
+        params: &[("tunnel", "rw/../x")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel non-ascii",
+        params: &[("tunnel", "röw")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel too long",
+        params: &[("tunnel", LONG_NAME)],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel command substitution",
+        params: &[("tunnel", "$(id)")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel hidden-file name",
+        params: &[("tunnel", ".rw")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "tunnel not defined in confdir",
+        params: &[("tunnel", "nope")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
+        name: "fallbacktunnel same as tunnel",
+        params: &[("fallbacktunnel", "rw")],
+        code: 6,
+        names: "fallbacktunnel",
+    },
+    Case {
+        name: "fallbacktunnel bad name",
+        params: &[("fallbacktunnel", "back up")],
+        code: 6,
+        names: "fallbacktunnel",
+    },
+    Case {
+        name: "fallbacktunnel not defined",
+        params: &[("fallbacktunnel", "elsewhere")],
+        code: 6,
+        names: "fallbacktunnel",
+    },
+    Case {
+        name: "confdir relative",
+        params: &[("confdir", "etc/ipsec.d")],
+        code: 6,
+        names: "confdir",
+    },
+    Case {
+        name: "confdir missing",
+        params: &[("confdir", "/nonexistent/vipsec/ipsec.d")],
+        code: 6,
+        names: "confdir",
+    },
+    Case {
+        name: "confdir is a file",
+        params: &[("confdir", "@FILE@")],
+        code: 6,
+        names: "confdir",
+    },
+    Case {
+        name: "ctlsocket relative",
+        params: &[("ctlsocket", "run/pluto.ctl")],
+        code: 6,
+        names: "ctlsocket",
+    },
+];
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    agent: OcfAgent,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("ipsec.d")).unwrap();
+        std::fs::write(
+            tmp.path().join("ipsec.d/rw.conf"),
+            Lab::road_warrior_conn("rw", "192.0.2.10"),
+        )
+        .unwrap();
+        std::fs::write(tmp.path().join("a-file"), "").unwrap();
+        Fixture {
+            tmp,
+            agent: OcfAgent::new(),
+        }
+    }
+
+    fn params(&self, case: &Case) -> Vec<(String, String)> {
+        let confdir = self.tmp.path().join("ipsec.d").display().to_string();
+        let mut p: Vec<(String, String)> = vec![
+            ("tunnel".into(), "rw".into()),
+            ("vip".into(), "192.0.2.10".into()),
+            ("confdir".into(), confdir),
+        ];
+        for (k, v) in case.params {
+            p.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                let v = v.replace(
+                    "@FILE@",
+                    &self.tmp.path().join("a-file").display().to_string(),
+                );
+                p.push((k.to_string(), v));
+            }
+        }
+        p
+    }
+
+    fn dirs(&self, tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        (
+            self.tmp.path().join(format!("state-{tag}")),
+            self.tmp.path().join(format!("run-{tag}")),
+        )
+    }
+}
+
+#[track_caller]
+fn check(case: &Case, how: &str, run: &Run, state: &Path, rundir: &Path) {
+    let ctx = format!(
+        "case {:?} via {how}: stdout={:?} stderr={:?}",
+        case.name, run.stdout, run.stderr
+    );
+    assert_eq!(run.code, case.code, "{ctx}");
+    let reasons = run.reasons();
+    assert_eq!(reasons.len(), 1, "exactly one exit reason expected; {ctx}");
+    assert!(
+        reasons[0].starts_with(&format!("{}:", case.names)),
+        "reason must name {}; {ctx}",
+        case.names
+    );
+    assert!(
+        reasons[0].contains("OCF_ERR_CONFIGURED"),
+        "reason must name the code; {ctx}"
+    );
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"),
+        "{ctx}"
+    );
+    assert!(
+        files_under(state).is_empty() && !state.exists(),
+        "state written: {:?}; {ctx}",
+        files_under(state)
+    );
+    assert!(!rundir.exists(), "run dir written; {ctx}");
+}
+
+#[test]
+fn every_bad_input_is_refused_before_anything_is_touched() {
+    assert!(CASES.len() >= 25);
+    let fx = Fixture::new();
+    for (i, case) in CASES.iter().enumerate() {
+        for action in ["validate-all", "start"] {
+            // Through the OCF environment.
+            let (state, rundir) = fx.dirs(&format!("{i}-{action}-ocf"));
+            let mut env = env_of(&[
+                ("OCF_ROOT", "/usr/lib/ocf"),
+                ("OCF_RESOURCE_INSTANCE", "bad"),
+            ]);
+            for (k, v) in fx.params(case) {
+                env.insert(format!("OCF_RESKEY_{k}"), v);
+            }
+            env.insert("HA_RSCTMP".into(), state.display().to_string());
+            env.insert("VIPSEC_RUN_DIR".into(), rundir.display().to_string());
+            let run = Run::from(
+                ocf_command(&fx.agent.path, action, None, &env)
+                    .output()
+                    .unwrap(),
+            );
+            check(case, &format!("OCF {action}"), &run, &state, &rundir);
+
+            // Through the command line.
+            let (state, rundir) = fx.dirs(&format!("{i}-{action}-cli"));
+            let mut cmd = std::process::Command::new(vipsec_bin());
+            cmd.arg(action)
+                .env("HA_RSCTMP", &state)
+                .env("VIPSEC_RUN_DIR", &rundir);
+            for (k, v) in fx.params(case) {
+                cmd.arg(format!("--{k}={v}"));
+            }
+            let run = Run::from(cmd.output().unwrap());
+            check(case, &format!("CLI {action}"), &run, &state, &rundir);
+        }
+    }
+}
+
+#[test]
+fn bad_invocations_are_argument_errors() {
+    let fx = Fixture::new();
+    let base = |extra: &[(&str, &str)]| {
+        let mut env = env_of(&[
+            ("OCF_RESOURCE_INSTANCE", "bad"),
+            ("OCF_RESKEY_tunnel", "rw"),
+            ("OCF_RESKEY_vip", "192.0.2.10"),
+        ]);
+        env.insert(
+            "OCF_RESKEY_confdir".into(),
+            fx.tmp.path().join("ipsec.d").display().to_string(),
+        );
+        env.insert(
+            "HA_RSCTMP".into(),
+            fx.tmp.path().join("state-args").display().to_string(),
+        );
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    };
+    let cases: &[(&str, &[(&str, &str)], i32, &str)] = &[
+        (
+            "monitor",
+            &[("OCF_RESKEY_CRM_meta_timeout", "soon")],
+            2,
+            "timeout",
+        ),
+        (
+            "monitor",
+            &[("OCF_RESKEY_CRM_meta_interval", "often")],
+            2,
+            "OCF_RESKEY_CRM_meta_interval",
+        ),
+        (
+            "monitor",
+            &[("OCF_CHECK_LEVEL", "deep")],
+            2,
+            "OCF_CHECK_LEVEL",
+        ),
+        ("promote", &[], 3, "promote"),
+        ("migrate_to", &[], 3, "migrate_to"),
+    ];
+    for (action, extra, code, names) in cases {
+        let run = Run::from(
+            ocf_command(&fx.agent.path, action, None, &base(extra))
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(run.code, *code, "{action} {extra:?}: {}", run.stderr);
+        assert_eq!(run.reasons().len(), 1, "{}", run.stderr);
+        assert!(
+            run.reasons()[0].contains(names),
+            "{action} {extra:?}: {}",
+            run.stderr
+        );
+    }
+    // No action at all: usage, and OCF_ERR_ARGS.
+    let run = Run::from(std::process::Command::new(&fx.agent.path).output().unwrap());
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stdout.starts_with("usage: ipsec {start|stop|monitor|"),
+        "{}",
+        run.stdout
+    );
+    // By hand: unknown flags are argument errors, unknown actions unimplemented.
+    let run = Run::from(
+        std::process::Command::new(vipsec_bin())
+            .args(["monitor", "--vipp", "x"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.reasons()[0].contains("--vipp"), "{}", run.stderr);
+    let run = Run::from(
+        std::process::Command::new(vipsec_bin())
+            .args(["promote"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+}
+
+#[test]
+fn missing_ipsec_is_not_installed_except_on_a_probe() {
+    let fx = Fixture::new();
+    let mut env = env_of(&[
+        ("OCF_RESOURCE_INSTANCE", "noipsec"),
+        ("OCF_RESKEY_tunnel", "rw"),
+        ("OCF_RESKEY_vip", "192.0.2.10"),
+        ("PATH", "/nonexistent"),
+    ]);
+    env.insert(
+        "OCF_RESKEY_confdir".into(),
+        fx.tmp.path().join("ipsec.d").display().to_string(),
+    );
+    env.insert(
+        "HA_RSCTMP".into(),
+        fx.tmp.path().join("state-noipsec").display().to_string(),
+    );
+    for action in ["validate-all", "start"] {
+        let run = Run::from(
+            ocf_command(&fx.agent.path, action, None, &env)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(run.code, 5, "{action}: {}", run.stderr);
+        assert!(
+            run.reasons()[0].contains("ipsec command (libreswan) is not installed"),
+            "{}",
+            run.stderr
+        );
+    }
+    // A probe (no interval) of a resource that was never started: not running.
+    let run = Run::from(
+        ocf_command(&fx.agent.path, "monitor", None, &env)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 7, "probe: {}", run.stderr);
+    // Stop of a stopped resource succeeds even without libreswan.
+    let run = Run::from(
+        ocf_command(&fx.agent.path, "stop", None, &env)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "stop: {}", run.stderr);
+    // ocf-tester's way of pretending the programs are gone (OCF_TESTER_FAIL_HAVE_BINARY).
+    env.insert("PATH".into(), std::env::var("PATH").unwrap());
+    env.insert("OCF_TESTER_FAIL_HAVE_BINARY".into(), "1".into());
+    let run = Run::from(
+        ocf_command(&fx.agent.path, "validate-all", None, &env)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 5, "{}", run.stderr);
+}
+
+#[test]
+fn unknown_parameters_are_warned_about_not_refused() {
+    let fx = Fixture::new();
+    let logfile = fx.tmp.path().join("ha.log");
+    let mut env = env_of(&[
+        ("OCF_RESOURCE_INSTANCE", "warned"),
+        ("OCF_RESKEY_tunnel", "rw"),
+        ("OCF_RESKEY_vip", "192.0.2.10"),
+        ("OCF_RESKEY_tunel", "typo"),
+        ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+    ]);
+    env.insert(
+        "OCF_RESKEY_confdir".into(),
+        fx.tmp.path().join("ipsec.d").display().to_string(),
+    );
+    env.insert("HA_LOGFILE".into(), logfile.display().to_string());
+    let run = Run::from(
+        ocf_command(&fx.agent.path, "validate-all", None, &env)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(log.contains("vipsec(warned)"), "{log}");
+    assert!(
+        log.contains("WARNING: ignoring unknown parameter \"tunel\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains("CRM_meta"),
+        "resource manager attributes are not parameters: {log}"
+    );
+}

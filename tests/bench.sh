@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Whole-process wall time of the hot paths, measured with hyperfine on the release build.
+# Prints a table of medians; README quotes it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=$PWD/target/release/vipsec
+[ -x "$B" ] || cargo build --release --locked
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+mkdir -p "$W/state" "$W/ipsec.d"
+printf 'conn rw\n\tleft=127.0.0.1\n\tright=%%any\n' > "$W/ipsec.d/rw.conf"
+export HA_RSCTMP=$W/state
+RUNS=${BENCH_RUNS:-300}
+hyperfine -N -i --warmup 20 --runs "$RUNS" --export-json "$W/foundation.json" \
+  -n "vipsec meta-data" "$B meta-data" \
+  -n "vipsec vip (VIP-only check)" "$B vip --vip 127.0.0.1" \
+  -n "vipsec monitor (stopped resource)" "$B monitor --tunnel rw --vip 127.0.0.1 --confdir $W/ipsec.d" \
+  >/dev/null
+echo "| command | median | mean ± σ |"
+echo "|---|---|---|"
+python3 - "$W/foundation.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"| `{r['command']}` | {r['median']*1e3:.2f} ms | {r['mean']*1e3:.2f} ± {r['stddev']*1e3:.2f} ms |")
+PY

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The main job, on a fresh Debian 12 machine, as root: two cluster "nodes" (A, B) and a
+# client (C) as network namespaces on one bridge, each with its own pluto. The VIP lives
+# on A, vipsec starts the road-warrior tunnel there; then the VIP moves to B the way
+# Pacemaker moves it (stop on A, address moved, start on B). Prints what vipsec reports.
+# This machine's kernel has no ESP: the demo shows the control plane; tests/lab shows traffic.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run as root: the demo creates network namespaces" >&2; exit 1; }
+./tests/deps.sh
+cargo build --release --locked 2>&1 | tail -1
+B=$PWD/target/release/vipsec
+VIP=192.0.2.100
+W=$(mktemp -d /tmp/vipsec-demo.XXXXXX)
+PIDS=()
+cleanup() {
+  for n in a b c; do
+    ip netns exec vdemo-$n ipsec whack --ctlsocket "$W/$n/run/pluto.ctl" --shutdown >/dev/null 2>&1 || true
+  done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for n in a b c sw; do ip netns del vdemo-$n 2>/dev/null || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@" || printf '(exit code %s)\n' "$?"; }
+
+step "three hosts on one bridge: A=192.0.2.1 B=192.0.2.2 C=192.0.2.3"
+ip netns add vdemo-sw; ip -n vdemo-sw link add br0 type bridge; ip -n vdemo-sw link set br0 up
+i=1
+for n in a b c; do
+  ip netns add vdemo-$n; ip -n vdemo-$n link set lo up
+  ip link add eth0 netns vdemo-$n type veth peer name p$n netns vdemo-sw
+  ip -n vdemo-sw link set p$n master br0; ip -n vdemo-sw link set p$n up
+  ip -n vdemo-$n link set eth0 up; ip -n vdemo-$n addr add 192.0.2.$i/24 dev eth0
+  i=$((i+1))
+done
+
+step "one pluto per host, each with its own rundir, NSS db, ipsec.d and secrets"
+for n in a b c; do
+  d=$W/$n; mkdir -p "$d/run" "$d/nss" "$d/ipsec.d"
+  ipsec initnss --nssdir "$d/nss" >/dev/null
+  # A demo key, in a 0600 file only pluto reads; never on a command line.
+  (umask 077; echo "%any %any : PSK \"demo-only-not-a-secret-0123456789abcdef\"" > "$d/ipsec.secrets")
+  printf 'config setup\n\tlogfile=%s/pluto.log\n' "$d" > "$d/ipsec.conf"
+  ip netns exec vdemo-$n ipsec pluto --nofork --config "$d/ipsec.conf" --rundir "$d/run" \
+    --nssdir "$d/nss" --ipsecdir "$d/ipsec.d" --secretsfile "$d/ipsec.secrets" \
+    --logfile "$d/pluto.log" </dev/null >/dev/null 2>&1 &
+  PIDS+=($!)
+done
+for n in a b c; do
+  for _ in $(seq 100); do [ -S "$W/$n/run/pluto.ctl" ] && break; sleep 0.05; done
+done
+# The same road-warrior conn on both cluster nodes: the VIP is the local end.
+for n in a b; do
+  printf 'conn rw\n\tleft=%s\n\tright=%%any\n\tauthby=secret\n\tikev2=yes\n\tauto=ignore\n' "$VIP" > "$W/$n/ipsec.d/rw.conf"
+done
+printf 'conn tovip\n\tleft=192.0.2.3\n\tright=%s\n\tauthby=secret\n\tikev2=yes\n\tauto=ignore\n' "$VIP" > "$W/c/ipsec.d/tovip.conf"
+echo "pluto running in vdemo-a, vdemo-b, vdemo-c"
+
+node() {  # node a|b ACTION...: the agent, by hand, on that node
+  local n=$1; shift
+  HA_RSCTMP=$W/$n/state VIPSEC_RUN_DIR=$W/$n/vipsec ip netns exec vdemo-$n "$B" "$@" \
+    --instance vip-tunnel --tunnel rw --vip $VIP --confdir "$W/$n/ipsec.d" --ctlsocket "$W/$n/run/pluto.ctl"
+}
+
+step "before the VIP exists: monitor on A and B (7 = cleanly stopped)"
+show node a monitor
+show node b monitor
+step "the VIP appears on A (Pacemaker's IPaddr2 would do this)"
+show ip -n vdemo-a addr add $VIP/24 dev eth0
+show ip netns exec vdemo-a "$B" vip --vip $VIP
+show ip netns exec vdemo-b "$B" vip --vip $VIP
+step "start on B is refused: the VIP is not there"
+show node b start
+step "start on A, then monitor"
+show node a start
+show node a monitor --json
+echo "pluto on A now:"
+ip netns exec vdemo-a ipsec whack --ctlsocket "$W/a/run/pluto.ctl" --status | grep -E '"rw":     (un)?oriented|UDP 192.0.2.100:500'
+
+step "failover: stop on A, VIP moved to B, start on B"
+show node a stop
+show node a monitor
+show ip -n vdemo-a addr del $VIP/24 dev eth0
+show ip -n vdemo-b addr add $VIP/24 dev eth0
+show node b start
+show node b monitor
+echo "pluto on B now:"
+ip netns exec vdemo-b ipsec whack --ctlsocket "$W/b/run/pluto.ctl" --status | grep -E '"rw":     (un)?oriented|UDP 192.0.2.100:500'
+
+step "the VIP vanishes behind the cluster's back: monitor on B fails (1)"
+show ip -n vdemo-b addr del $VIP/24 dev eth0
+show node b monitor
+show ip -n vdemo-b addr add $VIP/24 dev eth0
+show node b monitor
+show node b stop
+echo; echo "demo finished"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh Debian 12 machine (run as root).
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+PKGS=(libreswan resource-agents libxml2-utils pacemaker pacemaker-cli-utils corosync pcs
+      iproute2 util-linux hyperfine procps python3)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
