@@ -225,9 +225,8 @@ pub struct Context {
     pub instance: String,
     /// Recurring monitor interval; `None` for a probe (or any non-recurring action).
     pub interval: Option<Duration>,
-    /// OCF_CHECK_LEVEL. Depth 0 is all there is yet; deeper requests get depth 0, as the
-    /// OCF API advises for unimplemented levels.
-    #[allow(dead_code)]
+    /// OCF_CHECK_LEVEL: 0 asks the kernel only; 10 (and above) also asks the IKE daemon
+    /// and reads the XFRM policies and SAs.
     pub check_level: u32,
     /// HA_RSCTMP: where per-instance state lives.
     pub state_dir: PathBuf,

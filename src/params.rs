@@ -188,6 +188,13 @@ const IPSEC_ACTIONS: &[ActionSpec] = &[
         ocf_1_1: false,
     },
     ActionSpec {
+        name: "monitor",
+        timeout: "20s",
+        interval: Some("60s"),
+        depth: Some("10"),
+        ocf_1_1: false,
+    },
+    ActionSpec {
         name: "reload-agent",
         timeout: "20s",
         interval: None,

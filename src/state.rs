@@ -30,6 +30,9 @@ pub struct IpsecState {
     pub fallbacktunnel: Option<String>,
     pub ctlsocket: PathBuf,
     pub confdir: PathBuf,
+    /// The IKE daemon instance that had the conn oriented when start returned.
+    #[serde(default)]
+    pub daemon_instance: Option<u64>,
     /// Seconds since the epoch.
     pub started_at: u64,
 }
@@ -216,6 +219,7 @@ mod tests {
             fallbacktunnel: None,
             ctlsocket: "/run/pluto/pluto.ctl".into(),
             confdir: "/etc/ipsec.d".into(),
+            daemon_instance: Some(7),
             started_at: 1,
         }
     }

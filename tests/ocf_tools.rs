@@ -68,6 +68,7 @@ fn meta_data_is_valid_against_the_ocf_dtd() {
     assert!(xml.contains(r#"<parameter name="tunnel" unique="1" required="1">"#));
     assert!(xml.contains(r#"<content type="string" default="/etc/ipsec.d/"/>"#));
     assert!(xml.contains(r#"<action name="monitor" timeout="20s" interval="10s" depth="0"/>"#));
+    assert!(xml.contains(r#"<action name="monitor" timeout="20s" interval="60s" depth="10"/>"#));
 }
 
 #[test]

@@ -108,10 +108,16 @@ fn monitor_detects_failures() {
     lab.add_vip();
     expect(&lab.ocf("monitor", &[]), 0, "monitor with the VIP back");
 
-    // The conn is deleted behind the cluster's back.
+    // The conn is deleted behind the cluster's back: depth 0 asks only the kernel (pluto
+    // is the same and listens on the VIP), depth 10 asks pluto and sees it.
     lab.pluto.whack("--name rw --delete");
-    let r = lab.ocf("monitor", &[]);
-    expect(&r, 1, "monitor with the conn gone");
+    expect(
+        &lab.ocf("monitor", &[]),
+        0,
+        "depth-0 monitor with the conn gone",
+    );
+    let r = lab.ocf("monitor", &[("OCF_CHECK_LEVEL", "10")]);
+    expect(&r, 1, "depth-10 monitor with the conn gone");
     assert!(r.reasons()[0].contains("not loaded"), "{}", r.stderr);
     expect(&lab.ocf("start", &[]), 0, "start repairs");
     expect(&lab.ocf("monitor", &[]), 0, "monitor after repair");
@@ -184,5 +190,50 @@ fn reload_agent_changes_fallbacktunnel_only() {
     let r = lab.ocf("reload-agent", &[("OCF_RESKEY_vip", "192.0.2.21")]);
     expect(&r, 1, "reload-agent of a non-reloadable parameter");
     assert!(r.reasons()[0].starts_with("vip differs"), "{}", r.stderr);
+    expect(&lab.ocf("stop", &[]), 0, "stop");
+}
+
+#[test]
+fn depth_10_reads_the_kernels_xfrm_state_for_the_vip() {
+    let lab = Lab::new("192.0.2.30");
+    lab.add_vip();
+    expect(&lab.ocf("start", &[]), 0, "start");
+    // What pluto installs when a client connects: policies with the VIP as an endpoint,
+    // and (during negotiation) a larval SA. Policies install on this kernel; full ESP SAs
+    // need the real-kernel lab, but an SPI allocation shows the SA path.
+    lab.ns.ip("xfrm policy add src 192.0.2.30/32 dst 198.51.100.7/32 dir out tmpl src 192.0.2.30 dst 198.51.100.7 proto esp mode transport");
+    lab.ns.ip("xfrm policy add src 198.51.100.7/32 dst 192.0.2.30/32 dir in tmpl src 198.51.100.7 dst 192.0.2.30 proto esp mode transport");
+    lab.ns.ip("xfrm policy add src 203.0.113.1/32 dst 203.0.113.2/32 dir out tmpl src 203.0.113.1 dst 203.0.113.2 proto esp mode transport");
+    lab.ns
+        .ip("xfrm state allocspi src 198.51.100.7 dst 192.0.2.30 proto esp");
+    let r = lab.cli("monitor", &["--json", "--check-level", "10"]);
+    expect(&r, 0, "depth-10 monitor");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let policies = v["xfrm"]["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 2, "only the VIP's policies: {}", r.stdout);
+    assert!(policies.iter().any(|p| p["dir"] == "out"
+        && p["dst"] == "198.51.100.7/32"
+        && p["tmpl"][0]["mode"] == "transport"));
+    assert!(policies
+        .iter()
+        .any(|p| p["dir"] == "in" && p["src"] == "198.51.100.7/32"));
+    let sas = v["xfrm"]["sas"].as_array().unwrap();
+    assert_eq!(sas.len(), 1, "{}", r.stdout);
+    assert_eq!(
+        sas[0]["established"], false,
+        "a larval SA carries no traffic"
+    );
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no peer has an SA"),
+        "{}",
+        r.stdout
+    );
+    // Depth 0 does not read XFRM at all.
+    let r = lab.cli("monitor", &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(v.get("xfrm").is_none());
     expect(&lab.ocf("stop", &[]), 0, "stop");
 }

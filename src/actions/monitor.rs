@@ -1,5 +1,12 @@
 //! monitor: three honest states. 0: started, VIP here, conn loaded and oriented.
 //! 7: cleanly stopped (no state). 1: started but broken.
+//!
+//! Depth 0 (every interval) asks only the kernel: the VIP is here, the pluto that
+//! oriented the conn at start is still the one running (its control socket's inode), and
+//! it listens for IKE on the VIP. Only if pluto changed does it ask pluto. Depth 10 also
+//! asks pluto for the conn's orientation and reads the kernel's XFRM policies and SAs for
+//! the VIP. A road-warrior conn with no client connected is normal: depth 10 then
+//! returns 0 and says so (clients come and go; that is not this node's failure).
 
 use serde::Serialize;
 
@@ -7,7 +14,10 @@ use super::Env;
 use crate::error::{Error, Result};
 use crate::ike::ConnState;
 use crate::kernel::addr::AddressLocation;
+use crate::kernel::{sockets, xfrm};
 use crate::state::LockKind;
+
+const IKE_PORTS: [u16; 2] = [500, 4500];
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -20,12 +30,24 @@ pub struct Report {
     pub state: &'static str,
     pub exit_code: i32,
     pub reason: String,
+    pub check_level: u32,
+    /// Depth 10: the kernel's policies and SAs with the VIP as an endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xfrm: Option<xfrm::XfrmView>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Default)]
+struct Findings {
+    vip_at: Option<AddressLocation>,
+    xfrm: Option<xfrm::XfrmView>,
+    warnings: Vec<String>,
 }
 
 /// Runs the checks; the report describes what was found, the result is the exit code.
 pub fn run(env: &Env) -> (Report, Result<()>) {
-    let mut vip_at: Option<AddressLocation> = None;
-    let result = check(env, &mut vip_at);
+    let mut found = Findings::default();
+    let result = check(env, &mut found);
     let (state, reason) = match &result {
         Ok(()) => (
             "running",
@@ -37,33 +59,39 @@ pub fn run(env: &Env) -> (Report, Result<()>) {
         Err(Error::NotRunning(r)) => ("stopped", r.clone()),
         Err(e) => ("failed", e.reason().to_string()),
     };
+    for w in &found.warnings {
+        log::warn!("{w}");
+    }
     let report = Report {
         instance: env.ctx.instance.clone(),
         tunnel: env.cfg.tunnel.to_string(),
         vip: env.cfg.vip,
-        vip_local: vip_at.is_some(),
-        vip_interface: vip_at.map(|a| a.interface),
+        vip_local: found.vip_at.is_some(),
+        vip_interface: found.vip_at.map(|a| a.interface),
         state,
         exit_code: result.as_ref().err().map_or(0, Error::code),
         reason,
+        check_level: env.ctx.check_level,
+        xfrm: found.xfrm,
+        warnings: found.warnings,
     };
     (report, result)
 }
 
-fn check(env: &Env, vip_at: &mut Option<AddressLocation>) -> Result<()> {
+fn check(env: &Env, found: &mut Findings) -> Result<()> {
+    let (cfg, tunnel) = (env.cfg, &env.cfg.tunnel);
     let _lock = env.store.lock(LockKind::Shared, env.deadline)?;
     // The VIP is looked up even when stopped: by hand, "is the VIP here?" is half the answer.
-    *vip_at = env.vip_location()?;
+    found.vip_at = env.vip_location()?;
     let Some(state) = env.store.read()? else {
         return Err(Error::NotRunning(format!(
-            "tunnel {} is not started on this node",
-            env.cfg.tunnel
+            "tunnel {tunnel} is not started on this node"
         )));
     };
-    if state.tunnel != env.cfg.tunnel.as_str() || state.vip != env.cfg.vip {
+    if state.tunnel != tunnel.as_str() || state.vip != cfg.vip {
         return Err(Error::Generic(format!(
-            "this instance was started for tunnel {} on VIP {}, not {} on {}; stop it before changing tunnel or vip",
-            state.tunnel, state.vip, env.cfg.tunnel, env.cfg.vip
+            "this instance was started for tunnel {} on VIP {}, not {tunnel} on {}; stop it before changing tunnel or vip",
+            state.tunnel, state.vip, cfg.vip
         )));
     }
     if let Err(e) = env.ike.check_installed() {
@@ -74,24 +102,53 @@ fn check(env: &Env, vip_at: &mut Option<AddressLocation>) -> Result<()> {
             e
         });
     }
-    if vip_at.is_none() {
+    if found.vip_at.is_none() {
         return Err(Error::Generic(format!(
-            "VIP {} is no longer configured on this node, but tunnel {} was started here",
-            env.cfg.vip, env.cfg.tunnel
+            "VIP {} is no longer configured on this node, but tunnel {tunnel} was started here",
+            cfg.vip
         )));
     }
-    if !env.ike.daemon_running() {
+    let Some(daemon) = env.ike.daemon_instance() else {
         return Err(env.daemon_not_running());
+    };
+    let ask_daemon = env.ctx.check_level >= 10 || state.daemon_instance != Some(daemon);
+    if ask_daemon {
+        if state.daemon_instance.is_some_and(|d| d != daemon) {
+            found
+                .warnings
+                .push("pluto was restarted since start; asking it for the conn".into());
+        }
+        match env.ike.status(tunnel, env.deadline)?.conn {
+            ConnState::Oriented => {}
+            ConnState::Unoriented => {
+                return Err(Error::Generic(format!(
+                    "tunnel {tunnel} is loaded but not oriented on VIP {}; pluto may not listen on it (whack --listen)",
+                    cfg.vip
+                )))
+            }
+            ConnState::Absent => {
+                return Err(Error::Generic(format!(
+                    "tunnel {tunnel} is not loaded in pluto{}",
+                    if state.daemon_instance != Some(daemon) { " (pluto was restarted since start)" } else { "" }
+                )))
+            }
+        }
     }
-    match env.ike.status(&env.cfg.tunnel, env.deadline)?.conn {
-        ConnState::Oriented => Ok(()),
-        ConnState::Unoriented => Err(Error::Generic(format!(
-            "tunnel {} is loaded but not oriented on VIP {}; pluto may not listen on it (whack --listen)",
-            env.cfg.tunnel, env.cfg.vip
-        ))),
-        ConnState::Absent => Err(Error::Generic(format!(
-            "tunnel {} is not loaded in pluto (was pluto restarted?)",
-            env.cfg.tunnel
-        ))),
+    if !sockets::udp_bound(cfg.vip, &IKE_PORTS) {
+        return Err(Error::Generic(format!(
+            "pluto does not listen for IKE on VIP {} (UDP 500/4500); restart the resource to make it listen",
+            cfg.vip
+        )));
     }
+    if env.ctx.check_level >= 10 {
+        let view = xfrm::dump(env.deadline)?.involving(cfg.vip);
+        if !view.sas.iter().any(|s| s.established) {
+            found.warnings.push(format!(
+                "tunnel {tunnel}: no peer has an SA with VIP {} right now (fine for a road-warrior conn between clients)",
+                cfg.vip
+            ));
+        }
+        found.xfrm = Some(view);
+    }
+    Ok(())
 }

@@ -16,43 +16,60 @@ pub fn run(env: &Env) -> Result<()> {
         return Err(env.daemon_not_running());
     }
     let tunnel = &env.cfg.tunnel;
-    let already = env.ike.status(tunnel, env.deadline)?.conn == ConnState::Oriented;
-    if already && env.store.read()?.is_some() {
-        log::info!(
-            "tunnel {tunnel} is already loaded and oriented on VIP {}",
-            env.cfg.vip
-        );
-        return Ok(());
-    }
-    // Record first: if anything below fails, monitor reports failed (1), and stop knows
-    // what to clean up, instead of a half-started resource looking cleanly stopped.
-    env.store.write(&IpsecState {
-        format: STATE_FORMAT,
-        instance: env.ctx.instance.clone(),
-        tunnel: tunnel.to_string(),
-        vip: env.cfg.vip,
-        fallbacktunnel: env.cfg.fallbacktunnel.as_ref().map(ToString::to_string),
-        ctlsocket: env.cfg.ctlsocket.clone(),
-        confdir: env.cfg.confdir.clone(),
-        started_at: IpsecState::now(),
-    })?;
-    if !already {
-        env.ike.load(tunnel, &env.cfg.confdir, env.deadline)?;
-    }
-    // pluto only binds addresses it has seen: the VIP may have arrived after pluto started.
-    env.ike.listen(env.deadline)?;
-    let status = env.ike.status(tunnel, env.deadline)?;
-    match status.conn {
-        ConnState::Oriented => {
-            log::info!("tunnel {tunnel} loaded and oriented on VIP {} ({})", env.cfg.vip, at.interface);
-            Ok(())
+    let mut state = match env.store.read().ok().flatten() {
+        Some(s) if env.ike.status(tunnel, env.deadline)?.conn == ConnState::Oriented => {
+            log::info!(
+                "tunnel {tunnel} is already loaded and oriented on VIP {}",
+                env.cfg.vip
+            );
+            s
         }
-        ConnState::Unoriented => Err(Error::Generic(format!(
-            "pluto loaded {tunnel} but cannot orient it on VIP {}: check that the conn's left (or right) is the VIP",
-            env.cfg.vip
-        ))),
-        ConnState::Absent => Err(Error::Generic(format!(
-            "pluto does not list {tunnel} after loading it; see pluto's log"
-        ))),
+        _ => {
+            // Record first: if anything below fails, monitor reports failed (1) and stop
+            // knows what to clean up, instead of a half-started resource looking stopped.
+            let s = IpsecState {
+                format: STATE_FORMAT,
+                instance: env.ctx.instance.clone(),
+                tunnel: tunnel.to_string(),
+                vip: env.cfg.vip,
+                fallbacktunnel: env.cfg.fallbacktunnel.as_ref().map(ToString::to_string),
+                ctlsocket: env.cfg.ctlsocket.clone(),
+                confdir: env.cfg.confdir.clone(),
+                daemon_instance: None,
+                started_at: IpsecState::now(),
+            };
+            env.store.write(&s)?;
+            env.ike.load(tunnel, &env.cfg.confdir, env.deadline)?;
+            // pluto only binds addresses it has seen: the VIP may be newer than pluto.
+            env.ike.listen(env.deadline)?;
+            match env.ike.status(tunnel, env.deadline)?.conn {
+                ConnState::Oriented => {}
+                ConnState::Unoriented => {
+                    return Err(Error::Generic(format!(
+                        "pluto loaded {tunnel} but cannot orient it on VIP {}: check that the conn's left (or right) is the VIP",
+                        env.cfg.vip
+                    )))
+                }
+                ConnState::Absent => {
+                    return Err(Error::Generic(format!(
+                        "pluto does not list {tunnel} after loading it; see pluto's log"
+                    )))
+                }
+            }
+            log::info!(
+                "tunnel {tunnel} loaded and oriented on VIP {} ({})",
+                env.cfg.vip,
+                at.interface
+            );
+            s
+        }
+    };
+    // Remember which pluto has the conn: a monitor that finds the same pluto alive and
+    // listening on the VIP need not ask it again.
+    let instance = env.ike.daemon_instance();
+    if state.daemon_instance != instance {
+        state.daemon_instance = instance;
+        env.store.write(&state)?;
     }
+    Ok(())
 }

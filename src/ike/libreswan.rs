@@ -2,7 +2,6 @@
 //! always with `--ctlsocket` so several plutos can run side by side.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -119,8 +118,10 @@ impl IkeBackend for Libreswan {
         self.ipsec().map(|_| ())
     }
 
-    fn daemon_running(&self) -> bool {
-        UnixStream::connect(&self.ctlsocket).is_ok()
+    fn daemon_instance(&self) -> Option<u64> {
+        // pluto logs an error for every connection that sends no command, so liveness
+        // comes from the kernel's table of listening sockets instead of a connect().
+        crate::kernel::sockets::listening_unix_socket(&self.ctlsocket)
     }
 
     fn load(&self, conn: &ConnName, confdir: &Path, deadline: Instant) -> Result<()> {

@@ -34,8 +34,14 @@ pub struct DaemonStatus {
 pub trait IkeBackend {
     /// The daemon's tools are installed (OCF_ERR_INSTALLED otherwise).
     fn check_installed(&self) -> Result<()>;
-    /// The daemon answers on its control socket.
-    fn daemon_running(&self) -> bool;
+    /// Names the running daemon instance (it changes when the daemon restarts, and a
+    /// restarted daemon has forgotten what it was told); `None` when it is not running.
+    /// Asks the kernel, not the daemon: cheap enough for every monitor.
+    fn daemon_instance(&self) -> Option<u64>;
+
+    fn daemon_running(&self) -> bool {
+        self.daemon_instance().is_some()
+    }
     /// Loads `conn` from the conn files under `confdir`.
     fn load(&self, conn: &ConnName, confdir: &Path, deadline: Instant) -> Result<()>;
     /// Makes the daemon (re)scan interfaces, so it listens on addresses that appeared.

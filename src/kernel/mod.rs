@@ -2,6 +2,8 @@
 //! async runtime they need stay inside this module; callers get plain functions.
 
 pub mod addr;
+pub mod sockets;
+pub mod xfrm;
 
 use std::future::Future;
 use std::time::Instant;

@@ -1,0 +1,113 @@
+//! Which sockets exist in this network namespace, from the kernel's /proc/net tables
+//! (a stable kernel ABI). Lets monitor see that pluto is alive, which pluto it is, and
+//! that it listens for IKE on the VIP — without talking to pluto, whose control socket
+//! logs an error for every connection that sends no command.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+/// The kernel inode of the listening unix socket bound at `path`, if a process listens
+/// there. A restarted daemon gets a new inode: the inode names the daemon instance.
+pub fn listening_unix_socket(path: &Path) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let wanted = path.to_str()?;
+    let canonical = std::fs::canonicalize(path).ok();
+    let found = parse_unix_listeners(&table).find_map(|(inode, bound)| {
+        let same = bound == wanted
+            || canonical
+                .as_deref()
+                .is_some_and(|c| std::fs::canonicalize(bound).ok().as_deref() == Some(c));
+        same.then_some(inode)
+    });
+    found
+}
+
+/// (inode, path) of every listening, path-bound unix socket in a /proc/net/unix table.
+pub(crate) fn parse_unix_listeners(table: &str) -> impl Iterator<Item = (u64, &str)> {
+    const SO_ACCEPTCON: u32 = 0x0001_0000;
+    table.lines().skip(1).filter_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // Num RefCount Protocol Flags Type St Inode Path
+        let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+        let path = f.get(7)?;
+        if flags & SO_ACCEPTCON == 0 || !path.starts_with('/') {
+            return None;
+        }
+        Some((f.get(6)?.parse().ok()?, *path))
+    })
+}
+
+/// Is a UDP socket bound to `addr` on one of `ports`?
+pub fn udp_bound(addr: IpAddr, ports: &[u16]) -> bool {
+    let file = if addr.is_ipv4() {
+        "/proc/net/udp"
+    } else {
+        "/proc/net/udp6"
+    };
+    std::fs::read_to_string(file)
+        .is_ok_and(|t| parse_udp_bound(&t).any(|(a, p)| a == addr && ports.contains(&p)))
+}
+
+/// Local (address, port) of every socket in a /proc/net/udp or udp6 table. Addresses are
+/// hex 32-bit words in host byte order.
+pub(crate) fn parse_udp_bound(table: &str) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
+    table.lines().skip(1).filter_map(|line| {
+        let local = line.split_whitespace().nth(1)?;
+        let (hex, port) = local.split_once(':')?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        let word = |i: usize| u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok();
+        let addr = match hex.len() {
+            8 => IpAddr::V4(Ipv4Addr::from(word(0)?.to_ne_bytes())),
+            32 => {
+                let mut b = [0u8; 16];
+                for i in 0..4 {
+                    b[i * 4..i * 4 + 4].copy_from_slice(&word(i)?.to_ne_bytes());
+                }
+                IpAddr::V6(Ipv6Addr::from(b))
+            }
+            _ => return None,
+        };
+        Some((addr, port))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured in a namespace running pluto (libreswan 4.10), x86_64.
+    const UNIX: &str = "Num       RefCount Protocol Flags    Type St Inode Path
+00000000795aced3: 00000002 00000000 00010000 0001 01 40178 /run/pluto/pluto.ctl
+000000003ce2aced: 00000003 00000000 00000000 0001 03  1603
+00000000aaaaaaaa: 00000002 00000000 00000000 0001 01 40180 /run/pluto/other.sock
+";
+    const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 2800: 0100007F:01F4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 40207 2 00000000a46e6226 0
+ 2800: 0A0200C0:01F4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 40205 2 00000000d248070a 0
+ 6800: 0A0200C0:1194 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 40206 2 000000001797a651 0
+";
+    const UDP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 2800: 00000000000000000000000001000000:01F4 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 40209 2 00000000593bda27 0
+ 2801: B80D0120000000000000000010000000:01F4 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 40211 2 00000000593bda28 0
+";
+
+    #[test]
+    fn unix_listeners_only() {
+        let l: Vec<_> = parse_unix_listeners(UNIX).collect();
+        assert_eq!(l, vec![(40178, "/run/pluto/pluto.ctl")]);
+    }
+
+    #[test]
+    fn udp_v4_and_v6_addresses() {
+        let v4: Vec<_> = parse_udp_bound(UDP).collect();
+        assert!(v4.contains(&("192.0.2.10".parse().unwrap(), 500)));
+        assert!(v4.contains(&("192.0.2.10".parse().unwrap(), 4500)));
+        assert!(v4.contains(&("127.0.0.1".parse().unwrap(), 500)));
+        let v6: Vec<_> = parse_udp_bound(UDP6).collect();
+        assert!(v6.contains(&("::1".parse().unwrap(), 500)));
+        assert!(
+            v6.contains(&("2001:db8::10".parse().unwrap(), 500)),
+            "{v6:?}"
+        );
+    }
+}
