@@ -3,28 +3,8 @@
 
 mod common;
 use common::*;
-use std::path::Path;
-use std::sync::Once;
 
 const DTD: &str = "/usr/share/resource-agents/ra-api-1.dtd";
-const INSTALLED: &str = "/usr/lib/ocf/resource.d/vipsec/ipsec";
-
-/// Puts this build where Pacemaker looks for ocf:vipsec:ipsec (once per test process).
-fn install_agent() -> &'static Path {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::fs::create_dir_all("/usr/lib/ocf/resource.d/vipsec").unwrap();
-        // A copy, not a symlink: ocf-tester runs meta-data as `nobody`, who may not be
-        // able to reach the build directory (CI clones under /root).
-        let tmp = format!("{INSTALLED}.{}", std::process::id());
-        std::fs::copy(vipsec_bin(), &tmp).unwrap();
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        std::fs::rename(&tmp, INSTALLED).unwrap();
-    });
-    Path::new(INSTALLED)
-}
-
 fn xmllint_dtd(xml: &str, dtd: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = std::process::Command::new("xmllint")

@@ -2,6 +2,8 @@
 //! Every resource is a guard that cleans up in Drop, so a failing test leaves nothing.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -413,4 +415,21 @@ impl Lab {
             .env("VIPSEC_RUN_DIR", &self.run_dir);
         Run::from(c.output().unwrap())
     }
+}
+
+pub const INSTALLED_AGENT: &str = "/usr/lib/ocf/resource.d/vipsec/ipsec";
+
+/// Puts this build where Pacemaker looks for ocf:vipsec:ipsec (once per test process).
+/// A copy, not a symlink: ocf-tester runs meta-data as `nobody`, who may not be able to
+/// reach the build directory (CI clones under /root).
+pub fn install_agent() -> &'static Path {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        fs::create_dir_all("/usr/lib/ocf/resource.d/vipsec").unwrap();
+        let tmp = format!("{INSTALLED_AGENT}.{}", std::process::id());
+        fs::copy(vipsec_bin(), &tmp).unwrap();
+        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        fs::rename(&tmp, INSTALLED_AGENT).unwrap();
+    });
+    Path::new(INSTALLED_AGENT)
 }

@@ -1,0 +1,222 @@
+//! A real single-node Pacemaker cluster (corosync + pacemakerd), started without systemd
+//! inside a network namespace, so every agent it runs (IPaddr2, vipsec) acts on the
+//! namespace, never on the host. Stopped and waited for on drop.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{must, Netns};
+
+pub const NODE: &str = "node1";
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    netns: String,
+    corosync: Option<Child>,
+    pacemakerd: Option<Child>,
+}
+
+impl Cluster {
+    pub fn start(ns: &Netns, dir: &std::path::Path) -> Cluster {
+        fs::create_dir_all(dir).unwrap();
+        must(&format!(
+            "chown root:haclient {d} && chmod 0775 {d}",
+            d = dir.display()
+        ));
+        let conf = dir.join("corosync.conf");
+        fs::write(
+            &conf,
+            format!(
+                "totem {{\n version: 2\n cluster_name: vipsectest\n transport: knet\n crypto_cipher: none\n crypto_hash: none\n}}\n\
+logging {{\n to_stderr: yes\n to_logfile: no\n to_syslog: no\n}}\n\
+quorum {{\n provider: corosync_votequorum\n}}\n\
+nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        // A fresh CIB, pre-seeded: DC elected in ~2 s, no fencing on a test node.
+        let _ = sh_quiet("rm -f /var/lib/pacemaker/cib/cib* /var/lib/pacemaker/pengine/*");
+        fs::create_dir_all("/var/lib/pacemaker/cib").unwrap();
+        fs::write(
+            "/var/lib/pacemaker/cib/cib.xml",
+            r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="cib-bootstrap-options">
+        <nvpair id="opt-stonith" name="stonith-enabled" value="false"/>
+        <nvpair id="opt-dcdead" name="dc-deadtime" value="2s"/>
+        <nvpair id="opt-recheck" name="cluster-recheck-interval" value="1min"/>
+      </cluster_property_set>
+    </crm_config>
+    <nodes/><resources/><constraints/>
+  </configuration>
+  <status/>
+</cib>
+"#,
+        )
+        .unwrap();
+        must("chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml && chmod 600 /var/lib/pacemaker/cib/cib.xml");
+        let mut c = Cluster {
+            dir: dir.to_path_buf(),
+            netns: ns.name.clone(),
+            corosync: None,
+            pacemakerd: None,
+        };
+        let log = fs::File::create(dir.join("corosync.log")).unwrap();
+        c.corosync = Some(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, "corosync", "-f", "-c"])
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("corosync starts"),
+        );
+        c.wait_for("corosync quorum", Duration::from_secs(15), |c| {
+            c.run_ok("corosync-quorumtool -s")
+        });
+        let out = fs::File::create(dir.join("pacemakerd.out")).unwrap();
+        c.pacemakerd = Some(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, "pacemakerd"])
+                .env("PCMK_logfile", dir.join("pacemaker.log"))
+                .env("PCMK_logfacility", "none")
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .expect("pacemakerd starts"),
+        );
+        c.wait_for("a DC with quorum", Duration::from_secs(60), |c| {
+            let mon = c.run("crm_mon -1");
+            mon.contains(&format!("Current DC: {NODE}"))
+                && mon.contains("partition with quorum")
+                && mon.contains(&format!("Online: [ {NODE} ]"))
+        });
+        c
+    }
+
+    /// A command inside the cluster's namespace; its stdout+stderr.
+    pub fn run(&self, cmd: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "sh", "-c", cmd])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    pub fn run_ok(&self, cmd: &str) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns, "sh", "-c", cmd])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    #[track_caller]
+    pub fn must(&self, cmd: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "sh", "-c", cmd])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{cmd} failed:\n{text}");
+        text
+    }
+
+    #[track_caller]
+    pub fn wait_for(&self, what: &str, limit: Duration, mut ok: impl FnMut(&Cluster) -> bool) {
+        let t0 = Instant::now();
+        while !ok(self) {
+            if t0.elapsed() > limit {
+                let log = fs::read_to_string(self.dir.join("pacemaker.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                panic!(
+                    "timed out after {limit:?} waiting for {what}\ncrm_mon:\n{}\npacemaker.log (last lines):\n{}",
+                    self.run("crm_mon -1 --include=failcounts,operations 2>&1"),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// (role, failed) of a resource as crm_mon's XML shows it.
+    pub fn resource(&self, id: &str) -> (String, bool) {
+        let xml = self.run("crm_mon -1 --output-as=xml");
+        let Some(start) = xml.find(&format!("<resource id=\"{id}\"")) else {
+            return (String::new(), false);
+        };
+        let tag = &xml[start..start + xml[start..].find('>').unwrap_or(0)];
+        let attr = |name: &str| {
+            tag.split(&format!(" {name}=\""))
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        (attr("role"), attr("failed") == "true")
+    }
+
+    pub fn fail_count(&self, id: &str) -> u32 {
+        // "scope=status  name=fail-count-tun value=1" (the sum over the resource's operations)
+        let out = self.run(&format!("crm_failcount --query -r {id} -N {NODE}"));
+        out.split("value=")
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[track_caller]
+    pub fn wait_role(&self, id: &str, role: &str, limit: Duration) {
+        self.wait_for(&format!("{id} to be {role}"), limit, |c| {
+            c.resource(id).0 == role
+        });
+    }
+}
+
+fn sh_quiet(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // pacemakerd stops every resource before it exits, then corosync can go.
+        for child in [self.pacemakerd.take(), self.corosync.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut child = child;
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let t0 = Instant::now();
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if t0.elapsed() > Duration::from_secs(60) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}

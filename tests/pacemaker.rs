@@ -1,0 +1,88 @@
+//! ocf:vipsec:ipsec in a real Pacemaker cluster, managed with pcs, the way TripleO used
+//! ocf:heartbeat:ipsec: an IPaddr2 VIP, the tunnel colocated with it and ordered after it.
+
+mod common;
+use common::cluster::{Cluster, NODE};
+use common::*;
+use std::time::Duration;
+
+const VIP: &str = "192.0.2.100";
+
+#[test]
+fn vip_tunnel_lives_and_recovers_under_pacemaker() {
+    install_agent();
+    let ns = Netns::new("pk");
+    ns.veth("v0", "v1", true);
+    ns.ip("addr add 192.0.2.1/24 dev v0");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pluto = Pluto::start(&ns, &tmp.path().join("pluto"));
+    pluto.add_conn_file("rw.conf", &Lab::road_warrior_conn("rw", VIP));
+    pluto.add_conn_file("rw-back.conf", "conn rw-back\n\tleft=192.0.2.1\n\tright=192.0.2.100\n\tauthby=secret\n\tikev2=yes\n\tauto=ignore\n");
+    let cluster = Cluster::start(&ns, &tmp.path().join("cluster"));
+    let minute = Duration::from_secs(60);
+
+    cluster.must(&format!("pcs resource create vip ocf:heartbeat:IPaddr2 ip={VIP} cidr_netmask=24 nic=v0 op monitor interval=5s"));
+    cluster.must(&format!(
+        "pcs resource create tun ocf:vipsec:ipsec tunnel=rw vip={VIP} fallbacktunnel=rw-back confdir={} ctlsocket={} op monitor interval=2s",
+        pluto.confdir.display(),
+        pluto.ctlsocket.display()
+    ));
+    cluster.must("pcs constraint colocation add tun with vip INFINITY");
+    cluster.must("pcs constraint order vip then tun");
+    cluster.wait_role("vip", "Started", minute);
+    cluster.wait_role("tun", "Started", minute);
+    let oriented = |p: &Pluto| p.whack("--status").contains("\"rw\":     oriented;");
+    assert!(
+        oriented(&pluto),
+        "pluto does not have rw oriented under the cluster"
+    );
+    assert!(
+        cluster
+            .run("crm_mon -1")
+            .contains("tun\t(ocf:vipsec:ipsec):\t Started node1")
+            || cluster.resource("tun").0 == "Started"
+    );
+
+    // pcs resource disable/enable stop and start it.
+    cluster.must("pcs resource disable tun");
+    cluster.wait_role("tun", "Stopped", minute);
+    let status = pluto.whack("--status");
+    assert!(!status.contains("\"rw\":"), "rw still loaded after disable");
+    assert!(
+        status.contains("\"rw-back\":"),
+        "stop did not bring up the fallback tunnel:\n{status}"
+    );
+    cluster.must("pcs resource enable tun");
+    cluster.wait_role("tun", "Started", minute);
+    assert!(oriented(&pluto));
+
+    // Standby moves everything off the node (stop), unstandby brings it back.
+    cluster.must(&format!("pcs node standby {NODE}"));
+    cluster.wait_role("tun", "Stopped", minute);
+    cluster.wait_role("vip", "Stopped", minute);
+    assert!(!pluto.whack("--status").contains("\"rw\":"));
+    cluster.must(&format!("pcs node unstandby {NODE}"));
+    cluster.wait_role("tun", "Started", minute);
+    assert!(oriented(&pluto));
+    assert_eq!(cluster.fail_count("tun"), 0);
+
+    // pluto dies behind the cluster's back and comes back empty (as systemd would restart
+    // it): the recurring monitor notices, the cluster recovers the resource.
+    pluto.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    pluto.restart();
+    cluster.wait_for("the monitor failure to be counted", minute, |c| {
+        c.fail_count("tun") >= 1
+    });
+    cluster.wait_role("tun", "Started", minute);
+    cluster.wait_for("rw to be oriented again", minute, |_| oriented(&pluto));
+    let failed_ops = cluster.run("crm_mon -1");
+    assert!(
+        failed_ops.contains("Failed Resource Actions") && failed_ops.contains("tun 2s-interval monitor on node1 returned 'error' (tunnel rw is not loaded in pluto (pluto was restarted since start)"),
+        "{failed_ops}"
+    );
+
+    cluster.must("pcs resource cleanup tun");
+    cluster.wait_role("tun", "Started", minute);
+    assert_eq!(cluster.fail_count("tun"), 0);
+}
