@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=$PWD/target/release/vipsec
-[ -x "$B" ] || cargo build --release --locked
+cargo build --release --locked --quiet
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/state" "$W/ipsec.d"
 printf 'conn rw\n\tleft=127.0.0.1\n\tright=%%any\n' > "$W/ipsec.d/rw.conf"
@@ -22,3 +22,7 @@ import json, sys
 for r in json.load(open(sys.argv[1]))["results"]:
     print(f"| `{r['command']}` | {r['median']*1e3:.2f} ms | {r['mean']*1e3:.2f} ± {r['stddev']*1e3:.2f} ms |")
 PY
+
+echo
+echo "monitor against resource-agents' heartbeat/ipsec, same pluto, same conn:"
+./tests/bench-monitor.sh

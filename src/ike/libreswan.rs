@@ -15,6 +15,9 @@ use crate::state::write_atomic;
 pub struct Libreswan {
     /// The `ipsec` command, if found on PATH.
     ipsec: Option<PathBuf>,
+    /// libreswan's whack itself (`ipsec whack` is a shell wrapper that costs a fork and
+    /// a few milliseconds more), when it sits where `ipsec` expects it.
+    whack: Option<PathBuf>,
     ctlsocket: PathBuf,
     /// Where generated config files go (private, 0700).
     run_dir: PathBuf,
@@ -32,8 +35,16 @@ impl Libreswan {
         } else {
             exec::find_in_path("ipsec", path_env)
         };
+        let whack = ipsec.as_deref().and_then(|i| {
+            let prefix = i.parent()?.parent()?;
+            ["libexec/ipsec/whack", "lib/ipsec/whack"]
+                .iter()
+                .map(|p| prefix.join(p))
+                .find(|p| p.is_file())
+        });
         Libreswan {
             ipsec,
+            whack,
             ctlsocket: ctlsocket.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
         }
@@ -51,13 +62,14 @@ impl Libreswan {
     /// `ipsec <sub> --ctlsocket S <args…>`; a non-zero exit becomes an error carrying
     /// what the command printed.
     fn run(&self, sub: &str, args: &[&OsStr], deadline: Instant) -> Result<exec::Output> {
-        let mut argv: Vec<OsString> = vec![
-            sub.into(),
-            "--ctlsocket".into(),
-            self.ctlsocket.clone().into(),
-        ];
+        let ipsec = self.ipsec()?;
+        let (program, mut argv): (&Path, Vec<OsString>) = match (&self.whack, sub) {
+            (Some(whack), "whack") => (whack, vec![]),
+            _ => (ipsec, vec![sub.into()]),
+        };
+        argv.extend(["--ctlsocket".into(), self.ctlsocket.clone().into()]);
         argv.extend(args.iter().map(|a| a.to_os_string()));
-        let out = exec::run(self.ipsec()?.as_os_str(), &argv, deadline)?;
+        let out = exec::run(program.as_os_str(), &argv, deadline)?;
         if !out.success() {
             return Err(Error::Generic(format!(
                 "ipsec {sub} {} failed (exit {}): {}",
