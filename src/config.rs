@@ -108,6 +108,105 @@ pub struct IpsecConfig {
     pub confdir: PathBuf,
     pub fallbacktunnel: Option<ConnName>,
     pub ctlsocket: PathBuf,
+    pub auth: Auth,
+    pub psk_file: Option<PathBuf>,
+    pub peer_id: Option<String>,
+    pub mode: Mode,
+}
+
+/// Where the tunnel's conn comes from, and how a generated one authenticates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    /// The conn is defined in confdir (ocf:heartbeat:ipsec's way).
+    Existing,
+    /// vipsec generates it; pre-shared key from psk_file.
+    Psk,
+    /// vipsec generates it; this NSS certificate nickname.
+    Cert(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Transport,
+    Tunnel,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Transport => "transport",
+            Mode::Tunnel => "tunnel",
+        }
+    }
+}
+
+/// Key material. No Display, a redacted Debug, wiped on drop: it cannot end up in a log
+/// line or an error message by accident.
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // Volatile so the wipe is not optimised away as a dead store.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+pub const PSK_MIN_BYTES: usize = 20;
+
+/// Reads a key file that must be private to its owner: mode 0600 or stricter.
+pub fn read_secret_file(param: &str, path: &Path, min_len: usize) -> Result<Secret> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::configured(param, format!("{}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Error::configured(
+            param,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(Error::configured(
+            param,
+            format!(
+                "{} has mode {:04o}, so others can read the key; chmod 600 it",
+                path.display(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| Error::configured(param, format!("{}: {e}", path.display())))?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    let secret = Secret(bytes);
+    if secret.0.len() < min_len {
+        return Err(Error::configured(
+            param,
+            format!(
+                "{} holds {} bytes; a key needs at least {min_len}",
+                path.display(),
+                secret.0.len()
+            ),
+        ));
+    }
+    Ok(secret)
 }
 
 fn required<'a>(raw: &'a RawParams, name: &str) -> Result<&'a str> {
@@ -161,6 +260,23 @@ pub fn parse_host_address(param: &str, value: &str) -> Result<IpAddr> {
     }
 }
 
+/// An IKE identity as libreswan takes it: @fqdn, an address, a DN, %any, %fromcert.
+fn parse_ike_id(param: &str, value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.len() > 255
+        || value.starts_with('-')
+        || value
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '#')
+    {
+        return Err(Error::configured(
+            param,
+            format!("{value:?} is not a usable IKE identity"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
 fn absolute_path(param: &str, value: &str) -> Result<PathBuf> {
     let path = PathBuf::from(value);
     if !path.is_absolute() {
@@ -192,13 +308,99 @@ impl IpsecConfig {
             "ctlsocket",
             raw.get("ctlsocket").unwrap_or(DEFAULT_CTLSOCKET),
         )?;
+        let auth = match raw.get("auth") {
+            None => Auth::Existing,
+            Some("psk") => Auth::Psk,
+            Some("cert") => {
+                let nick = raw.get("cert").ok_or_else(|| {
+                    Error::configured(
+                        "cert",
+                        "auth=cert needs the NSS nickname of this node's certificate",
+                    )
+                })?;
+                if nick.len() > 255 || nick.chars().any(|c| c.is_control() || c == '"') {
+                    return Err(Error::configured(
+                        "cert",
+                        format!("{nick:?} is not a usable NSS nickname"),
+                    ));
+                }
+                Auth::Cert(nick.to_string())
+            }
+            Some(other) => {
+                return Err(Error::configured(
+                    "auth",
+                    format!("{other:?} is not psk, cert or empty"),
+                ))
+            }
+        };
+        let psk_file = raw
+            .get("psk_file")
+            .map(|p| absolute_path("psk_file", p))
+            .transpose()?;
+        match (&auth, &psk_file) {
+            (Auth::Psk, None) => {
+                return Err(Error::configured(
+                    "psk_file",
+                    "auth=psk needs the file that holds the key",
+                ))
+            }
+            (Auth::Existing | Auth::Cert(_), Some(_)) => {
+                return Err(Error::configured(
+                    "psk_file",
+                    "is only used with auth=psk; unset one of them",
+                ))
+            }
+            _ => {}
+        }
+        if raw.get("cert").is_some() && !matches!(auth, Auth::Cert(_)) {
+            return Err(Error::configured(
+                "cert",
+                "is only used with auth=cert; unset one of them",
+            ));
+        }
+        let peer_id = raw
+            .get("peer_id")
+            .map(|id| parse_ike_id("peer_id", id))
+            .transpose()?;
+        let mode = match raw.get("mode").unwrap_or("transport") {
+            "transport" => Mode::Transport,
+            "tunnel" => Mode::Tunnel,
+            other => {
+                return Err(Error::configured(
+                    "mode",
+                    format!("{other:?} is not transport or tunnel"),
+                ))
+            }
+        };
+        if auth == Auth::Existing {
+            for name in ["peer_id", "mode"] {
+                if raw.get(name).is_some() {
+                    return Err(Error::configured(
+                        name,
+                        "only applies to a conn vipsec generates (auth=psk or auth=cert); the conn in confdir sets its own",
+                    ));
+                }
+            }
+        }
         Ok(IpsecConfig {
             tunnel,
             vip,
             confdir,
             fallbacktunnel,
             ctlsocket,
+            auth,
+            psk_file,
+            peer_id,
+            mode,
         })
+    }
+
+    /// The pre-shared key, read (and checked) only when it is needed.
+    pub fn load_psk(&self) -> Result<Option<Secret>> {
+        match (&self.auth, &self.psk_file) {
+            (Auth::Psk, Some(path)) => read_secret_file("psk_file", path, PSK_MIN_BYTES).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Checks of this node's files: they can differ between nodes, so a probe treats a

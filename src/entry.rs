@@ -351,7 +351,7 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
         Action::Start => actions::start::run(&action_env),
         Action::Stop => actions::stop::run(&action_env),
         Action::ReloadAgent => actions::reload::run(&action_env),
-        Action::ValidateAll => actions::validate::run(&action_env),
+        Action::ValidateAll => actions::validate::run(&action_env).map(|_| ()),
         Action::Monitor => {
             let (report, result) = actions::monitor::run(&action_env);
             if inv.by_hand {

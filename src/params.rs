@@ -163,6 +163,68 @@ node. Must differ from tunnel.",
 passed as --ctlsocket to every libreswan command, so several pluto instances can run side \
 by side.",
     },
+    Param {
+        name: "auth",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Generate the conn: psk or cert",
+        longdesc: "Empty (the default): the conn named by tunnel comes from confdir, as with \
+ocf:heartbeat:ipsec. psk or cert: vipsec generates the conn itself (VIP as the local end, \
+right=%any, IKEv2 only, AES-GCM with DH 19/31, dead-peer detection, failureshunt=drop) \
+into a private file under /run/vipsec, authenticated by the key in psk_file or by the \
+NSS certificate named by cert.",
+    },
+    Param {
+        name: "psk_file",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "File holding the pre-shared key (auth=psk)",
+        longdesc: "Absolute path of a file (mode 0600 or stricter) whose content, at least 20 \
+bytes, is the pre-shared key. vipsec copies it, hex-encoded, into \
+confdir/vipsec-<instance>.secrets (mode 0600; /etc/ipsec.secrets includes \
+/etc/ipsec.d/*.secrets) for pluto, and removes that file at stop. The key never \
+appears on a command line or in a log.",
+    },
+    Param {
+        name: "cert",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "NSS nickname of this node's certificate (auth=cert)",
+        longdesc: "Nickname, in pluto's NSS database, of the certificate (with its private \
+key) this end presents; the local identity is taken from it (leftid=%fromcert).",
+    },
+    Param {
+        name: "peer_id",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Identity the peers must present (generated conn)",
+        longdesc: "The IKE identity required of the remote end (rightid), e.g. \
+@client.example.com, an address, or a certificate DN. Default: any identity the \
+authentication accepts (with certificates: the one in the peer's certificate).",
+    },
+    Param {
+        name: "mode",
+        kind: ParamType::String,
+        default: "transport",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "IPsec mode of a generated conn: transport or tunnel",
+        longdesc: "transport (the default) encrypts host-to-host traffic between the VIP and \
+each peer; tunnel encapsulates it in ESP tunnel mode.",
+    },
 ];
 
 const IPSEC_ACTIONS: &[ActionSpec] = &[

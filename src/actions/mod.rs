@@ -9,9 +9,10 @@ pub mod validate;
 
 use std::time::Instant;
 
+use crate::config::instance_file_stem;
 use crate::config::{Context, IpsecConfig};
 use crate::error::{Error, Result};
-use crate::ike::IkeBackend;
+use crate::ike::{GeneratedFiles, IkeBackend};
 use crate::kernel::addr::{find_local_address, AddressLocation};
 use crate::state::StateStore;
 
@@ -28,6 +29,12 @@ pub struct Env<'a> {
 impl Env<'_> {
     pub fn vip_location(&self) -> Result<Option<AddressLocation>> {
         find_local_address(self.cfg.vip, self.deadline)
+    }
+
+    /// Where this instance's generated conn (if any) lives.
+    pub fn generated_files(&self) -> GeneratedFiles {
+        let stem = format!("vipsec-{}", instance_file_stem(&self.ctx.instance));
+        self.ike.generated_files(&stem, &self.cfg.confdir)
     }
 
     pub fn vip_not_here(&self) -> Error {

@@ -2,12 +2,13 @@
 //! only once pluto has the conn oriented on this node.
 
 use super::{validate, Env};
+use crate::config::Auth;
 use crate::error::{Error, Result};
-use crate::ike::ConnState;
+use crate::ike::{ConnSource, ConnSpec, ConnState};
 use crate::state::{IpsecState, LockKind, STATE_FORMAT};
 
 pub fn run(env: &Env) -> Result<()> {
-    validate::run(env)?;
+    let psk = validate::run(env)?;
     let _lock = env.store.lock(LockKind::Exclusive, env.deadline)?;
     let Some(at) = env.vip_location()? else {
         return Err(env.vip_not_here());
@@ -39,7 +40,23 @@ pub fn run(env: &Env) -> Result<()> {
                 started_at: IpsecState::now(),
             };
             env.store.write(&s)?;
-            env.ike.load(tunnel, &env.cfg.confdir, env.deadline)?;
+            if env.cfg.auth == Auth::Existing {
+                env.ike
+                    .load(tunnel, ConnSource::Confdir(&env.cfg.confdir), env.deadline)?;
+            } else {
+                let files = env.generated_files();
+                let spec = ConnSpec {
+                    name: tunnel,
+                    vip: env.cfg.vip,
+                    auth: &env.cfg.auth,
+                    peer_id: env.cfg.peer_id.as_deref(),
+                    mode: env.cfg.mode,
+                };
+                env.ike
+                    .write_generated(&spec, psk.as_ref(), &files, env.deadline)?;
+                env.ike
+                    .load(tunnel, ConnSource::File(&files.conn), env.deadline)?;
+            }
             // pluto only binds addresses it has seen: the VIP may be newer than pluto.
             env.ike.listen(env.deadline)?;
             match env.ike.status(tunnel, env.deadline)?.conn {

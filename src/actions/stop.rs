@@ -4,6 +4,7 @@
 
 use super::Env;
 use crate::error::{Error, Result};
+use crate::ike::ConnSource;
 use crate::state::LockKind;
 
 pub fn run(env: &Env) -> Result<()> {
@@ -24,12 +25,21 @@ pub fn run(env: &Env) -> Result<()> {
                 env.cfg.tunnel
             );
         }
+        env.ike
+            .remove_generated(&env.generated_files(), env.deadline)?;
         return env.store.remove();
     }
     let mut errors: Vec<Error> = Vec::new();
     // Delete even without a state file: a start that died before writing it may have
     // loaded the conn.
     if let Err(e) = env.ike.unload(&env.cfg.tunnel, env.deadline) {
+        errors.push(e);
+    }
+    // A generated conn's files and key go with it (the key is forgotten by pluto too).
+    if let Err(e) = env
+        .ike
+        .remove_generated(&env.generated_files(), env.deadline)
+    {
         errors.push(e);
     }
     if let Err(e) = env.ike.listen(env.deadline) {
@@ -41,7 +51,11 @@ pub fn run(env: &Env) -> Result<()> {
             // Load it from confdir first: pluto only initiates conns it knows.
             let up = env
                 .ike
-                .load(fallback, &env.cfg.confdir, env.deadline)
+                .load(
+                    fallback,
+                    ConnSource::Confdir(&env.cfg.confdir),
+                    env.deadline,
+                )
                 .and_then(|()| env.ike.initiate_async(fallback, env.deadline));
             match up {
                 Ok(()) => log::info!("initiating fallback tunnel {fallback}"),

@@ -1,26 +1,41 @@
 //! validate-all: everything start would need, checked without touching anything.
 
 use super::Env;
+use crate::config::{Auth, Secret};
 use crate::error::{Error, Result};
 use crate::ike::libreswan::conn_defined_in;
 
-pub fn run(env: &Env) -> Result<()> {
-    env.cfg.check_local()?;
+/// Returns the pre-shared key it checked (auth=psk), so start need not read it again.
+pub fn run(env: &Env) -> Result<Option<Secret>> {
+    let cfg = env.cfg;
+    cfg.check_local()?;
+    let psk = cfg.load_psk()?;
     env.ike.check_installed()?;
-    for (param, conn) in [
-        ("tunnel", Some(&env.cfg.tunnel)),
-        ("fallbacktunnel", env.cfg.fallbacktunnel.as_ref()),
-    ] {
-        let Some(conn) = conn else { continue };
-        if !conn_defined_in(&env.cfg.confdir, conn)? {
+    let confdir = cfg.confdir.display().to_string();
+    let confdir = confdir.trim_end_matches('/');
+    let tunnel_defined = conn_defined_in(&cfg.confdir, &cfg.tunnel)?;
+    match (&cfg.auth, tunnel_defined) {
+        (Auth::Existing, false) => {
             return Err(Error::configured(
-                param,
-                format!(
-                    "no 'conn {conn}' in {}/*.conf; define it there or fix confdir",
-                    env.cfg.confdir.display().to_string().trim_end_matches('/')
-                ),
+                "tunnel",
+                format!("no 'conn {}' in {confdir}/*.conf; define it there, fix confdir, or set auth to have vipsec generate it", cfg.tunnel),
+            ))
+        }
+        (Auth::Psk | Auth::Cert(_), true) => {
+            return Err(Error::configured(
+                "tunnel",
+                format!("'conn {}' is defined in {confdir}/*.conf, but auth= asks vipsec to generate it; unset auth or rename one of them", cfg.tunnel),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(fallback) = &cfg.fallbacktunnel {
+        if !conn_defined_in(&cfg.confdir, fallback)? {
+            return Err(Error::configured(
+                "fallbacktunnel",
+                format!("no 'conn {fallback}' in {confdir}/*.conf; define it there or fix confdir"),
             ));
         }
     }
-    Ok(())
+    Ok(psk)
 }

@@ -5,9 +5,10 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::libreswan_status::parse_status;
-use super::{DaemonStatus, IkeBackend};
-use crate::config::ConnName;
+use super::libreswan_conf::{render_conn, render_psk_secret, Version};
+use super::libreswan_status::{parse_status, secrets_files_loaded};
+use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend};
+use crate::config::{ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;
 use crate::state::write_atomic;
@@ -84,6 +85,17 @@ impl Libreswan {
         Ok(out)
     }
 
+    /// The installed libreswan's version (the generated config depends on it).
+    fn version(&self, deadline: Instant) -> Result<Version> {
+        let out = exec::run(self.ipsec()?.as_os_str(), &["--version"], deadline)?;
+        Version::parse(&out.stdout).ok_or_else(|| {
+            Error::Generic(format!(
+                "cannot tell the libreswan version from {:?}",
+                out.stdout.trim()
+            ))
+        })
+    }
+
     /// A config file that pulls in every conn file of `confdir`, as /etc/ipsec.conf's
     /// `include /etc/ipsec.d/*.conf` does, without touching /etc/ipsec.conf.
     fn include_file(&self, confdir: &Path) -> Result<PathBuf> {
@@ -136,19 +148,79 @@ impl IkeBackend for Libreswan {
         crate::kernel::sockets::listening_unix_socket(&self.ctlsocket)
     }
 
-    fn load(&self, conn: &ConnName, confdir: &Path, deadline: Instant) -> Result<()> {
-        let include = self.include_file(confdir)?;
+    fn load(&self, conn: &ConnName, source: ConnSource, deadline: Instant) -> Result<()> {
+        let config = match source {
+            ConnSource::Confdir(dir) => self.include_file(dir)?,
+            ConnSource::File(file) => file.to_path_buf(),
+        };
         self.run(
             "auto",
             &[
                 OsStr::new("--config"),
-                include.as_os_str(),
+                config.as_os_str(),
                 OsStr::new("--add"),
                 OsStr::new(conn.as_str()),
             ],
             deadline,
         )
         .map(|_| ())
+    }
+
+    fn generated_files(&self, instance_stem: &str, secrets_dir: &Path) -> GeneratedFiles {
+        GeneratedFiles {
+            conn: self.run_dir.join(format!("{instance_stem}.conf")),
+            // Where the stock /etc/ipsec.secrets looks: `include /etc/ipsec.d/*.secrets`.
+            secrets: secrets_dir.join(format!("{instance_stem}.secrets")),
+        }
+    }
+
+    fn write_generated(
+        &self,
+        spec: &ConnSpec,
+        psk: Option<&Secret>,
+        files: &GeneratedFiles,
+        deadline: Instant,
+    ) -> Result<()> {
+        let version = self.version(deadline)?;
+        ensure_private_dir(&self.run_dir)?;
+        write_atomic(&files.conn, render_conn(spec, version).as_bytes(), 0o600)?;
+        let Some(psk) = psk else { return Ok(()) };
+        write_atomic(
+            &files.secrets,
+            render_psk_secret(spec.vip, spec.peer_id, psk.expose()).as_bytes(),
+            0o600,
+        )?;
+        let out = self.run("whack", &[OsStr::new("--rereadsecrets")], deadline)?;
+        let loaded = secrets_files_loaded(&format!("{}{}", out.stdout, out.stderr));
+        let ours = files.secrets.display().to_string();
+        if !loaded.iter().any(|f| *f == ours) {
+            return Err(Error::Generic(format!(
+                "pluto does not read {ours} (it read: {}); add `include {}/*.secrets` to its secrets file",
+                loaded.join(", "),
+                files.secrets.parent().map(|p| p.display().to_string()).unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
+    fn remove_generated(&self, files: &GeneratedFiles, deadline: Instant) -> Result<()> {
+        let had_secrets = files.secrets.exists();
+        for f in [&files.conn, &files.secrets] {
+            match std::fs::remove_file(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Generic(format!(
+                        "cannot remove {}: {e}",
+                        f.display()
+                    )))
+                }
+            }
+        }
+        if had_secrets && self.daemon_running() {
+            self.run("whack", &[OsStr::new("--rereadsecrets")], deadline)?;
+        }
+        Ok(())
     }
 
     fn listen(&self, deadline: Instant) -> Result<()> {

@@ -42,6 +42,19 @@ pub fn parse_status(text: &str, conn: &str) -> DaemonStatus {
     }
 }
 
+/// The secrets files pluto reports reading after `whack --rereadsecrets`
+/// (`002 loading secrets from "/etc/ipsec.d/x.secrets"`).
+pub fn secrets_files_loaded(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            l.split_once("loading secrets from \"")
+                .map(|(_, rest)| rest)
+        })
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +83,19 @@ mod tests {
     const UNORIENTED_4_10: &str = r#"000 "rw": 192.0.2.10...%any; unrouted; eroute owner: #0
 000 "rw":     unoriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
 "#;
+
+    #[test]
+    fn secrets_files_from_rereadsecrets() {
+        // Captured from libreswan 4.10's `whack --rereadsecrets`.
+        let out = "002 forgetting secrets\n002 loading secrets from \"/tmp/plt/ipsec.secrets\"\n002 loading secrets from \"/tmp/plt/ipsec.d/vipsec-x.secrets\"\n";
+        assert_eq!(
+            secrets_files_loaded(out),
+            vec![
+                "/tmp/plt/ipsec.secrets",
+                "/tmp/plt/ipsec.d/vipsec-x.secrets"
+            ]
+        );
+    }
 
     #[test]
     fn oriented_conn_and_interfaces() {

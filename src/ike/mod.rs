@@ -2,15 +2,16 @@
 //! a backend (libreswan today) knows how to ask its daemon.
 
 pub mod libreswan;
+pub mod libreswan_conf;
 pub mod libreswan_status;
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::ConnName;
+use crate::config::{Auth, ConnName, Mode, Secret};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,6 +32,31 @@ pub struct DaemonStatus {
     pub listening: Vec<SocketAddr>,
 }
 
+/// Where a conn's definition is.
+pub enum ConnSource<'a> {
+    /// Somewhere in the *.conf files of a directory (ocf:heartbeat:ipsec's confdir).
+    Confdir(&'a Path),
+    /// A file vipsec generated.
+    File(&'a Path),
+}
+
+/// What a generated road-warrior conn needs to know.
+pub struct ConnSpec<'a> {
+    pub name: &'a ConnName,
+    pub vip: IpAddr,
+    pub auth: &'a Auth,
+    pub peer_id: Option<&'a str>,
+    pub mode: Mode,
+}
+
+/// The files a generated conn lives in; both derive from the resource instance, so stop
+/// can always find them, even after a crash lost the state file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFiles {
+    pub conn: PathBuf,
+    pub secrets: PathBuf,
+}
+
 pub trait IkeBackend {
     /// The daemon's tools are installed (OCF_ERR_INSTALLED otherwise).
     fn check_installed(&self) -> Result<()>;
@@ -42,8 +68,22 @@ pub trait IkeBackend {
     fn daemon_running(&self) -> bool {
         self.daemon_instance().is_some()
     }
-    /// Loads `conn` from the conn files under `confdir`.
-    fn load(&self, conn: &ConnName, confdir: &Path, deadline: Instant) -> Result<()>;
+    /// Loads `conn` into the daemon.
+    fn load(&self, conn: &ConnName, source: ConnSource, deadline: Instant) -> Result<()>;
+    /// Where the generated conn of `instance` lives (secrets under `secrets_dir`).
+    fn generated_files(&self, instance_stem: &str, secrets_dir: &Path) -> GeneratedFiles;
+    /// Writes a generated conn (and its key, readable only by root) and makes the daemon
+    /// read the key. Fails if the daemon does not read the secrets file.
+    fn write_generated(
+        &self,
+        spec: &ConnSpec,
+        psk: Option<&Secret>,
+        files: &GeneratedFiles,
+        deadline: Instant,
+    ) -> Result<()>;
+    /// Removes a generated conn's files (absent files are fine) and makes the daemon
+    /// forget the key.
+    fn remove_generated(&self, files: &GeneratedFiles, deadline: Instant) -> Result<()>;
     /// Makes the daemon (re)scan interfaces, so it listens on addresses that appeared.
     fn listen(&self, deadline: Instant) -> Result<()>;
     /// Takes the conn's SAs down and forgets the conn. Absent conns are not an error.
