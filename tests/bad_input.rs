@@ -210,6 +210,108 @@ const CASES: &[Case] = &[
         code: 6,
         names: "ctlsocket",
     },
+    Case {
+        name: "auth unknown",
+        params: &[("auth", "password")],
+        code: 6,
+        names: "auth",
+    },
+    Case {
+        name: "auth=psk without psk_file",
+        params: &[("auth", "psk")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "psk_file without auth",
+        params: &[("psk_file", "@PSK@")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "psk_file with auth=cert",
+        params: &[("auth", "cert"), ("cert", "node"), ("psk_file", "@PSK@")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "auth=cert without cert",
+        params: &[("auth", "cert")],
+        code: 6,
+        names: "cert",
+    },
+    Case {
+        name: "cert without auth",
+        params: &[("cert", "node")],
+        code: 6,
+        names: "cert",
+    },
+    Case {
+        name: "cert nickname with quote",
+        params: &[("auth", "cert"), ("cert", "no\"de")],
+        code: 6,
+        names: "cert",
+    },
+    Case {
+        name: "peer_id without a generated conn",
+        params: &[("peer_id", "@client")],
+        code: 6,
+        names: "peer_id",
+    },
+    Case {
+        name: "mode without a generated conn",
+        params: &[("mode", "tunnel")],
+        code: 6,
+        names: "mode",
+    },
+    Case {
+        name: "mode unknown",
+        params: &[("auth", "psk"), ("psk_file", "@PSK@"), ("mode", "beet")],
+        code: 6,
+        names: "mode",
+    },
+    Case {
+        name: "peer_id with quote",
+        params: &[("auth", "psk"), ("psk_file", "@PSK@"), ("peer_id", "@a\"b")],
+        code: 6,
+        names: "peer_id",
+    },
+    Case {
+        name: "psk_file relative",
+        params: &[("auth", "psk"), ("psk_file", "psk")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "psk_file missing",
+        params: &[("auth", "psk"), ("psk_file", "/nonexistent/psk")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "psk_file readable by others",
+        params: &[("auth", "psk"), ("psk_file", "@PSKOPEN@")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "psk_file too short",
+        params: &[("auth", "psk"), ("psk_file", "@PSKSHORT@")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "psk_file is a directory",
+        params: &[("auth", "psk"), ("psk_file", "@DIR@")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "generated conn clashes with confdir",
+        params: &[("auth", "psk"), ("psk_file", "@PSK@")],
+        code: 6,
+        names: "tunnel",
+    },
 ];
 
 struct Fixture {
@@ -227,6 +329,16 @@ impl Fixture {
         )
         .unwrap();
         std::fs::write(tmp.path().join("a-file"), "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for (name, content, mode) in [
+            ("psk", "a-pre-shared-key-of-enough-length-0123", 0o600),
+            ("psk-open", "a-pre-shared-key-of-enough-length-0123", 0o644),
+            ("psk-short", "short", 0o600),
+        ] {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, content).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
         Fixture {
             tmp,
             agent: OcfAgent::new(),
@@ -243,10 +355,13 @@ impl Fixture {
         for (k, v) in case.params {
             p.retain(|(name, _)| name != k);
             if !v.is_empty() {
-                let v = v.replace(
-                    "@FILE@",
-                    &self.tmp.path().join("a-file").display().to_string(),
-                );
+                let at = |f: &str| self.tmp.path().join(f).display().to_string();
+                let v = v
+                    .replace("@FILE@", &at("a-file"))
+                    .replace("@PSKOPEN@", &at("psk-open"))
+                    .replace("@PSKSHORT@", &at("psk-short"))
+                    .replace("@PSK@", &at("psk"))
+                    .replace("@DIR@", &at("ipsec.d"));
                 p.push((k.to_string(), v));
             }
         }

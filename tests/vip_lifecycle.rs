@@ -237,3 +237,139 @@ fn depth_10_reads_the_kernels_xfrm_state_for_the_vip() {
     assert!(v.get("xfrm").is_none());
     expect(&lab.ocf("stop", &[]), 0, "stop");
 }
+
+/// A conn vipsec generates from parameters, with a pre-shared key, negotiated by a real
+/// client: its pluto establishes the IKE SA with the VIP's pluto (this kernel cannot
+/// install the ESP SAs that would follow; the real-kernel lab carries traffic).
+#[test]
+fn generated_psk_conn_negotiates_ike_with_a_real_client() {
+    const VIP: &str = "192.0.2.40";
+    const KEY: &str = "vipsec-test-key-not-secret-0123456789";
+    let lab = Lab::new(VIP);
+    // The VIP's conn comes from vipsec, not from confdir.
+    std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
+    let client = Netns::new("vc");
+    lab.ns.link_to(&client, "c0", "c1");
+    lab.ns.ip(&format!("addr add {VIP}/24 dev c0"));
+    client.ip("addr add 192.0.2.41/24 dev c1");
+    let psk_file = lab.tmp.path().join("psk");
+    std::fs::write(&psk_file, format!("{KEY}\n")).unwrap();
+    let psk = psk_file.display().to_string();
+    let logfile = lab.tmp.path().join("agent.log");
+    let log = logfile.display().to_string();
+    let params = [
+        ("OCF_RESKEY_auth", "psk"),
+        ("OCF_RESKEY_psk_file", psk.as_str()),
+        ("OCF_RESKEY_peer_id", "@client.example.test"),
+        ("HA_LOGFILE", log.as_str()),
+        ("HA_debug", "1"),
+    ];
+
+    // A world-readable key file is refused before anything is written.
+    std::fs::set_permissions(
+        &psk_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let r = lab.ocf("start", &params);
+    expect(&r, 6, "start with a world-readable psk_file");
+    assert!(
+        r.reasons()[0].starts_with("psk_file: ") && r.reasons()[0].contains("chmod 600"),
+        "{}",
+        r.stderr
+    );
+    assert!(!lab.run_dir.exists());
+    std::fs::set_permissions(
+        &psk_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+
+    expect(&lab.ocf("start", &params), 0, "start with a generated conn");
+    expect(&lab.ocf("monitor", &params), 0, "monitor");
+    let conn = std::fs::read_to_string(lab.run_dir.join("vipsec-vip-tunnel.conf")).unwrap();
+    for line in [
+        "\tleft=192.0.2.40",
+        "\tright=%any",
+        "\trightid=@client.example.test",
+        "\tfailureshunt=drop",
+        "\tdpdaction=clear",
+        "\tikev2=insist",
+    ] {
+        assert!(
+            conn.lines().any(|l| l == line),
+            "generated conn lacks {line:?}:\n{conn}"
+        );
+    }
+    let secrets_path = lab.pluto.confdir.join("vipsec-vip-tunnel.secrets");
+    let secrets = std::fs::read_to_string(&secrets_path).unwrap();
+    let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        secrets.contains(&format!("192.0.2.40 @client.example.test : PSK 0x{hex}")),
+        "{secrets}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&secrets_path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // The client: its own pluto, the same key, initiating toward the VIP.
+    let ctmp = tempfile::tempdir().unwrap();
+    let cpluto = Pluto::start(&client, ctmp.path());
+    std::fs::write(
+        cpluto.confdir.join("c.secrets"),
+        format!("@client.example.test {VIP} : PSK 0x{hex}\n"),
+    )
+    .unwrap();
+    cpluto.add_conn_file(
+        "c.conf",
+        &format!("conn c\n\tleft=192.0.2.41\n\tleftid=@client.example.test\n\tright={VIP}\n\trightid={VIP}\n\tauthby=secret\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n"),
+    );
+    cpluto.whack("--rereadsecrets");
+    must(&format!(
+        "ip netns exec {} ipsec auto --ctlsocket {} --config {}/c.conf --add c",
+        client.name,
+        cpluto.ctlsocket.display(),
+        cpluto.confdir.display()
+    ));
+    cpluto.whack("--name c --initiate --asynchronous");
+    let t0 = std::time::Instant::now();
+    loop {
+        let (c, a) = (
+            cpluto.whack("--showstates"),
+            lab.pluto.whack("--showstates"),
+        );
+        if c.contains("ESTABLISHED_IKE_SA") && a.contains("ESTABLISHED_IKE_SA") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "no IKE SA between client and VIP:\nclient:\n{c}\nVIP:\n{a}\nVIP pluto log:\n{}",
+            lab.pluto.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // The key appears in no log and on no command line we ran.
+    let agent_log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(
+        agent_log.contains("DEBUG: running"),
+        "debug logging shows the commands run:\n{agent_log}"
+    );
+    assert!(
+        !agent_log.contains(KEY) && !agent_log.contains(&hex),
+        "{agent_log}"
+    );
+    assert!(!lab.pluto.log().contains(KEY));
+
+    expect(&lab.ocf("stop", &params), 0, "stop");
+    assert!(!secrets_path.exists(), "the key stays behind after stop");
+    assert!(!lab.run_dir.join("vipsec-vip-tunnel.conf").exists());
+    assert!(!lab.pluto.whack("--status").contains("\"rw\":"));
+    expect(&lab.ocf("monitor", &params), 7, "monitor after stop");
+}

@@ -78,6 +78,15 @@ impl Netns {
         }
     }
 
+    /// A veth pair between this namespace (`here`) and `other` (`there`), both up.
+    pub fn link_to(&self, other: &Netns, here: &str, there: &str) {
+        must(&format!(
+            "ip -n {a} link add {here} type veth peer name {there} netns {b} && ip -n {a} link set {here} up && ip -n {b} link set {there} up",
+            a = self.name,
+            b = other.name
+        ));
+    }
+
     pub fn ip(&self, args: &str) {
         must(&format!("ip -n {} {args}", self.name));
     }
@@ -116,8 +125,13 @@ impl Pluto {
             "ipsec initnss --nssdir {} >/dev/null",
             dir.join("nss").display()
         ));
+        // As the stock /etc/ipsec.secrets does for /etc/ipsec.d.
         let secrets = dir.join("ipsec.secrets");
-        fs::write(&secrets, "").unwrap();
+        fs::write(
+            &secrets,
+            format!("include {}/*.secrets\n", confdir.display()),
+        )
+        .unwrap();
         let conf = dir.join("ipsec.conf");
         fs::write(
             &conf,
