@@ -40,8 +40,8 @@ step "one pluto per host, each with its own rundir, NSS db, ipsec.d and secrets"
 for n in a b c; do
   d=$W/$n; mkdir -p "$d/run" "$d/nss" "$d/ipsec.d"
   ipsec initnss --nssdir "$d/nss" >/dev/null
-  # A demo key, in a 0600 file only pluto reads; never on a command line.
-  (umask 077; echo "%any %any : PSK \"demo-only-not-a-secret-0123456789abcdef\"" > "$d/ipsec.secrets")
+  # Like the stock /etc/ipsec.secrets: pick up every *.secrets file of ipsec.d.
+  (umask 077; echo "include $d/ipsec.d/*.secrets" > "$d/ipsec.secrets")
   printf 'config setup\n\tlogfile=%s/pluto.log\n' "$d" > "$d/ipsec.conf"
   ip netns exec vdemo-$n ipsec pluto --nofork --config "$d/ipsec.conf" --rundir "$d/run" \
     --nssdir "$d/nss" --ipsecdir "$d/ipsec.d" --secretsfile "$d/ipsec.secrets" \
@@ -51,17 +51,35 @@ done
 for n in a b c; do
   for _ in $(seq 100); do [ -S "$W/$n/run/pluto.ctl" ] && break; sleep 0.05; done
 done
-# The same road-warrior conn on both cluster nodes: the VIP is the local end.
-for n in a b; do
-  printf 'conn rw\n\tleft=%s\n\tright=%%any\n\tauthby=secret\n\tikev2=yes\n\tauto=ignore\n' "$VIP" > "$W/$n/ipsec.d/rw.conf"
-done
-printf 'conn tovip\n\tleft=192.0.2.3\n\tright=%s\n\tauthby=secret\n\tikev2=yes\n\tauto=ignore\n' "$VIP" > "$W/c/ipsec.d/tovip.conf"
 echo "pluto running in vdemo-a, vdemo-b, vdemo-c"
+# The cluster nodes need no conn file: vipsec generates the road-warrior conn from its
+# parameters (auth=psk). The key lives in a 0600 file; vipsec hands it to pluto.
+(umask 077; printf 'demo-only-key-not-a-secret-0123456789abcdef' > "$W/psk")
+HEX=$(od -An -tx1 "$W/psk" | tr -d ' \n')
+# The client C: an ordinary libreswan conn toward the VIP, same key.
+printf 'conn tovip\n\tleft=192.0.2.3\n\tleftid=@client.demo\n\tright=%s\n\trightid=%s\n\tauthby=secret\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n' "$VIP" "$VIP" > "$W/c/ipsec.d/tovip.conf"
+(umask 077; echo "@client.demo $VIP : PSK 0x$HEX" > "$W/c/ipsec.d/tovip.secrets")
+ip netns exec vdemo-c ipsec whack --ctlsocket "$W/c/run/pluto.ctl" --rereadsecrets >/dev/null
+ip netns exec vdemo-c ipsec auto --ctlsocket "$W/c/run/pluto.ctl" --config "$W/c/ipsec.d/tovip.conf" --add tovip >/dev/null
+client_up() {  # C negotiates with whoever holds the VIP; prints the IKE SA it got
+  # Forget the VIP's old MAC, as IPaddr2's gratuitous ARP makes real clients do.
+  ip -n vdemo-c neigh flush all
+  ip netns exec vdemo-c ipsec whack --ctlsocket "$W/c/run/pluto.ctl" --name tovip --terminate >/dev/null 2>&1 || true
+  ip netns exec vdemo-c ipsec whack --ctlsocket "$W/c/run/pluto.ctl" --name tovip --initiate --asynchronous >/dev/null
+  for _ in $(seq 100); do
+    ip netns exec vdemo-$1 ipsec whack --ctlsocket "$W/$1/run/pluto.ctl" --showstates | grep -q ESTABLISHED_IKE_SA && break
+    sleep 0.2
+  done
+  echo "IKE SA on node ${1^^}, seen by its pluto:"
+  ip netns exec vdemo-$1 ipsec whack --ctlsocket "$W/$1/run/pluto.ctl" --showstates | grep ESTABLISHED_IKE_SA || echo "(none)"
+  echo "(this kernel has no ESP: the Child SA cannot be installed here; tests/lab shows traffic)"
+}
 
 node() {  # node a|b ACTION...: the agent, by hand, on that node
   local n=$1; shift
   HA_RSCTMP=$W/$n/state VIPSEC_RUN_DIR=$W/$n/vipsec ip netns exec vdemo-$n "$B" "$@" \
-    --instance vip-tunnel --tunnel rw --vip $VIP --confdir "$W/$n/ipsec.d" --ctlsocket "$W/$n/run/pluto.ctl"
+    --instance vip-tunnel --tunnel rw --vip $VIP --confdir "$W/$n/ipsec.d" --ctlsocket "$W/$n/run/pluto.ctl" \
+    --auth psk --psk_file "$W/psk" --peer_id @client.demo
 }
 
 step "before the VIP exists: monitor on A and B (7 = cleanly stopped)"
@@ -78,6 +96,9 @@ show node a start
 show node a monitor --json
 echo "pluto on A now:"
 ip netns exec vdemo-a ipsec whack --ctlsocket "$W/a/run/pluto.ctl" --status | grep -E '"rw":     (un)?oriented|UDP 192.0.2.100:500'
+echo "the conn vipsec generated on A (in its private run directory):"; cat "$W/a/vipsec/vipsec-vip-tunnel.conf"
+step "client C connects to the VIP"
+client_up a
 
 step "failover: stop on A, VIP moved to B, start on B"
 show node a stop
@@ -88,6 +109,8 @@ show node b start
 show node b monitor
 echo "pluto on B now:"
 ip netns exec vdemo-b ipsec whack --ctlsocket "$W/b/run/pluto.ctl" --status | grep -E '"rw":     (un)?oriented|UDP 192.0.2.100:500'
+step "client C reconnects: the VIP's tunnel now ends on B"
+client_up b
 
 step "the VIP vanishes behind the cluster's back: monitor on B fails (1)"
 show ip -n vdemo-b addr del $VIP/24 dev eth0
