@@ -11,6 +11,7 @@ printf 'conn rw\n\tleft=127.0.0.1\n\tright=%%any\n' > "$W/ipsec.d/rw.conf"
 export HA_RSCTMP=$W/state
 RUNS=${BENCH_RUNS:-300}
 hyperfine -N -i --warmup 20 --runs "$RUNS" --export-json "$W/foundation.json" \
+  -n "/bin/true (process start-up floor)" "/bin/true" \
   -n "vipsec meta-data" "$B meta-data" \
   -n "vipsec vip (VIP-only check)" "$B vip --vip 127.0.0.1" \
   -n "vipsec monitor (stopped resource)" "$B monitor --tunnel rw --vip 127.0.0.1 --confdir $W/ipsec.d" \
