@@ -89,9 +89,19 @@ pub fn main(args: Vec<OsString>, env: BTreeMap<String, String>) -> i32 {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    let parsed = match Agent::from_type(&invoked) {
-        Some(agent) => from_ocf(agent, &args, &env),
-        None => from_cli(&args, &env),
+    // `vipsec ocf TYPE ACTION` is the same as invoking the TYPE entry: what a shim in
+    // resource.d runs where a symlink cannot be packaged.
+    let shim_agent = match args.get(1).and_then(|a| a.to_str()) {
+        Some("ocf") => args
+            .get(2)
+            .and_then(|t| t.to_str())
+            .and_then(Agent::from_type),
+        _ => None,
+    };
+    let parsed = match (Agent::from_type(&invoked), shim_agent) {
+        (Some(agent), _) => from_ocf(agent, &args[1..], &env),
+        (None, Some(agent)) => from_ocf(agent, &args[3..], &env),
+        (None, None) => from_cli(&args, &env),
     };
     let inv = match parsed {
         Ok(Some(inv)) => inv,
@@ -122,13 +132,14 @@ By hand: vipsec ACTION --tunnel NAME --vip ADDRESS (vipsec --help).\n",
     )
 }
 
+/// `args`: what follows the agent's name (the action first).
 fn from_ocf(
     agent: Agent,
     args: &[OsString],
     env: &BTreeMap<String, String>,
 ) -> Result<Option<Invocation>> {
     // The action is the sole argument; the OCF API says to ignore any others.
-    let Some(action_name) = args.get(1).map(|a| a.to_string_lossy().into_owned()) else {
+    let Some(action_name) = args.first().map(|a| a.to_string_lossy().into_owned()) else {
         print!("{}", usage_text(agent));
         return Err(Error::Args("no action given".into()));
     };

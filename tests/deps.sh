@@ -3,7 +3,7 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 PKGS=(libreswan resource-agents libxml2-utils pacemaker pacemaker-cli-utils corosync pcs
-      iproute2 util-linux hyperfine procps python3)
+      iproute2 util-linux hyperfine procps python3 rpm man-db gzip)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,3 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
+# The package builders, from crates.io (a few minutes the first time).
+for tool in cargo-deb cargo-generate-rpm; do
+  command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"
+done

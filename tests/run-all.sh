@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the tests create network namespaces" >&2; exit 1; }
 ./tests/deps.sh
 cargo build --release --locked
-cargo test --locked --no-fail-fast 2>&1 | tee target/test-output.txt
+./packaging/build.sh
+VIPSEC_REQUIRE_PACKAGES=1 cargo test --locked --no-fail-fast 2>&1 | tee target/test-output.txt
 ./tests/bench.sh
 # One closing line for the whole run.
 passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')

@@ -1,0 +1,223 @@
+//! The .deb and .rpm built by packaging/build.sh: installed with dpkg, the agent is where
+//! Pacemaker and pcs look; ocf-tester passes on the installed files; the man page renders;
+//! removal leaves nothing under resource.d; the .rpm carries the same files and modes.
+//!
+//! tests/run-all.sh builds the packages first and sets VIPSEC_REQUIRE_PACKAGES=1; a plain
+//! `cargo test` without built packages says so and checks nothing here.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn built(dir: &str, ext: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == ext) && p.to_string_lossy().contains("vipsec")
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn package(dir: &str, ext: &str) -> Option<PathBuf> {
+    let p = built(dir, ext);
+    if p.is_none() {
+        assert!(
+            std::env::var_os("VIPSEC_REQUIRE_PACKAGES").is_none(),
+            "no .{ext} under {dir}: packaging/build.sh did not produce one"
+        );
+        println!("skipped: no .{ext} built (run packaging/build.sh, or tests/run-all.sh)");
+    }
+    p
+}
+
+fn out(cmd: &str) -> String {
+    let o = sh(cmd);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// path -> mode (octal, permission bits) of the regular files a package installs.
+fn deb_files(deb: &PathBuf) -> BTreeMap<String, String> {
+    // "-rwxr-xr-x root/root 2855912 2026-11-25 08:20 ./usr/sbin/vipsec"
+    must(&format!("dpkg-deb -c {}", deb.display()))
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| {
+            let perms = l.split_whitespace().next()?;
+            let path = l
+                .split_whitespace()
+                .last()?
+                .trim_start_matches('.')
+                .to_string();
+            Some((path, perm_octal(perms)))
+        })
+        .filter(|(p, _)| {
+            !p.starts_with("/usr/share/doc/vipsec/changelog")
+                && p != "/usr/share/doc/vipsec/copyright"
+        })
+        .collect()
+}
+
+fn perm_octal(p: &str) -> String {
+    let bits: u32 = p[1..10]
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if c == '-' { 0 } else { 1 << (8 - i) })
+        .sum();
+    format!("{bits:o}")
+}
+
+#[test]
+fn deb_installs_where_pacemaker_and_pcs_find_it_and_removes_cleanly() {
+    let Some(deb) = package("target/debian", "deb") else {
+        return;
+    };
+    struct Installed;
+    impl Drop for Installed {
+        fn drop(&mut self) {
+            let _ = sh("dpkg -r vipsec >/dev/null 2>&1");
+        }
+    }
+    must(&format!("dpkg -i {}", deb.display()));
+    let _installed = Installed;
+    let owned = must("dpkg -L vipsec");
+    for path in [
+        "/usr/sbin/vipsec",
+        "/usr/lib/ocf/resource.d/vipsec/ipsec",
+        "/usr/share/man/man8/vipsec.8.gz",
+        "/usr/lib/tmpfiles.d/vipsec.conf",
+        "/usr/share/doc/vipsec/README.md",
+    ] {
+        assert!(
+            owned.lines().any(|l| l == path),
+            "{path} not in the package:\n{owned}"
+        );
+    }
+    let meta = must("crm_resource --show-metadata ocf:vipsec:ipsec");
+    assert!(
+        meta.contains("<resource-agent name=\"ipsec\"")
+            && meta.contains("<parameter name=\"tunnel\""),
+        "{meta}"
+    );
+    let describe = out("pcs resource describe ocf:vipsec:ipsec");
+    assert!(
+        describe.contains("ocf:vipsec:ipsec - IPsec road-warrior tunnel that follows a virtual IP"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("  tunnel (required): Name of the libreswan conn"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("  fallbacktunnel: Name of a conn that stop initiates"),
+        "{describe}"
+    );
+    assert!(out("pcs resource list ocf:vipsec").contains("ocf:vipsec:ipsec"));
+    let man = out("MANWIDTH=80 man -P cat vipsec 2>&1");
+    let squashed = man.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        squashed.contains("NAME vipsec - IPsec tunnels for Pacemaker clusters"),
+        "man vipsec:\n{man}"
+    );
+    assert!(out("MANWIDTH=80 man -P cat vipsec-monitor").contains("--check-level"));
+
+    // ocf-tester against the installed entry, with pluto running in a namespace.
+    let lab = Lab::new("192.0.2.90");
+    lab.add_vip();
+    let tester = lab
+        .ns
+        .cmd("ocf-tester")
+        .args(["-n", "pkg", "-o", "tunnel=rw", "-o", "vip=192.0.2.90"])
+        .arg("-o")
+        .arg(format!("confdir={}", lab.pluto.confdir.display()))
+        .arg("-o")
+        .arg(format!("ctlsocket={}", lab.pluto.ctlsocket.display()))
+        .arg("/usr/lib/ocf/resource.d/vipsec/ipsec")
+        .env("HA_RSCTMP", &lab.state_dir)
+        .env("VIPSEC_RUN_DIR", &lab.run_dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&tester.stdout),
+        String::from_utf8_lossy(&tester.stderr)
+    );
+    assert!(
+        tester.status.success() && text.contains("passed all tests"),
+        "{text}"
+    );
+
+    must("dpkg -r vipsec");
+    assert!(
+        !std::path::Path::new("/usr/lib/ocf/resource.d/vipsec").exists(),
+        "dpkg -r left /usr/lib/ocf/resource.d/vipsec behind"
+    );
+    assert!(!std::path::Path::new("/usr/sbin/vipsec").exists());
+}
+
+#[test]
+fn rpm_has_the_debs_files_modes_and_dependencies() {
+    let Some(rpm) = package("target/generate-rpm", "rpm") else {
+        return;
+    };
+    let deb = built("target/debian", "deb").expect("the .deb is built with the .rpm");
+    // "path size mtime digest mode owner group isconfig isdoc rdev symlink"
+    let rpm_files: BTreeMap<String, String> = must(&format!("rpm -qp --dump {}", rpm.display()))
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let mode = u32::from_str_radix(f.get(4)?, 8).ok()?;
+            (mode & 0o170000 == 0o100000)
+                .then(|| (f[0].to_string(), format!("{:o}", mode & 0o7777)))
+        })
+        .collect();
+    assert_eq!(
+        rpm_files,
+        deb_files(&deb),
+        "the .rpm and the .deb install different files or modes"
+    );
+    assert_eq!(
+        rpm_files.get("/usr/sbin/vipsec").map(String::as_str),
+        Some("755")
+    );
+    assert_eq!(
+        rpm_files
+            .get("/usr/lib/ocf/resource.d/vipsec/ipsec")
+            .map(String::as_str),
+        Some("755")
+    );
+    let requires = must(&format!("rpm -qp --requires {}", rpm.display()));
+    assert!(
+        requires.lines().any(|l| l.trim() == "libreswan"),
+        "{requires}"
+    );
+    let recommends = must(&format!("rpm -qp --recommends {}", rpm.display()));
+    assert!(
+        recommends.contains("pacemaker") && recommends.contains("resource-agents"),
+        "{recommends}"
+    );
+    let control = must(&format!(
+        "dpkg-deb -f {} Depends Recommends Version",
+        deb.display()
+    ));
+    assert!(
+        control.contains("libreswan") && control.contains("pacemaker, resource-agents"),
+        "{control}"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        control.contains(&format!("Version: {version}")),
+        "{control}"
+    );
+    assert!(must(&format!("rpm -qp --qf '%{{VERSION}}' {}", rpm.display())).trim() == version);
+}
