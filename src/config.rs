@@ -147,6 +147,10 @@ impl Mode {
 pub struct Secret(Vec<u8>);
 
 impl Secret {
+    pub fn from_bytes(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+
     pub fn expose(&self) -> &[u8] {
         &self.0
     }

@@ -12,6 +12,7 @@ pub mod entry;
 pub mod error;
 pub mod exec;
 pub mod ike;
+pub mod keys;
 pub mod kernel;
 pub mod logging;
 pub mod metadata;
