@@ -63,17 +63,9 @@ fn context_args() -> Vec<Arg> {
     ]
 }
 
-pub fn command(agent: Agent) -> Command {
-    let mut cmd = Command::new("vipsec")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("IPsec tunnels for Pacemaker clusters: the OCF agent ocf:vipsec:ipsec, by hand")
-        .long_about(
-            "vipsec manages the IPsec tunnel that follows a virtual IP. Pacemaker runs it as \
-/usr/lib/ocf/resource.d/vipsec/ipsec ACTION with OCF_RESKEY_* parameters; by hand it takes \
-the same parameters as flags. Exit codes are those of the OCF Resource Agent API.",
-        )
-        .subcommand_required(true)
-        .disable_help_subcommand(true);
+/// The action subcommands of one agent (start, stop, monitor, …, meta-data).
+fn action_commands(agent: Agent) -> Vec<Command> {
+    let mut subs = Vec::new();
     for (name, about) in ACTIONS {
         let mut sub = Command::new(*name)
             .about(*about)
@@ -94,21 +86,45 @@ the same parameters as flags. Exit codes are those of the OCF Resource Agent API
                         .help("Print the report as JSON"),
                 );
         }
-        cmd = cmd.subcommand(sub);
+        subs.push(sub);
     }
-    cmd.subcommand(
+    subs.push(
         Command::new("meta-data").about("Print the OCF meta-data (XML)").arg(
             Arg::new("ocf-version")
                 .long("ocf-version")
                 .value_name("X.Y")
                 .help("OCF API dialect: 1.0 (DTD-valid, default) or 1.1 (reloadable, reload-agent)"),
         ),
-    )
-    .subcommand(
-        Command::new("vip")
-            .about("Tell whether the VIP is configured on this node, and on which interface")
-            .arg(Arg::new("vip").long("vip").value_name("VIP").help("The address to look for"))
-            .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the answer as JSON")),
-    )
-    .subcommand(Command::new("usage").about("Print the OCF usage line"))
+    );
+    subs
+}
+
+/// `vipsec ACTION …` is ocf:vipsec:ipsec; `vipsec mesh ACTION …` is ocf:vipsec:mesh.
+pub fn command() -> Command {
+    Command::new("vipsec")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("IPsec tunnels for Pacemaker clusters: the OCF agents ocf:vipsec:ipsec and ocf:vipsec:mesh, by hand")
+        .long_about(
+            "vipsec manages the IPsec tunnel that follows a virtual IP (ocf:vipsec:ipsec: vipsec \
+ACTION) and host-to-host tunnels between cluster nodes (ocf:vipsec:mesh: vipsec mesh ACTION). \
+Pacemaker runs it as /usr/lib/ocf/resource.d/vipsec/{ipsec,mesh} ACTION with OCF_RESKEY_* \
+parameters; by hand it takes the same parameters as flags. Exit codes are those of the OCF \
+Resource Agent API.",
+        )
+        .subcommand_required(true)
+        .disable_help_subcommand(true)
+        .subcommands(action_commands(Agent::Ipsec))
+        .subcommand(
+            Command::new("mesh")
+                .about("ocf:vipsec:mesh by hand: tunnels from this node to every peer")
+                .subcommand_required(true)
+                .subcommands(action_commands(Agent::Mesh)),
+        )
+        .subcommand(
+            Command::new("vip")
+                .about("Tell whether the VIP is configured on this node, and on which interface")
+                .arg(Arg::new("vip").long("vip").value_name("VIP").help("The address to look for"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the answer as JSON")),
+        )
+        .subcommand(Command::new("usage").about("Print the OCF usage line"))
 }

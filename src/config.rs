@@ -414,7 +414,7 @@ impl IpsecConfig {
     }
 }
 
-fn check_directory(param: &str, path: &Path) -> Result<()> {
+pub fn check_directory(param: &str, path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::configured(

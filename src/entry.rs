@@ -7,12 +7,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::actions::mesh::MeshEnv;
 use crate::actions::{self, Env};
 use crate::config::{self, Context, IpsecConfig, RawParams, DEFAULT_STATE_DIR};
 use crate::error::{Error, Result};
 use crate::ike::libreswan::Libreswan;
 use crate::kernel::addr::find_local_address;
 use crate::logging::{self, LogSettings};
+use crate::mesh::config::MeshConfig;
 use crate::metadata::{self, OcfVersion};
 use crate::params::Agent;
 use crate::state::StateStore;
@@ -172,8 +174,7 @@ fn from_ocf(
 }
 
 fn from_cli(args: &[OsString], env: &BTreeMap<String, String>) -> Result<Option<Invocation>> {
-    let agent = Agent::Ipsec;
-    let matches = match crate::cli::command(agent).try_get_matches_from(args) {
+    let matches = match crate::cli::command().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -196,6 +197,10 @@ fn from_cli(args: &[OsString], env: &BTreeMap<String, String>) -> Result<Option<
     };
     let Some((name, sub)) = matches.subcommand() else {
         return Err(Error::Args("no action given; see vipsec --help".into()));
+    };
+    let (agent, name, sub) = match (name, sub.subcommand()) {
+        ("mesh", Some((action, sub))) => (Agent::Mesh, action, sub),
+        _ => (Agent::Ipsec, name, sub),
     };
     let action = if name == "vip" {
         Action::Vip
@@ -289,7 +294,10 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
 
     // Logging is tagged with the instance, which may need the tunnel name: parse first,
     // and log the validation outcome once logging is up.
-    let parsed = IpsecConfig::parse(&inv.raw);
+    let parsed = match inv.agent {
+        Agent::Ipsec => IpsecConfig::parse(&inv.raw).map(AgentConfig::Ipsec),
+        Agent::Mesh => MeshConfig::parse(&inv.raw).map(AgentConfig::Mesh),
+    };
     let state_dir = PathBuf::from(
         env.get("HA_RSCTMP")
             .map(String::as_str)
@@ -299,14 +307,15 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
         .instance
         .clone()
         .filter(|i| !i.is_empty())
-        .or_else(|| {
-            let tunnel = parsed.as_ref().ok()?.tunnel.as_str();
-            if inv.by_hand {
-                StateStore::find_instance_by_tunnel(&state_dir, tunnel)
-            } else {
-                None
+        .or_else(|| match parsed.as_ref().ok()? {
+            AgentConfig::Ipsec(cfg) => {
+                let tunnel = cfg.tunnel.as_str();
+                inv.by_hand
+                    .then(|| StateStore::find_instance_by_tunnel(&state_dir, tunnel))
+                    .flatten()
+                    .or_else(|| Some(tunnel.to_string()))
             }
-            .or_else(|| Some(tunnel.to_string()))
+            AgentConfig::Mesh(_) => Some("mesh".to_string()),
         })
         .unwrap_or_else(|| "vipsec".into());
     logging::init(&LogSettings::from_env(&instance, |k| env.get(k).cloned()));
@@ -339,9 +348,13 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
             .get("OCF_TESTER_FAIL_HAVE_BINARY")
             .is_some_and(|v| v == "1"),
     };
+    let ctlsocket = match &cfg {
+        AgentConfig::Ipsec(c) => &c.ctlsocket,
+        AgentConfig::Mesh(c) => &c.ctlsocket,
+    };
     let ike = Libreswan::new(
         env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH),
-        &cfg.ctlsocket,
+        ctlsocket,
         Path::new(
             env.get("VIPSEC_RUN_DIR")
                 .map(String::as_str)
@@ -349,15 +362,78 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
         ),
         ctx.pretend_binaries_missing,
     );
-    let action_env = Env {
-        cfg: &cfg,
-        ctx: &ctx,
-        ike: &ike,
-        store: StateStore::new(&ctx.state_dir, &ctx.instance),
-        deadline,
-    };
+    let store = StateStore::new(&ctx.state_dir, &ctx.instance);
     log::debug!("{} (timeout {timeout:?})", inv.action.name());
+    let result = match &cfg {
+        AgentConfig::Ipsec(cfg) => run_ipsec(
+            inv,
+            Env {
+                cfg,
+                ctx: &ctx,
+                ike: &ike,
+                store,
+                deadline,
+            },
+        ),
+        AgentConfig::Mesh(cfg) => run_mesh(
+            inv,
+            MeshEnv {
+                cfg,
+                ctx: &ctx,
+                ike: &ike,
+                store,
+                deadline,
+            },
+        ),
+    };
+    result.inspect(|()| {
+        if inv.by_hand && inv.action != Action::Monitor {
+            println!("{}: ok", inv.action.name());
+        }
+    })
+}
 
+enum AgentConfig {
+    Ipsec(IpsecConfig),
+    Mesh(MeshConfig),
+}
+
+fn run_mesh(inv: &Invocation, env: MeshEnv) -> Result<()> {
+    match inv.action {
+        Action::Start => actions::mesh::start::run(&env),
+        Action::Stop => actions::mesh::stop::run(&env),
+        Action::ReloadAgent => actions::mesh::reload::run(&env),
+        Action::ValidateAll => env.validate().map(|_| ()),
+        Action::Monitor => {
+            let (report, result) = actions::mesh::monitor::run(&env);
+            if inv.by_hand {
+                if inv.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                } else {
+                    println!("{}: {}", report.state, report.reason);
+                    for p in &report.peers {
+                        println!(
+                            "  {:<40} policy {:<3} SA {}",
+                            p.listed_as,
+                            if p.policy { "yes" } else { "no" },
+                            if p.sa { "up" } else { "down" }
+                        );
+                    }
+                    for s in &report.skipped {
+                        println!("  {:<40} skipped: {}", s.peer, s.reason);
+                    }
+                }
+            }
+            result
+        }
+        Action::MetaData | Action::Usage | Action::Vip => Ok(()),
+    }
+}
+
+fn run_ipsec(inv: &Invocation, action_env: Env) -> Result<()> {
     match inv.action {
         Action::Start => actions::start::run(&action_env),
         Action::Stop => actions::stop::run(&action_env),
@@ -383,11 +459,6 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
         }
         Action::MetaData | Action::Usage | Action::Vip => Ok(()),
     }
-    .inspect(|()| {
-        if inv.by_hand && inv.action != Action::Monitor {
-            println!("{}: ok", inv.action.name());
-        }
-    })
 }
 
 fn vip_action(inv: &Invocation, deadline: Instant) -> Result<()> {

@@ -24,14 +24,18 @@ pub fn pair_psk(master: &Secret, a: &str, b: &str) -> Secret {
 /// A short public fingerprint of the master secret (not the secret, nor any pair key), so
 /// reload can tell that the secret changed without storing it.
 pub fn fingerprint(master: &Secret) -> String {
-    derive(master, b"vipsec mesh fingerprint").expose()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    derive(master, b"vipsec mesh fingerprint").expose()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn derive(master: &Secret, info: &[u8]) -> Secret {
     let hk = Hkdf::<Sha256>::new(Some(SALT), master.expose());
     let mut okm = vec![0u8; 32];
     // 32 bytes is far below HKDF-SHA256's 8160-byte limit: this cannot fail.
-    hk.expand(info, &mut okm).expect("HKDF output length is valid");
+    hk.expand(info, &mut okm)
+        .expect("HKDF output length is valid");
     Secret::from_bytes(okm)
 }
 
@@ -51,25 +55,46 @@ mod tests {
     #[test]
     fn known_answer_vectors() {
         let m = master();
-        assert_eq!(hex(&pair_psk(&m, "192.0.2.1", "192.0.2.2")), "064a0881b4f73b875cf521f161b6649ceadaee3ab933928ed460b687e71a69d9");
-        assert_eq!(hex(&pair_psk(&m, "192.0.2.1", "192.0.2.3")), "92a86f5d925e96b23bbb1593fd53cff1c29b2f08cb6526d33b7f490d4f708752");
-        assert_eq!(hex(&pair_psk(&m, "2001:db8::1", "192.0.2.1")), "4b1c4d3a3143668990fdbab164a2912833606d98293aed94bff2ba3bc67fdcda");
+        assert_eq!(
+            hex(&pair_psk(&m, "192.0.2.1", "192.0.2.2")),
+            "064a0881b4f73b875cf521f161b6649ceadaee3ab933928ed460b687e71a69d9"
+        );
+        assert_eq!(
+            hex(&pair_psk(&m, "192.0.2.1", "192.0.2.3")),
+            "92a86f5d925e96b23bbb1593fd53cff1c29b2f08cb6526d33b7f490d4f708752"
+        );
+        assert_eq!(
+            hex(&pair_psk(&m, "2001:db8::1", "192.0.2.1")),
+            "4b1c4d3a3143668990fdbab164a2912833606d98293aed94bff2ba3bc67fdcda"
+        );
         assert_eq!(fingerprint(&m), "d3c5f1dc6ca73aed");
     }
 
     #[test]
     fn both_ends_agree_and_pairs_differ() {
         let m = master();
-        let nodes = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::1", "2001:db8::2"];
+        let nodes = [
+            "192.0.2.1",
+            "192.0.2.2",
+            "192.0.2.3",
+            "2001:db8::1",
+            "2001:db8::2",
+        ];
         let mut seen = std::collections::BTreeSet::new();
         for (i, a) in nodes.iter().enumerate() {
             for b in &nodes[i + 1..] {
                 assert_eq!(hex(&pair_psk(&m, a, b)), hex(&pair_psk(&m, b, a)));
-                assert!(seen.insert(hex(&pair_psk(&m, a, b))), "two pairs share a key");
+                assert!(
+                    seen.insert(hex(&pair_psk(&m, a, b))),
+                    "two pairs share a key"
+                );
             }
         }
         let other = Secret::from_bytes(b"another master secret, 0123456789abcdef".to_vec());
-        assert_ne!(hex(&pair_psk(&m, "192.0.2.1", "192.0.2.2")), hex(&pair_psk(&other, "192.0.2.1", "192.0.2.2")));
+        assert_ne!(
+            hex(&pair_psk(&m, "192.0.2.1", "192.0.2.2")),
+            hex(&pair_psk(&other, "192.0.2.1", "192.0.2.2"))
+        );
         assert_ne!(fingerprint(&m), fingerprint(&other));
     }
 }

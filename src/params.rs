@@ -7,12 +7,15 @@
 pub enum Agent {
     /// `ocf:vipsec:ipsec`: the road-warrior tunnel that follows a VIP.
     Ipsec,
+    /// `ocf:vipsec:mesh`: host-to-host tunnels to every peer, run as a clone.
+    Mesh,
 }
 
 impl Agent {
     pub fn from_type(name: &str) -> Option<Agent> {
         match name {
             "ipsec" => Some(Agent::Ipsec),
+            "mesh" => Some(Agent::Mesh),
             _ => None,
         }
     }
@@ -20,18 +23,21 @@ impl Agent {
     pub fn type_name(self) -> &'static str {
         match self {
             Agent::Ipsec => "ipsec",
+            Agent::Mesh => "mesh",
         }
     }
 
     pub fn params(self) -> &'static [Param] {
         match self {
             Agent::Ipsec => IPSEC,
+            Agent::Mesh => MESH,
         }
     }
 
     pub fn shortdesc(self) -> &'static str {
         match self {
             Agent::Ipsec => "IPsec road-warrior tunnel that follows a virtual IP",
+            Agent::Mesh => "IPsec between this node and every peer (a full mesh)",
         }
     }
 
@@ -46,12 +52,26 @@ failed (1) apart, and detects the VIP by exact address over netlink. A drop-in \
 replacement for ocf:heartbeat:ipsec: the parameters tunnel, vip, confdir and \
 fallbacktunnel mean the same."
             }
+            Agent::Mesh => {
+                "Encrypts the traffic between this node's regular addresses and every peer's, \
+host to host in transport mode, with one libreswan conn per peer. Meant to run as a clone \
+on every node, with the same peer list everywhere (a node skips its own addresses). Per-pair \
+keys are derived with HKDF-SHA256 from one master secret, or peers authenticate with \
+certificates. policy=use is fail-open, require fail-closed, disable removes the kernel \
+policies only. SSH and ICMP stay outside the policy unless told otherwise. Monitor reports \
+0 when every peer's policies are in place and SAs are up, 190 (degraded) when some peers \
+have no SA, 1 when conns or policies are missing, 7 when stopped. reload-agent applies a \
+changed peer list without touching unchanged peers."
+            }
         }
     }
 
     /// Actions with their advised timeouts, as meta-data advertises them.
     pub fn actions(self) -> &'static [ActionSpec] {
-        IPSEC_ACTIONS
+        match self {
+            Agent::Ipsec => IPSEC_ACTIONS,
+            Agent::Mesh => MESH_ACTIONS,
+        }
     }
 }
 
@@ -286,6 +306,194 @@ const IPSEC_ACTIONS: &[ActionSpec] = &[
     },
 ];
 
+pub const MESH_PEERS_MAX: usize = 4096;
+
+pub const MESH: &[Param] = &[
+    Param {
+        name: "peers",
+        kind: ParamType::String,
+        default: "",
+        required: true,
+        unique: false,
+        reloadable: true,
+        shortdesc: "The mesh's nodes: addresses and/or DNS names",
+        longdesc: "IPv4 and IPv6 addresses and/or DNS names of every node of the mesh, \
+separated by spaces or commas; at most 4096 addresses. This node's own addresses are \
+skipped, so the same list serves every node. A name stands for all its addresses.",
+    },
+    Param {
+        name: "local_address",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "This node's address in the mesh (one per family)",
+        longdesc: "The local end of every tunnel, at most one IPv4 and one IPv6 address. \
+Default: for each peer, the source address the kernel would use to reach it (a route \
+lookup over rtnetlink).",
+    },
+    Param {
+        name: "auth",
+        kind: ParamType::String,
+        default: "psk",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "How peers authenticate: psk or cert",
+        longdesc: "psk: every pair gets its own pre-shared key, derived from secret_file. \
+cert: this node presents the NSS certificate named by cert and accepts the peers' \
+certificates (identities from the certificates).",
+    },
+    Param {
+        name: "secret_file",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: true,
+        shortdesc: "Master secret of the mesh (auth=psk)",
+        longdesc: "Absolute path of a file (mode 0600 or stricter, at least 32 bytes) holding \
+the mesh's master secret, the same on every node. Each pair's key is HKDF-SHA256 of it and \
+the sorted pair of addresses; a new master secret (then reload) rekeys every pair. The \
+derived keys go, hex-encoded, to confdir/vipsec-<instance>.secrets (0600).",
+    },
+    Param {
+        name: "cert",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "NSS nickname of this node's certificate (auth=cert)",
+        longdesc: "Nickname, in pluto's NSS database, of this node's certificate with its \
+private key; peers then authenticate by the names in their certificates.",
+    },
+    Param {
+        name: "policy",
+        kind: ParamType::String,
+        default: "use",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "require, use or disable",
+        longdesc: "use: encrypt when an SA can be had, else send in clear (fail-open). \
+require: traffic to or from a peer without an SA is dropped (fail-closed). disable: the \
+conns stay loaded but no kernel policy is installed (the quick off switch). Roll out with \
+use on every node first, check that monitor reports every peer up, then switch to \
+require: traffic is never cut.",
+    },
+    Param {
+        name: "exclude_ssh",
+        kind: ParamType::Boolean,
+        default: "true",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Leave SSH (TCP port 22) outside the policy",
+        longdesc: "true (the default) keeps SSH between the nodes working whatever happens \
+to IKE, so operators are never locked out.",
+    },
+    Param {
+        name: "exclude_icmp",
+        kind: ParamType::Boolean,
+        default: "true",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Leave ICMP outside the policy",
+        longdesc: "true (the default) keeps ping, path MTU discovery and neighbour \
+discovery working whatever happens to IKE.",
+    },
+    Param {
+        name: "secure_ports",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Ports that are always encrypted, even with policy=use",
+        longdesc: "Space- or comma-separated ports, as PORT (TCP) or tcp/PORT, udp/PORT, \
+sctp/PORT: traffic to or from these ports of a peer is dropped unless it is encrypted, \
+whatever policy says.",
+    },
+    Param {
+        name: "confdir",
+        kind: ParamType::String,
+        default: DEFAULT_CONFDIR,
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Directory pluto reads *.secrets from",
+        longdesc: "The pair keys go to confdir/vipsec-<instance>.secrets; pluto's secrets \
+file must include confdir/*.secrets (the stock /etc/ipsec.secrets includes \
+/etc/ipsec.d/*.secrets).",
+    },
+    Param {
+        name: "ctlsocket",
+        kind: ParamType::String,
+        default: DEFAULT_CTLSOCKET,
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "pluto control socket",
+        longdesc: "Path of the control socket of the pluto instance that carries the mesh, \
+passed as --ctlsocket to every libreswan command.",
+    },
+];
+
+const MESH_ACTIONS: &[ActionSpec] = &[
+    ActionSpec {
+        name: "start",
+        timeout: "60s",
+        interval: None,
+        depth: None,
+        ocf_1_1: false,
+    },
+    ActionSpec {
+        name: "stop",
+        timeout: "60s",
+        interval: None,
+        depth: None,
+        ocf_1_1: false,
+    },
+    ActionSpec {
+        name: "monitor",
+        timeout: "20s",
+        interval: Some("10s"),
+        depth: Some("0"),
+        ocf_1_1: false,
+    },
+    ActionSpec {
+        name: "reload-agent",
+        timeout: "60s",
+        interval: None,
+        depth: None,
+        ocf_1_1: true,
+    },
+    ActionSpec {
+        name: "validate-all",
+        timeout: "20s",
+        interval: None,
+        depth: None,
+        ocf_1_1: false,
+    },
+    ActionSpec {
+        name: "meta-data",
+        timeout: "5s",
+        interval: None,
+        depth: None,
+        ocf_1_1: false,
+    },
+    ActionSpec {
+        name: "usage",
+        timeout: "5s",
+        interval: None,
+        depth: None,
+        ocf_1_1: false,
+    },
+];
+
 /// The README's parameter table for one agent, in Markdown (a test keeps README in step).
 #[cfg(test)]
 pub fn markdown_table(agent: Agent) -> String {
@@ -316,7 +524,12 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_valid_env_suffixes() {
-        let params = Agent::Ipsec.params();
+        for agent in [Agent::Ipsec, Agent::Mesh] {
+            check_table(agent.params());
+        }
+    }
+
+    fn check_table(params: &[Param]) {
         for (i, p) in params.iter().enumerate() {
             assert!(
                 p.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
@@ -337,12 +550,15 @@ mod tests {
     }
 
     #[test]
-    fn readme_parameter_table_matches_the_table() {
+    fn readme_parameter_tables_match_the_tables() {
         let readme = include_str!("../README.md");
-        let table = markdown_table(Agent::Ipsec);
-        assert!(
-            readme.contains(&table),
-            "README.md's ocf:vipsec:ipsec parameter table is out of date; it must read:\n{table}"
-        );
+        for agent in [Agent::Ipsec, Agent::Mesh] {
+            let table = markdown_table(agent);
+            assert!(
+                readme.contains(&table),
+                "README.md's ocf:vipsec:{} parameter table is out of date; it must read:\n{table}",
+                agent.type_name()
+            );
+        }
     }
 }

@@ -122,6 +122,15 @@ impl StateStore {
     }
 
     pub fn read(&self) -> Result<Option<IpsecState>> {
+        self.read_json()
+    }
+
+    pub fn write(&self, state: &IpsecState) -> Result<()> {
+        self.write_json(state)
+    }
+
+    /// Any agent's state; the `format` field must be the one this vipsec writes.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>> {
         let path = self.path();
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -133,23 +142,24 @@ impl StateStore {
                 )))
             }
         };
-        let state: IpsecState = serde_json::from_str(&text).map_err(|e| {
+        let unreadable = |e: serde_json::Error| {
             Error::Generic(format!(
                 "state file {} is unreadable ({e}); stop the resource to clear it",
                 path.display()
             ))
-        })?;
-        if state.format != STATE_FORMAT {
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(unreadable)?;
+        let format = value.get("format").and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(STATE_FORMAT)) {
             return Err(Error::Generic(format!(
-                "state file {} has format {} (this vipsec writes {STATE_FORMAT}); stop the resource to clear it",
-                path.display(),
-                state.format
+                "state file {} has format {format:?} (this vipsec writes {STATE_FORMAT}); stop the resource to clear it",
+                path.display()
             )));
         }
-        Ok(Some(state))
+        serde_json::from_value(value).map(Some).map_err(unreadable)
     }
 
-    pub fn write(&self, state: &IpsecState) -> Result<()> {
+    pub fn write_json<T: Serialize>(&self, state: &T) -> Result<()> {
         self.ensure_dir()?;
         let json = serde_json::to_vec_pretty(state)
             .map_err(|e| Error::Generic(format!("cannot encode state: {e}")))?;

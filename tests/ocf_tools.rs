@@ -65,6 +65,47 @@ fn meta_data_is_valid_against_the_ocf_dtd() {
 }
 
 #[test]
+fn mesh_meta_data_is_valid_against_the_ocf_dtd() {
+    let out = std::process::Command::new(vipsec_bin())
+        .args(["mesh", "meta-data"])
+        .output()
+        .unwrap();
+    let xml = String::from_utf8(out.stdout).unwrap();
+    let lint = xmllint_dtd(&xml, DTD);
+    assert!(
+        lint.status.success(),
+        "{}\n{xml}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(xml.contains(r#"<resource-agent name="mesh""#));
+    for p in [
+        "peers",
+        "local_address",
+        "auth",
+        "secret_file",
+        "cert",
+        "policy",
+        "exclude_ssh",
+        "exclude_icmp",
+        "secure_ports",
+        "confdir",
+        "ctlsocket",
+    ] {
+        assert!(
+            xml.contains(&format!("<parameter name=\"{p}\"")),
+            "{p} missing"
+        );
+    }
+    assert!(xml.contains(r#"<content type="boolean" default="true"/>"#));
+    // The OCF entry of the mesh is the same binary.
+    let agent = OcfAgent::named("mesh");
+    let via_entry = ocf_command(&agent.path, "meta-data", None, &env_of(&[]))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(via_entry.stdout).unwrap(), xml);
+}
+
+#[test]
 fn meta_data_for_ocf_1_1_managers_adds_only_the_1_1_features() {
     // Pacemaker announces OCF 1.1 in the environment; the 1.1 dialect is the DTD plus
     // `reloadable` and `reload-agent`, nothing else.

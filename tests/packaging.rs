@@ -103,6 +103,23 @@ fn deb_installs_where_pacemaker_and_pcs_find_it_and_removes_cleanly() {
             "{path} not in the package:\n{owned}"
         );
     }
+    assert!(
+        owned
+            .lines()
+            .any(|l| l == "/usr/lib/ocf/resource.d/vipsec/mesh"),
+        "{owned}"
+    );
+    let mesh_meta = must("crm_resource --show-metadata ocf:vipsec:mesh");
+    assert!(
+        mesh_meta.contains("<resource-agent name=\"mesh\"")
+            && mesh_meta.contains("<parameter name=\"peers\""),
+        "{mesh_meta}"
+    );
+    let mesh_describe = out("pcs resource describe ocf:vipsec:mesh");
+    assert!(
+        mesh_describe.contains("ocf:vipsec:mesh - IPsec between this node and every peer"),
+        "{mesh_describe}"
+    );
     let meta = must("crm_resource --show-metadata ocf:vipsec:ipsec");
     assert!(
         meta.contains("<resource-agent name=\"ipsec\"")
@@ -122,7 +139,11 @@ fn deb_installs_where_pacemaker_and_pcs_find_it_and_removes_cleanly() {
         describe.contains("  fallbacktunnel: Name of a conn that stop initiates"),
         "{describe}"
     );
-    assert!(out("pcs resource list ocf:vipsec").contains("ocf:vipsec:ipsec"));
+    let list = out("pcs resource list ocf:vipsec");
+    assert!(
+        list.contains("ocf:vipsec:ipsec") && list.contains("ocf:vipsec:mesh"),
+        "{list}"
+    );
     let man = out("MANWIDTH=80 man -P cat vipsec 2>&1");
     let squashed = man.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use clap_complete::Shell;
-use vipsec::params::Agent;
 
 fn main() -> std::io::Result<()> {
     let out = PathBuf::from(
@@ -17,12 +16,16 @@ fn main() -> std::io::Result<()> {
     let completions = out.join("completions");
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
-    let cmd = vipsec::cli::command(Agent::Ipsec);
+    let cmd = vipsec::cli::command();
     // Section 8: system administration commands (the binary lives in /usr/sbin).
     render(&cmd, "vipsec", &man)?;
     for sub in cmd.get_subcommands() {
         let name = format!("vipsec-{}", sub.get_name());
         render(&sub.clone().name(name.clone()), &name, &man)?;
+        for subsub in sub.get_subcommands() {
+            let name = format!("vipsec-{}-{}", sub.get_name(), subsub.get_name());
+            render(&subsub.clone().name(name.clone()), &name, &man)?;
+        }
     }
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd.clone(), "vipsec", &completions)?;

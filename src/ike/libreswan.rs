@@ -5,12 +5,16 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::libreswan_conf::{render_conn, render_psk_secret, Version};
+use super::libreswan_conf::{
+    render_conn, render_mesh, render_mesh_secrets, render_psk_secret, Version,
+};
 use super::libreswan_status::{parse_status, secrets_files_loaded};
 use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend};
 use crate::config::{ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;
+use crate::mesh::config::MeshConfig;
+use crate::mesh::plan::MeshPlan;
 use crate::state::write_atomic;
 
 pub struct Libreswan {
@@ -83,6 +87,21 @@ impl Libreswan {
             )));
         }
         Ok(out)
+    }
+
+    /// Makes pluto reread its secrets and checks that it read ours.
+    fn reread_secrets(&self, files: &GeneratedFiles, deadline: Instant) -> Result<()> {
+        let out = self.run("whack", &[OsStr::new("--rereadsecrets")], deadline)?;
+        let loaded = secrets_files_loaded(&format!("{}{}", out.stdout, out.stderr));
+        let ours = files.secrets.display().to_string();
+        if !loaded.iter().any(|f| *f == ours) {
+            return Err(Error::Generic(format!(
+                "pluto does not read {ours} (it read: {}); add `include {}/*.secrets` to its secrets file",
+                loaded.join(", "),
+                files.secrets.parent().map(|p| p.display().to_string()).unwrap_or_default()
+            )));
+        }
+        Ok(())
     }
 
     /// The installed libreswan's version (the generated config depends on it).
@@ -190,15 +209,74 @@ impl IkeBackend for Libreswan {
             render_psk_secret(spec.vip, spec.peer_id, psk.expose()).as_bytes(),
             0o600,
         )?;
-        let out = self.run("whack", &[OsStr::new("--rereadsecrets")], deadline)?;
-        let loaded = secrets_files_loaded(&format!("{}{}", out.stdout, out.stderr));
-        let ours = files.secrets.display().to_string();
-        if !loaded.iter().any(|f| *f == ours) {
-            return Err(Error::Generic(format!(
-                "pluto does not read {ours} (it read: {}); add `include {}/*.secrets` to its secrets file",
-                loaded.join(", "),
-                files.secrets.parent().map(|p| p.display().to_string()).unwrap_or_default()
-            )));
+        self.reread_secrets(files, deadline)
+    }
+
+    fn write_mesh(
+        &self,
+        plan: &MeshPlan,
+        cfg: &MeshConfig,
+        master: Option<&Secret>,
+        files: &GeneratedFiles,
+        deadline: Instant,
+    ) -> Result<()> {
+        let version = self.version(deadline)?;
+        ensure_private_dir(&self.run_dir)?;
+        write_atomic(
+            &files.conn,
+            render_mesh(plan, cfg, version).as_bytes(),
+            0o600,
+        )?;
+        match master {
+            Some(master) => {
+                write_atomic(
+                    &files.secrets,
+                    render_mesh_secrets(plan, master).as_bytes(),
+                    0o600,
+                )?;
+                self.reread_secrets(files, deadline)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn load_all(&self, file: &Path, deadline: Instant) -> Result<()> {
+        self.run(
+            "addconn",
+            &[
+                OsStr::new("--config"),
+                file.as_os_str(),
+                OsStr::new("--autoall"),
+            ],
+            deadline,
+        )
+        .map(|_| ())
+    }
+
+    fn load_some(
+        &self,
+        file: &Path,
+        conns: &[String],
+        route: bool,
+        deadline: Instant,
+    ) -> Result<()> {
+        for chunk in conns.chunks(200) {
+            let mut args: Vec<&OsStr> = vec![OsStr::new("--config"), file.as_os_str()];
+            args.extend(chunk.iter().map(OsStr::new));
+            self.run("addconn", &args, deadline)?;
+        }
+        if route {
+            for conn in conns {
+                self.run(
+                    "whack",
+                    &[
+                        OsStr::new("--name"),
+                        OsStr::new(conn),
+                        OsStr::new("--route"),
+                    ],
+                    deadline,
+                )?;
+            }
         }
         Ok(())
     }

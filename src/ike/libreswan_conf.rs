@@ -6,9 +6,12 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use super::ConnSpec;
-use crate::config::Auth;
+use crate::config::{Auth, Secret};
 #[cfg(test)]
 use crate::config::{ConnName, Mode};
+use crate::keys::pair_psk;
+use crate::mesh::config::{MeshAuth, MeshConfig, Policy};
+use crate::mesh::plan::{pass_conns_for, MeshPlan};
 
 /// Version of the installed libreswan, from `ipsec --version` ("Libreswan 4.10").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,6 +95,144 @@ pub fn render_conn(spec: &ConnSpec, version: Version) -> String {
     let _ = writeln!(c, "\tnegotiationshunt=drop");
     let _ = writeln!(c, "\tauto=add");
     c
+}
+
+/// Priority of the conns that keep SSH/ICMP in clear: before everything else.
+pub const PASS_PRIORITY: u32 = 100;
+/// Priority of require's block conns: after the peer's own conn (whose automatic
+/// priority is around 2^21), so an SA, once up, wins and the block only catches clear text.
+pub const BLOCK_PRIORITY: u32 = 2_000_000_000;
+
+fn ike_lines(c: &mut String, v5: bool) {
+    let _ = writeln!(
+        c,
+        "\t{}",
+        if v5 {
+            "keyexchange=ikev2"
+        } else {
+            "ikev2=insist"
+        }
+    );
+    let _ = writeln!(c, "\tike={IKE_PROPOSALS}");
+    let _ = writeln!(c, "\tesp={ESP_PROPOSALS}");
+}
+
+/// Every conn of a mesh plan, in one file loaded in one batch (`addconn --autoall`).
+pub fn render_mesh(plan: &MeshPlan, cfg: &MeshConfig, version: Version) -> String {
+    let v5 = version.major >= 5;
+    let mut c = String::from(
+        "# Written by vipsec for the mesh; regenerated at start and reload. Do not edit.\n",
+    );
+    let auto = if cfg.policy == Policy::Disable {
+        "add"
+    } else {
+        "ondemand"
+    };
+    let (failure, negotiation) = match cfg.policy {
+        Policy::Require | Policy::Disable => ("drop", "hold"),
+        Policy::Use => ("passthrough", "passthrough"),
+    };
+    for peer in &plan.peers {
+        let (l, r) = (peer.local, peer.address);
+        let auth = |c: &mut String| match &cfg.auth {
+            MeshAuth::Psk { .. } => {
+                let _ = writeln!(c, "\tleftid={l}\n\trightid={r}\n\tauthby=secret");
+            }
+            MeshAuth::Cert { nickname } => {
+                let _ = writeln!(
+                    c,
+                    "\tleftcert={}\n\tleftid=%fromcert\n\trightid=%fromcert\n\tleftsendcert=always",
+                    quoted(nickname)
+                );
+            }
+        };
+        let transport = |c: &mut String,
+                         name: &str,
+                         ports: Option<(String, String)>,
+                         failure: &str,
+                         negotiation: &str| {
+            let _ = writeln!(c, "conn {name}\n\tleft={l}\n\tright={r}");
+            if let Some((lp, rp)) = ports {
+                let _ = writeln!(c, "\tleftprotoport={lp}\n\trightprotoport={rp}");
+            }
+            auth(c);
+            let _ = writeln!(c, "\ttype=transport");
+            ike_lines(c, v5);
+            let _ = writeln!(c, "\tdpddelay=10s");
+            if !v5 {
+                let _ = writeln!(c, "\tdpdtimeout=30s\n\tdpdaction=restart");
+            }
+            let _ = writeln!(
+                c,
+                "\tkeyingtries=%forever\n\tfailureshunt={failure}\n\tnegotiationshunt={negotiation}\n\tauto={auto}\n"
+            );
+        };
+        transport(&mut c, peer.main_conn(), None, failure, negotiation);
+        for name in &peer.conns[1..] {
+            if let Some(proto) = name.rsplit_once("-block-").map(|(_, p)| p) {
+                let proto = if proto == "icmp" && r.is_ipv6() {
+                    "ipv6-icmp"
+                } else {
+                    proto
+                };
+                let _ = writeln!(
+                    c,
+                    "conn {name}\n\tleft={l}\n\tright={r}\n\tleftprotoport={proto}\n\trightprotoport={proto}\n\ttype=drop\n\tauthby=never\n\tpriority={BLOCK_PRIORITY}\n\tauto={auto}\n"
+                );
+            }
+        }
+        for p in &cfg.secure_ports {
+            let base = format!("{}-{}{}", peer.main_conn(), p.proto, p.port);
+            // Always fail-closed, whatever the mesh's policy.
+            transport(
+                &mut c,
+                &format!("{base}-out"),
+                Some((p.proto.to_string(), p.to_string())),
+                "drop",
+                "hold",
+            );
+            transport(
+                &mut c,
+                &format!("{base}-in"),
+                Some((p.to_string(), p.proto.to_string())),
+                "drop",
+                "hold",
+            );
+        }
+    }
+    for local in plan.locals() {
+        let any = if local.is_ipv4() {
+            ("0.0.0.0", "0.0.0.0/0", "icmp")
+        } else {
+            ("::", "::/0", "ipv6-icmp")
+        };
+        for name in pass_conns_for(cfg, local) {
+            let (lp, rp) = if name.ends_with("-ssh-in") {
+                ("tcp/22".to_string(), "tcp".to_string())
+            } else if name.ends_with("-ssh-out") {
+                ("tcp".to_string(), "tcp/22".to_string())
+            } else {
+                (any.2.to_string(), any.2.to_string())
+            };
+            let _ = writeln!(
+                c,
+                "conn {name}\n\tleft={local}\n\tright={}\n\trightsubnet={}\n\tleftprotoport={lp}\n\trightprotoport={rp}\n\ttype=passthrough\n\tauthby=never\n\tpriority={PASS_PRIORITY}\n\tauto=ondemand\n",
+                any.0, any.1
+            );
+        }
+    }
+    c
+}
+
+/// One line per peer: `LOCAL PEER : PSK 0x<HKDF pair key>`.
+pub fn render_mesh_secrets(plan: &MeshPlan, master: &Secret) -> String {
+    let mut s = String::from("# Written by vipsec for the mesh; removed at stop.\n");
+    for peer in &plan.peers {
+        let key = pair_psk(master, &peer.local.to_string(), &peer.address.to_string());
+        let hex: String = key.expose().iter().map(|b| format!("{b:02x}")).collect();
+        let _ = writeln!(s, "{} {} : PSK 0x{hex}", peer.local, peer.address);
+    }
+    s
 }
 
 /// `VIP PEER : PSK 0x…` — hex, so no byte of the key needs quoting.

@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use crate::config::{Auth, ConnName, Mode, Secret};
 use crate::error::Result;
+use crate::mesh::config::MeshConfig;
+use crate::mesh::plan::MeshPlan;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,6 +81,26 @@ pub trait IkeBackend {
         spec: &ConnSpec,
         psk: Option<&Secret>,
         files: &GeneratedFiles,
+        deadline: Instant,
+    ) -> Result<()>;
+    /// Writes a mesh's conns (one file) and pair keys, and makes the daemon read the keys.
+    fn write_mesh(
+        &self,
+        plan: &MeshPlan,
+        cfg: &MeshConfig,
+        master: Option<&Secret>,
+        files: &GeneratedFiles,
+        deadline: Instant,
+    ) -> Result<()>;
+    /// Loads every conn of a generated file in one batch, installing the kernel policies
+    /// of those marked for it.
+    fn load_all(&self, file: &Path, deadline: Instant) -> Result<()>;
+    /// Loads the named conns of a generated file (and routes them), leaving the others.
+    fn load_some(
+        &self,
+        file: &Path,
+        conns: &[String],
+        route: bool,
         deadline: Instant,
     ) -> Result<()>;
     /// Removes a generated conn's files (absent files are fine) and makes the daemon

@@ -35,6 +35,47 @@ pub fn find_local_address(ip: IpAddr, deadline: Instant) -> Result<Option<Addres
     })
 }
 
+/// Every usable address of this network namespace (both families).
+pub fn local_addresses(deadline: Instant) -> Result<Vec<IpAddr>> {
+    block_on_until("reading interface addresses", deadline, async move {
+        let (conn, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| Error::Generic(format!("cannot open a netlink socket: {e}")))?;
+        let conn = tokio::spawn(conn);
+        let mut stream = handle.address().get().execute();
+        let mut out = Vec::new();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(msg)) => {
+                    if let Some(ip) = usable_local(&msg) {
+                        out.push(ip);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    conn.abort();
+                    return Err(Error::Generic(format!("netlink address dump failed: {e}")));
+                }
+            }
+        }
+        conn.abort();
+        Ok(out)
+    })
+}
+
+/// This host's own usable address carried by the message, if any.
+fn usable_local(msg: &AddressMessage) -> Option<IpAddr> {
+    let local = msg.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(l) => Some(*l),
+        _ => None,
+    });
+    let address = msg.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(a) => Some(*a),
+        _ => None,
+    });
+    let ip = local.or(address)?;
+    matches_usable(msg, ip).then_some(ip)
+}
+
 async fn lookup(handle: &rtnetlink::Handle, ip: IpAddr) -> Result<Option<AddressLocation>> {
     let nl_err = |e: rtnetlink::Error| Error::Generic(format!("netlink address dump failed: {e}"));
     let mut request = handle.address().get();

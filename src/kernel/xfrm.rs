@@ -21,6 +21,8 @@ pub struct Policy {
     /// Selector, as "address/prefix".
     pub src: String,
     pub dst: String,
+    /// IP protocol of the selector (0: any).
+    pub proto: u8,
     /// allow | block
     pub action: &'static str,
     /// The SA endpoints the policy requires (tunnel or transport template), if any.
@@ -116,6 +118,7 @@ pub fn dump(deadline: Instant) -> Result<XfrmView> {
                 },
                 src: format!("{}/{}", sel_src.0, sel_src.1),
                 dst: format!("{}/{}", sel_dst.0, sel_dst.1),
+                proto: info.selector.proto,
                 action: if info.action == XFRM_POLICY_ALLOW {
                     "allow"
                 } else {

@@ -269,8 +269,13 @@ pub struct OcfAgent {
 
 impl OcfAgent {
     pub fn new() -> OcfAgent {
+        OcfAgent::named("ipsec")
+    }
+
+    /// The entry of another resource type (`mesh`).
+    pub fn named(agent_type: &str) -> OcfAgent {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ipsec");
+        let path = dir.path().join(agent_type);
         std::os::unix::fs::symlink(vipsec_bin(), &path).unwrap();
         OcfAgent { _dir: dir, path }
     }

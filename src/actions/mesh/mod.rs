@@ -1,0 +1,114 @@
+//! The verbs of `ocf:vipsec:mesh`.
+
+pub mod monitor;
+pub mod reload;
+pub mod start;
+pub mod stop;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{instance_file_stem, read_secret_file, Context, Secret};
+use crate::error::{Error, Result};
+use crate::ike::{GeneratedFiles, IkeBackend};
+use crate::keys;
+use crate::mesh::config::{MeshAuth, MeshConfig, Policy};
+use crate::mesh::plan::MeshPlan;
+use crate::state::{StateStore, STATE_FORMAT};
+
+pub const MASTER_SECRET_MIN_BYTES: usize = 32;
+
+pub struct MeshEnv<'a> {
+    pub cfg: &'a MeshConfig,
+    pub ctx: &'a Context,
+    pub ike: &'a dyn IkeBackend,
+    pub store: StateStore,
+    pub deadline: Instant,
+}
+
+/// What a started mesh set up: enough for monitor to check it, reload to diff against
+/// it and stop to undo it, without resolving anything again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeshState {
+    pub format: u32,
+    pub instance: String,
+    pub plan: MeshPlan,
+    pub policy: Policy,
+    /// Fingerprint of the master secret the pair keys came from (not the secret).
+    pub key_fingerprint: Option<String>,
+    pub daemon_instance: Option<u64>,
+    pub started_at: u64,
+}
+
+impl MeshEnv<'_> {
+    pub fn files(&self) -> GeneratedFiles {
+        let stem = format!("vipsec-{}", instance_file_stem(&self.ctx.instance));
+        self.ike.generated_files(&stem, &self.cfg.confdir)
+    }
+
+    pub fn master(&self) -> Result<Option<Secret>> {
+        match &self.cfg.auth {
+            MeshAuth::Psk { secret_file } => {
+                read_secret_file("secret_file", secret_file, MASTER_SECRET_MIN_BYTES).map(Some)
+            }
+            MeshAuth::Cert { .. } => Ok(None),
+        }
+    }
+
+    /// Everything start needs from this node, checked without changing anything.
+    pub fn validate(&self) -> Result<Option<Secret>> {
+        crate::config::check_directory("confdir", &self.cfg.confdir)?;
+        let master = self.master()?;
+        self.ike.check_installed()?;
+        Ok(master)
+    }
+
+    pub fn state(&self, plan: MeshPlan, master: Option<&Secret>) -> MeshState {
+        MeshState {
+            format: STATE_FORMAT,
+            instance: self.ctx.instance.clone(),
+            plan,
+            policy: self.cfg.policy,
+            key_fingerprint: master.map(keys::fingerprint),
+            daemon_instance: None,
+            started_at: crate::state::IpsecState::now(),
+        }
+    }
+
+    pub fn daemon_not_running(&self) -> Error {
+        Error::Generic(format!(
+            "pluto is not running (no listener on {}); start the ipsec service, or set ctlsocket to the running pluto's socket",
+            self.cfg.ctlsocket.display()
+        ))
+    }
+
+    /// Starts negotiating with the peers this node is responsible for: of each pair, the
+    /// end with the lower address initiates, so pairs do not race two IKE SAs.
+    pub fn initiate(&self, plan: &MeshPlan, only: Option<&BTreeSet<IpAddr>>) {
+        if self.cfg.policy == Policy::Disable {
+            return;
+        }
+        for peer in &plan.peers {
+            if peer.local < peer.address && only.is_none_or(|o| o.contains(&peer.address)) {
+                let conn = crate::config::ConnName::parse("peers", peer.main_conn());
+                if let Err(e) = conn.and_then(|c| self.ike.initiate_async(&c, self.deadline)) {
+                    log::warn!("initiating {}: {}", peer.main_conn(), e.reason());
+                }
+            }
+        }
+    }
+}
+
+/// Conn names found in a generated file (`conn NAME` lines): what stop removes when the
+/// state file is lost.
+pub fn conns_in_file(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("conn "))
+        .map(|n| n.trim().to_string())
+        .collect()
+}

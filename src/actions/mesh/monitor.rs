@@ -1,0 +1,195 @@
+//! mesh monitor, from the kernel: 0 when every peer's policies are in place and its SA
+//! is up; 190 (degraded) when policies are in place but some peers have no SA (a peer
+//! being down is not this node's failure); 1 when policies are missing or pluto lost the
+//! conns; 7 when stopped.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{MeshEnv, MeshState};
+use crate::error::{Error, Result};
+use crate::ike::ConnState;
+use crate::kernel::xfrm::{self, XfrmView};
+use crate::mesh::config::Policy;
+use crate::state::LockKind;
+
+#[derive(Debug, Serialize)]
+pub struct PeerReport {
+    pub peer: IpAddr,
+    pub listed_as: String,
+    pub local: IpAddr,
+    pub conn: String,
+    /// The kernel has the out policy for this pair (trap or SA).
+    pub policy: bool,
+    /// An established SA carries this pair's traffic.
+    pub sa: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub instance: String,
+    /// running | degraded | stopped | failed
+    pub state: &'static str,
+    pub exit_code: i32,
+    pub reason: String,
+    pub policy: Option<Policy>,
+    pub peers: Vec<PeerReport>,
+    /// Listed peers without a conn (names that do not resolve, no route).
+    pub skipped: Vec<crate::mesh::plan::Skipped>,
+    pub peers_without_sa: Vec<String>,
+}
+
+pub fn run(env: &MeshEnv) -> (Report, Result<()>) {
+    let mut peers = Vec::new();
+    let mut skipped = Vec::new();
+    let mut policy = None;
+    let result = check(env, &mut peers, &mut skipped, &mut policy);
+    let (state, reason) = match &result {
+        Ok(()) if policy == Some(Policy::Disable) => (
+            "running",
+            format!(
+                "policy=disable: {} peers' conns loaded, no kernel policy, traffic in clear",
+                peers.len()
+            ),
+        ),
+        Ok(()) => (
+            "running",
+            format!("all {} peers have policies and SAs", peers.len()),
+        ),
+        Err(Error::Degraded(r)) => ("degraded", r.clone()),
+        Err(Error::NotRunning(r)) => ("stopped", r.clone()),
+        Err(e) => ("failed", e.reason().to_string()),
+    };
+    let peers_without_sa = peers
+        .iter()
+        .filter(|p| !p.sa)
+        .map(|p| p.listed_as.clone())
+        .collect();
+    let report = Report {
+        instance: env.ctx.instance.clone(),
+        state,
+        exit_code: result.as_ref().err().map_or(0, Error::code),
+        reason,
+        policy,
+        peers,
+        skipped,
+        peers_without_sa,
+    };
+    (report, result)
+}
+
+fn has_out_policy(view: &XfrmView, local: IpAddr, peer: IpAddr) -> bool {
+    let host = if peer.is_ipv4() { 32 } else { 128 };
+    view.policies.iter().any(|p| {
+        p.dir == "out"
+            && p.proto == 0
+            && p.action == "allow"
+            && p.sel_src == (local, host)
+            && p.sel_dst == (peer, host)
+            && !p.tmpl.is_empty()
+    })
+}
+
+fn has_sa(view: &XfrmView, local: IpAddr, peer: IpAddr) -> bool {
+    view.sas.iter().any(|s| {
+        s.established && ((s.src == local && s.dst == peer) || (s.src == peer && s.dst == local))
+    })
+}
+
+fn list(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+    if names.len() > shown.len() {
+        format!(
+            "{} and {} more",
+            shown.join(", "),
+            names.len() - shown.len()
+        )
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn check(
+    env: &MeshEnv,
+    peers: &mut Vec<PeerReport>,
+    skipped: &mut Vec<crate::mesh::plan::Skipped>,
+    policy: &mut Option<Policy>,
+) -> Result<()> {
+    let _lock = env.store.lock(LockKind::Shared, env.deadline)?;
+    let Some(state) = env.store.read_json::<MeshState>()? else {
+        return Err(Error::NotRunning(
+            "the mesh is not started on this node".into(),
+        ));
+    };
+    *policy = Some(state.policy);
+    *skipped = state.plan.skipped.clone();
+    if let Err(e) = env.ike.check_installed() {
+        return Err(if env.ctx.is_probe() {
+            Error::NotRunning(e.reason().to_string())
+        } else {
+            e
+        });
+    }
+    let Some(daemon) = env.ike.daemon_instance() else {
+        return Err(env.daemon_not_running());
+    };
+    if state.daemon_instance != Some(daemon) || env.ctx.check_level >= 10 {
+        // pluto restarted (and forgot its conns), or a deep check: ask it.
+        if let Some(first) = state.plan.peers.first() {
+            let conn = crate::config::ConnName::parse("conn", first.main_conn())?;
+            if env.ike.status(&conn, env.deadline)?.conn == ConnState::Absent {
+                return Err(Error::Generic(format!(
+                    "pluto no longer has the mesh's conns (restarted since start?); restart the resource"
+                )));
+            }
+        }
+    }
+    let view = xfrm::dump(env.deadline)?;
+    for p in &state.plan.peers {
+        peers.push(PeerReport {
+            peer: p.address,
+            listed_as: if p.listed_as == p.address.to_string() {
+                p.listed_as.clone()
+            } else {
+                format!("{} ({})", p.listed_as, p.address)
+            },
+            local: p.local,
+            conn: p.main_conn().to_string(),
+            policy: has_out_policy(&view, p.local, p.address),
+            sa: has_sa(&view, p.local, p.address),
+        });
+    }
+    if state.policy != Policy::Disable {
+        let missing: Vec<String> = peers
+            .iter()
+            .filter(|p| !p.policy)
+            .map(|p| p.listed_as.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Generic(format!(
+                "no kernel policy for {} peer(s): {}; restart the resource",
+                missing.len(),
+                list(&missing)
+            )));
+        }
+    }
+    if state.policy == Policy::Disable {
+        // Switched off on purpose: traffic goes in clear, and that is what was asked for.
+        return Ok(());
+    }
+    let mut down: Vec<String> = peers
+        .iter()
+        .filter(|p| !p.sa)
+        .map(|p| p.listed_as.clone())
+        .collect();
+    down.extend(skipped.iter().map(|s| format!("{} ({})", s.peer, s.reason)));
+    if !down.is_empty() {
+        return Err(Error::Degraded(format!(
+            "no SA with {} peer(s): {}",
+            down.len(),
+            list(&down)
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! mesh reload-agent: apply a changed peer list (or master secret) without disturbing
+//! unchanged peers: conns of departed peers are deleted, new peers' conns loaded and
+//! routed, the rest and their SAs left alone. A new master secret replaces every pair's
+//! conn, so each pair authenticates again with its new key.
+
+use std::collections::BTreeSet;
+
+use super::{MeshEnv, MeshState};
+use crate::config::ConnName;
+use crate::error::{Error, Result};
+use crate::mesh::config::Policy;
+use crate::mesh::plan::{self, PlannedPeer};
+use crate::state::LockKind;
+
+pub fn run(env: &MeshEnv) -> Result<()> {
+    let master = env.validate()?;
+    let _lock = env.store.lock(LockKind::Exclusive, env.deadline)?;
+    let Some(old) = env.store.read_json::<MeshState>()? else {
+        log::info!("mesh not running; new parameters take effect at the next start");
+        return Ok(());
+    };
+    if old.policy != env.cfg.policy {
+        return Err(Error::Generic(format!(
+            "policy differs from the running mesh's ({:?}); that change needs a restart",
+            old.policy
+        )));
+    }
+    if !env.ike.daemon_running() {
+        return Err(env.daemon_not_running());
+    }
+    let new_plan = plan::build(env.cfg, env.deadline)?;
+    let fingerprint = master.as_ref().map(crate::keys::fingerprint);
+    let rekey = fingerprint != old.key_fingerprint;
+    // A peer is unchanged when everything about its conns is: address, local end, names.
+    let kept: Vec<&PlannedPeer> = if rekey {
+        Vec::new()
+    } else {
+        new_plan
+            .peers
+            .iter()
+            .filter(|p| old.plan.peers.contains(p))
+            .collect()
+    };
+    let gone: Vec<&PlannedPeer> = old
+        .plan
+        .peers
+        .iter()
+        .filter(|p| !kept.contains(p))
+        .collect();
+    let added: Vec<&PlannedPeer> = new_plan
+        .peers
+        .iter()
+        .filter(|p| !kept.contains(p))
+        .collect();
+    let new_conns = new_plan.all_conns();
+    let old_pass: BTreeSet<&String> = old.plan.pass_conns.iter().collect();
+
+    let files = env.files();
+    env.ike
+        .write_mesh(&new_plan, env.cfg, master.as_ref(), &files, env.deadline)?;
+    for conn in gone.iter().flat_map(|p| p.conns.iter()).chain(
+        old.plan
+            .pass_conns
+            .iter()
+            .filter(|c| !new_conns.contains(*c)),
+    ) {
+        env.ike
+            .unload(&ConnName::parse("conn", conn)?, env.deadline)?;
+    }
+    let mut to_load: Vec<String> = added.iter().flat_map(|p| p.conns.iter().cloned()).collect();
+    to_load.extend(
+        new_plan
+            .pass_conns
+            .iter()
+            .filter(|c| !old_pass.contains(c))
+            .cloned(),
+    );
+    if !to_load.is_empty() {
+        env.ike.load_some(
+            &files.conn,
+            &to_load,
+            env.cfg.policy != Policy::Disable,
+            env.deadline,
+        )?;
+    }
+    let added_addrs = added.iter().map(|p| p.address).collect();
+    env.initiate(&new_plan, Some(&added_addrs));
+    log::info!(
+        "mesh reloaded: {} peers kept, {} removed, {} added{}",
+        kept.len(),
+        gone.len(),
+        added.len(),
+        if rekey {
+            " (new master secret: every pair rekeyed)"
+        } else {
+            ""
+        }
+    );
+    let mut state = env.state(new_plan, master.as_ref());
+    state.daemon_instance = env.ike.daemon_instance();
+    state.started_at = old.started_at;
+    env.store.write_json(&state)
+}

@@ -1,0 +1,44 @@
+//! mesh start: plan the peers, write every conn and pair key, load them in one batch
+//! (which installs the kernel policies), and start negotiating.
+
+use super::{MeshEnv, MeshState};
+use crate::error::Result;
+use crate::mesh::plan;
+use crate::state::LockKind;
+
+pub fn run(env: &MeshEnv) -> Result<()> {
+    let master = env.validate()?;
+    let _lock = env.store.lock(LockKind::Exclusive, env.deadline)?;
+    if !env.ike.daemon_running() {
+        return Err(env.daemon_not_running());
+    }
+    if let Ok(Some(state)) = env.store.read_json::<MeshState>() {
+        if state.daemon_instance.is_some() && state.daemon_instance == env.ike.daemon_instance() {
+            // Already started with this pluto: bring it in line with the parameters.
+            log::info!("mesh already started; applying the parameters as a reload would");
+            drop(_lock);
+            return super::reload::run(env);
+        }
+    }
+    let plan = plan::build(env.cfg, env.deadline)?;
+    for s in &plan.skipped {
+        log::warn!("peer {}: {}", s.peer, s.reason);
+    }
+    let mut state = env.state(plan, master.as_ref());
+    // Recorded first: if loading fails half-way, monitor says failed and stop cleans up.
+    env.store.write_json(&state)?;
+    let files = env.files();
+    env.ike
+        .write_mesh(&state.plan, env.cfg, master.as_ref(), &files, env.deadline)?;
+    env.ike.load_all(&files.conn, env.deadline)?;
+    env.initiate(&state.plan, None);
+    state.daemon_instance = env.ike.daemon_instance();
+    env.store.write_json(&state)?;
+    log::info!(
+        "mesh started: {} peers, {} conns, policy {:?}",
+        state.plan.peers.len(),
+        state.plan.all_conns().len(),
+        env.cfg.policy
+    );
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! mesh stop: delete every conn the mesh loaded (their policies and SAs go with them),
+//! remove the generated files and keys. Idempotent; works from the generated file when
+//! the state file is gone.
+
+use super::{conns_in_file, MeshEnv, MeshState};
+use crate::config::ConnName;
+use crate::error::{Error, Result};
+use crate::state::LockKind;
+
+pub fn run(env: &MeshEnv) -> Result<()> {
+    let _lock = env.store.lock(LockKind::Exclusive, env.deadline)?;
+    let files = env.files();
+    let mut conns: Vec<String> = match env.store.read_json::<MeshState>() {
+        Ok(Some(state)) => state.plan.all_conns().into_iter().collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            log::warn!("{}; stopping from the generated file", e.reason());
+            Vec::new()
+        }
+    };
+    for c in conns_in_file(&files.conn) {
+        if !conns.contains(&c) {
+            conns.push(c);
+        }
+    }
+    let mut errors: Vec<Error> = Vec::new();
+    if env.ike.check_installed().is_ok() && env.ike.daemon_running() {
+        for conn in &conns {
+            let unloaded =
+                ConnName::parse("conn", conn).and_then(|c| env.ike.unload(&c, env.deadline));
+            if let Err(e) = unloaded {
+                errors.push(e);
+            }
+        }
+    }
+    if let Err(e) = env.ike.remove_generated(&files, env.deadline) {
+        errors.push(e);
+    }
+    if errors.is_empty() {
+        env.store.remove()?;
+        log::info!("mesh stopped ({} conns removed)", conns.len());
+        return Ok(());
+    }
+    for e in &errors[1..] {
+        log::error!("{}", e.reason());
+    }
+    Err(errors.swap_remove(0))
+}

@@ -1,0 +1,378 @@
+//! Validation of the mesh parameters: raw strings in, `MeshConfig` out.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{parse_host_address, RawParams};
+use crate::error::{Error, Result};
+use crate::params::{DEFAULT_CONFDIR, DEFAULT_CTLSOCKET, MESH_PEERS_MAX};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerSpec {
+    Address(IpAddr),
+    /// A DNS name; it stands for all its addresses.
+    Name(String),
+}
+
+impl fmt::Display for PeerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerSpec::Address(a) => write!(f, "{a}"),
+            PeerSpec::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeshAuth {
+    Psk { secret_file: PathBuf },
+    Cert { nickname: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    Require,
+    Use,
+    Disable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Port {
+    /// tcp | udp | sctp
+    pub proto: &'static str,
+    pub port: u16,
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.proto, self.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshConfig {
+    pub peers: Vec<PeerSpec>,
+    pub local_addresses: Vec<IpAddr>,
+    pub auth: MeshAuth,
+    pub policy: Policy,
+    pub exclude_ssh: bool,
+    pub exclude_icmp: bool,
+    pub secure_ports: Vec<Port>,
+    pub confdir: PathBuf,
+    pub ctlsocket: PathBuf,
+}
+
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split([' ', ',', '\t', '\n'])
+        .filter(|t| !t.is_empty())
+}
+
+/// A DNS name as RFC 1123 allows it (letters, digits, '-', dots; not all-numeric).
+fn parse_dns_name(param: &str, name: &str) -> Result<String> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let numeric = bare.chars().all(|c| c.is_ascii_digit() || c == '.');
+    if bare.is_empty() || bare.len() > 253 || numeric || !bare.split('.').all(label_ok) {
+        return Err(Error::configured(
+            param,
+            format!("{name:?} is neither an IP address nor a DNS name"),
+        ));
+    }
+    Ok(bare.to_ascii_lowercase())
+}
+
+pub fn parse_bool(param: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(Error::configured(
+            param,
+            format!("{value:?} is not a boolean (true or false)"),
+        )),
+    }
+}
+
+fn parse_port(param: &str, token: &str) -> Result<Port> {
+    let (proto, port) = match token.split_once('/') {
+        Some((p, n)) => (p.to_ascii_lowercase(), n),
+        None => ("tcp".to_string(), token),
+    };
+    let proto = match proto.as_str() {
+        "tcp" => "tcp",
+        "udp" => "udp",
+        "sctp" => "sctp",
+        _ => {
+            return Err(Error::configured(
+                param,
+                format!("{token:?}: protocol must be tcp, udp or sctp"),
+            ))
+        }
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(Port { proto, port: p }),
+        _ => Err(Error::configured(
+            param,
+            format!("{token:?} is not a port (1-65535)"),
+        )),
+    }
+}
+
+impl MeshConfig {
+    pub fn parse(raw: &RawParams) -> Result<MeshConfig> {
+        let peers_raw = raw.get("peers").ok_or_else(|| {
+            Error::configured(
+                "peers",
+                "required parameter is missing; list the mesh's nodes",
+            )
+        })?;
+        let mut peers = Vec::new();
+        let mut seen = BTreeSet::new();
+        for token in list(peers_raw) {
+            let peer =
+                if token.contains('/') || token.parse::<IpAddr>().is_ok() || token.contains(':') {
+                    PeerSpec::Address(parse_host_address("peers", token)?)
+                } else {
+                    PeerSpec::Name(parse_dns_name("peers", token)?)
+                };
+            if !seen.insert(peer.clone()) {
+                return Err(Error::configured(
+                    "peers",
+                    format!("{peer} is listed twice"),
+                ));
+            }
+            peers.push(peer);
+        }
+        if peers.is_empty() {
+            return Err(Error::configured(
+                "peers",
+                "the list is empty; list the mesh's nodes",
+            ));
+        }
+        if peers.len() > MESH_PEERS_MAX {
+            return Err(Error::configured(
+                "peers",
+                format!(
+                    "lists {} peers; at most {MESH_PEERS_MAX} are supported",
+                    peers.len()
+                ),
+            ));
+        }
+        let mut local_addresses = Vec::new();
+        for token in list(raw.get("local_address").unwrap_or("")) {
+            let ip = parse_host_address("local_address", token)?;
+            if local_addresses
+                .iter()
+                .any(|l: &IpAddr| l.is_ipv4() == ip.is_ipv4())
+            {
+                return Err(Error::configured(
+                    "local_address",
+                    "give at most one IPv4 and one IPv6 address",
+                ));
+            }
+            local_addresses.push(ip);
+        }
+        let auth = match raw.get("auth").unwrap_or("psk") {
+            "psk" => {
+                if raw.get("cert").is_some() {
+                    return Err(Error::configured(
+                        "cert",
+                        "is only used with auth=cert; unset one of them",
+                    ));
+                }
+                let file = raw.get("secret_file").ok_or_else(|| {
+                    Error::configured("secret_file", "auth=psk needs the master secret's file")
+                })?;
+                let path = PathBuf::from(file);
+                if !path.is_absolute() {
+                    return Err(Error::configured(
+                        "secret_file",
+                        format!("{file:?} is not an absolute path"),
+                    ));
+                }
+                MeshAuth::Psk { secret_file: path }
+            }
+            "cert" => {
+                if raw.get("secret_file").is_some() {
+                    return Err(Error::configured(
+                        "secret_file",
+                        "is only used with auth=psk; unset one of them",
+                    ));
+                }
+                let nick = raw.get("cert").ok_or_else(|| {
+                    Error::configured(
+                        "cert",
+                        "auth=cert needs the NSS nickname of this node's certificate",
+                    )
+                })?;
+                if nick.len() > 255 || nick.chars().any(|c| c.is_control() || c == '"') {
+                    return Err(Error::configured(
+                        "cert",
+                        format!("{nick:?} is not a usable NSS nickname"),
+                    ));
+                }
+                MeshAuth::Cert {
+                    nickname: nick.to_string(),
+                }
+            }
+            other => {
+                return Err(Error::configured(
+                    "auth",
+                    format!("{other:?} is not psk or cert"),
+                ))
+            }
+        };
+        let policy = match raw.get("policy").unwrap_or("use") {
+            "require" => Policy::Require,
+            "use" => Policy::Use,
+            "disable" => Policy::Disable,
+            other => {
+                return Err(Error::configured(
+                    "policy",
+                    format!("{other:?} is not require, use or disable"),
+                ))
+            }
+        };
+        let exclude_ssh = parse_bool("exclude_ssh", raw.get("exclude_ssh").unwrap_or("true"))?;
+        let exclude_icmp = parse_bool("exclude_icmp", raw.get("exclude_icmp").unwrap_or("true"))?;
+        let mut secure_ports = Vec::new();
+        for token in list(raw.get("secure_ports").unwrap_or("")) {
+            let port = parse_port("secure_ports", token)?;
+            if exclude_ssh && port.proto == "tcp" && port.port == 22 {
+                return Err(Error::configured(
+                    "secure_ports",
+                    "tcp/22 cannot be both excluded (exclude_ssh=true) and always encrypted",
+                ));
+            }
+            if !secure_ports.contains(&port) {
+                secure_ports.push(port);
+            }
+        }
+        let path = |name: &str, default: &str| -> Result<PathBuf> {
+            let v = raw.get(name).unwrap_or(default);
+            let p = PathBuf::from(v);
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                Err(Error::configured(
+                    name,
+                    format!("{v:?} is not an absolute path"),
+                ))
+            }
+        };
+        Ok(MeshConfig {
+            peers,
+            local_addresses,
+            auth,
+            policy,
+            exclude_ssh,
+            exclude_icmp,
+            secure_ports,
+            confdir: path("confdir", DEFAULT_CONFDIR)?,
+            ctlsocket: path("ctlsocket", DEFAULT_CTLSOCKET)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<MeshConfig> {
+        let mut raw = RawParams::default();
+        raw.set("secret_file", "/etc/vipsec/mesh.key");
+        for (k, v) in pairs {
+            raw.set(k, *v);
+        }
+        MeshConfig::parse(&raw)
+    }
+
+    #[test]
+    fn peers_addresses_and_names() {
+        let c = parse(&[(
+            "peers",
+            "192.0.2.1, 2001:db8::2 node3.example.test\tNode4.Example.Test.",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.peers,
+            vec![
+                PeerSpec::Address("192.0.2.1".parse().unwrap()),
+                PeerSpec::Address("2001:db8::2".parse().unwrap()),
+                PeerSpec::Name("node3.example.test".into()),
+                PeerSpec::Name("node4.example.test".into()),
+            ]
+        );
+        assert_eq!(c.policy, Policy::Use);
+        assert!(c.exclude_ssh && c.exclude_icmp);
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("peers", "")], "peers:"),
+            (&[("peers", "192.0.2.1 192.0.2.1")], "peers:"),
+            (
+                &[("peers", "192.0.2.1 a.example n.example a.example")],
+                "peers:",
+            ),
+            (&[("peers", "192.0.2.1/24")], "peers:"),
+            (&[("peers", "bad_name")], "peers:"),
+            (&[("peers", "192.0.2.300")], "peers:"),
+            (&[("peers", "192.0.2.1"), ("policy", "maybe")], "policy:"),
+            (
+                &[("peers", "192.0.2.1"), ("exclude_ssh", "perhaps")],
+                "exclude_ssh:",
+            ),
+            (
+                &[("peers", "192.0.2.1"), ("secure_ports", "tcp/0")],
+                "secure_ports:",
+            ),
+            (
+                &[("peers", "192.0.2.1"), ("secure_ports", "icmp/8")],
+                "secure_ports:",
+            ),
+            (
+                &[("peers", "192.0.2.1"), ("secure_ports", "22")],
+                "secure_ports:",
+            ),
+            (
+                &[("peers", "192.0.2.1"), ("auth", "cert"), ("cert", "n")],
+                "secret_file:",
+            ),
+            (&[("peers", "192.0.2.1"), ("cert", "n")], "cert:"),
+            (
+                &[
+                    ("peers", "192.0.2.1"),
+                    ("local_address", "192.0.2.9 192.0.2.8"),
+                ],
+                "local_address:",
+            ),
+        ];
+        for (pairs, prefix) in cases {
+            let e = parse(pairs).unwrap_err();
+            assert_eq!(e.code(), 6, "{pairs:?}");
+            assert!(e.reason().starts_with(prefix), "{pairs:?}: {}", e.reason());
+        }
+        let many: Vec<String> = (0..=MESH_PEERS_MAX)
+            .map(|i| format!("2001:db8::{:x}", i + 1))
+            .collect();
+        assert!(parse(&[("peers", &many.join(" "))])
+            .unwrap_err()
+            .reason()
+            .contains("at most 4096"));
+    }
+}

@@ -1,0 +1,269 @@
+//! What this node must set up: the peers it tunnels to (names resolved, its own addresses
+//! skipped), the local address for each, and the names of the conns that carry them.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::{MeshConfig, PeerSpec, Policy};
+use crate::error::{Error, Result};
+use crate::kernel::{addr, route};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PlannedPeer {
+    pub address: IpAddr,
+    pub local: IpAddr,
+    /// How the peer was listed: its address, or the DNS name it came from.
+    pub listed_as: String,
+    /// Every conn this peer needs (the first is the main, host-to-host one).
+    pub conns: Vec<String>,
+}
+
+impl PlannedPeer {
+    pub fn main_conn(&self) -> &str {
+        &self.conns[0]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub peer: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshPlan {
+    pub peers: Vec<PlannedPeer>,
+    /// Listed peers that get no conn from this node, and why (not this node's addresses).
+    pub skipped: Vec<Skipped>,
+    /// Conns that keep SSH/ICMP outside the policy, per local address.
+    pub pass_conns: Vec<String>,
+}
+
+impl MeshPlan {
+    pub fn all_conns(&self) -> BTreeSet<String> {
+        self.peers
+            .iter()
+            .flat_map(|p| p.conns.iter().cloned())
+            .chain(self.pass_conns.iter().cloned())
+            .collect()
+    }
+
+    pub fn locals(&self) -> BTreeSet<IpAddr> {
+        self.peers.iter().map(|p| p.local).collect()
+    }
+}
+
+/// A conn-name-safe spelling of an address ("2001:db8::1" → "2001-db8--1").
+pub fn addr_tag(a: IpAddr) -> String {
+    a.to_string().replace(':', "-")
+}
+
+/// The conns a peer needs under `cfg`.
+pub fn conns_for(cfg: &MeshConfig, peer: IpAddr) -> Vec<String> {
+    let tag = addr_tag(peer);
+    let mut conns = vec![format!("vm-{tag}")];
+    if cfg.policy == Policy::Require {
+        conns.push(format!("vm-{tag}-block-tcp"));
+        conns.push(format!("vm-{tag}-block-udp"));
+        if !cfg.exclude_icmp {
+            conns.push(format!("vm-{tag}-block-icmp"));
+        }
+    }
+    for p in &cfg.secure_ports {
+        conns.push(format!("vm-{tag}-{}{}-out", p.proto, p.port));
+        conns.push(format!("vm-{tag}-{}{}-in", p.proto, p.port));
+    }
+    conns
+}
+
+pub fn pass_conns_for(cfg: &MeshConfig, local: IpAddr) -> Vec<String> {
+    if cfg.policy == Policy::Disable {
+        return Vec::new();
+    }
+    let tag = addr_tag(local);
+    let mut conns = Vec::new();
+    if cfg.exclude_ssh {
+        conns.push(format!("vm-pass-{tag}-ssh-in"));
+        conns.push(format!("vm-pass-{tag}-ssh-out"));
+    }
+    if cfg.exclude_icmp {
+        conns.push(format!("vm-pass-{tag}-icmp"));
+    }
+    conns
+}
+
+/// Resolves DNS names through the system resolver, all at once, until `deadline`.
+fn resolve(
+    names: &[String],
+    deadline: Instant,
+) -> Vec<(String, std::result::Result<Vec<IpAddr>, String>)> {
+    let (tx, rx) = mpsc::channel();
+    for name in names {
+        let (tx, name) = (tx.clone(), name.clone());
+        // getaddrinfo has no timeout of its own: a thread per name, abandoned at the deadline.
+        std::thread::spawn(move || {
+            let r = (name.as_str(), 0u16)
+                .to_socket_addrs()
+                .map(|it| it.map(|sa| sa.ip()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string());
+            let _ = tx.send((name, r));
+        });
+    }
+    drop(tx);
+    let mut out = Vec::new();
+    while out.len() < names.len() {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(r) => out.push(r),
+            Err(_) => break,
+        }
+    }
+    for name in names {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((
+                name.clone(),
+                Err("no answer from the resolver in time".into()),
+            ));
+        }
+    }
+    out
+}
+
+pub fn build(cfg: &MeshConfig, deadline: Instant) -> Result<MeshPlan> {
+    let own: BTreeSet<IpAddr> = addr::local_addresses(deadline)?.into_iter().collect();
+    let mut plan = MeshPlan::default();
+    let names: Vec<String> = cfg
+        .peers
+        .iter()
+        .filter_map(|p| match p {
+            PeerSpec::Name(n) => Some(n.clone()),
+            PeerSpec::Address(_) => None,
+        })
+        .collect();
+    let resolved = resolve(&names, deadline);
+    // (address, as listed), each address once, this node's own left out.
+    let mut targets: Vec<(IpAddr, String)> = Vec::new();
+    let push = |a: IpAddr, listed: &str, targets: &mut Vec<(IpAddr, String)>| {
+        if !own.contains(&a) && !targets.iter().any(|(t, _)| *t == a) {
+            targets.push((a, listed.to_string()));
+        }
+    };
+    for peer in &cfg.peers {
+        match peer {
+            PeerSpec::Address(a) => push(*a, &a.to_string(), &mut targets),
+            PeerSpec::Name(n) => match resolved.iter().find(|(name, _)| name == n) {
+                Some((_, Ok(addrs))) if !addrs.is_empty() => {
+                    for a in addrs {
+                        push(*a, n, &mut targets);
+                    }
+                }
+                Some((_, Err(e))) => plan.skipped.push(Skipped {
+                    peer: n.clone(),
+                    reason: format!("does not resolve: {e}"),
+                }),
+                _ => plan.skipped.push(Skipped {
+                    peer: n.clone(),
+                    reason: "resolves to no address".into(),
+                }),
+            },
+        }
+    }
+    // The local end: the configured address of the peer's family, else the kernel's choice.
+    let lookups: Vec<IpAddr> = targets
+        .iter()
+        .filter(|(a, _)| {
+            !cfg.local_addresses
+                .iter()
+                .any(|l| l.is_ipv4() == a.is_ipv4())
+        })
+        .map(|(a, _)| *a)
+        .collect();
+    let routed = route::source_addresses(&lookups, deadline)?;
+    for (address, listed_as) in targets {
+        let local = match cfg
+            .local_addresses
+            .iter()
+            .find(|l| l.is_ipv4() == address.is_ipv4())
+        {
+            Some(l) => Some(*l),
+            None => lookups
+                .iter()
+                .position(|a| *a == address)
+                .and_then(|i| routed[i]),
+        };
+        match local {
+            Some(local) => plan.peers.push(PlannedPeer {
+                address,
+                local,
+                listed_as,
+                conns: conns_for(cfg, address),
+            }),
+            None => plan.skipped.push(Skipped {
+                peer: address.to_string(),
+                reason: "no local address of its family has a route to it".into(),
+            }),
+        }
+    }
+    if plan.peers.is_empty() && plan.skipped.is_empty() {
+        return Err(Error::configured(
+            "peers",
+            "lists only this node's own addresses; list the other nodes too",
+        ));
+    }
+    plan.pass_conns = plan
+        .locals()
+        .into_iter()
+        .flat_map(|l| pass_conns_for(cfg, l))
+        .collect();
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawParams;
+
+    #[test]
+    fn conn_names_follow_policy_and_ports() {
+        let mut raw = RawParams::default();
+        raw.set("peers", "192.0.2.2");
+        raw.set("secret_file", "/k");
+        raw.set("secure_ports", "5432 udp/5405");
+        let use_cfg = MeshConfig::parse(&raw).unwrap();
+        let v6: IpAddr = "2001:db8::2".parse().unwrap();
+        assert_eq!(
+            conns_for(&use_cfg, v6),
+            vec![
+                "vm-2001-db8--2",
+                "vm-2001-db8--2-tcp5432-out",
+                "vm-2001-db8--2-tcp5432-in",
+                "vm-2001-db8--2-udp5405-out",
+                "vm-2001-db8--2-udp5405-in",
+            ]
+        );
+        raw.set("policy", "require");
+        raw.set("secure_ports", "");
+        let req = MeshConfig::parse(&raw).unwrap();
+        assert_eq!(
+            conns_for(&req, v6),
+            vec![
+                "vm-2001-db8--2",
+                "vm-2001-db8--2-block-tcp",
+                "vm-2001-db8--2-block-udp"
+            ]
+        );
+        assert_eq!(
+            pass_conns_for(&req, "192.0.2.1".parse().unwrap()),
+            vec![
+                "vm-pass-192.0.2.1-ssh-in",
+                "vm-pass-192.0.2.1-ssh-out",
+                "vm-pass-192.0.2.1-icmp"
+            ]
+        );
+        raw.set("policy", "disable");
+        assert!(pass_conns_for(&MeshConfig::parse(&raw).unwrap(), v6).is_empty());
+    }
+}
