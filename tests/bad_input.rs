@@ -617,3 +617,168 @@ fn unknown_parameters_are_warned_about_not_refused() {
         "resource manager attributes are not parameters: {log}"
     );
 }
+
+/// ocf:vipsec:mesh: each row a mistake, refused with 6 naming the parameter, nothing applied.
+#[test]
+fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = OcfAgent::named("mesh");
+    let write = |name: &str, content: &str, mode: u32| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p.display().to_string()
+    };
+    let good = write(
+        "good.key",
+        "a mesh master secret of enough length 0123456789",
+        0o600,
+    );
+    let open = write(
+        "open.key",
+        "a mesh master secret of enough length 0123456789",
+        0o640,
+    );
+    let short = write("short.key", "only-twenty-bytes...", 0o600);
+    std::fs::create_dir(tmp.path().join("ipsec.d")).unwrap();
+    let confdir = tmp.path().join("ipsec.d").display().to_string();
+    let many: Vec<String> = (1..=4097).map(|i| format!("2001:db8::{i:x}")).collect();
+    let many = many.join(" ");
+    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+        ("peers missing", vec![("peers", "")], "peers"),
+        ("peers only separators", vec![("peers", " , ")], "peers"),
+        (
+            "duplicate peer",
+            vec![("peers", "192.0.2.1 192.0.2.2 192.0.2.2")],
+            "peers",
+        ),
+        (
+            "duplicate name",
+            vec![("peers", "a.example.test b.example.test A.example.test")],
+            "peers",
+        ),
+        ("peer with prefix", vec![("peers", "192.0.2.0/24")], "peers"),
+        (
+            "unparsable peer",
+            vec![("peers", "192.0.2.1 not_a_name")],
+            "peers",
+        ),
+        (
+            "peer address out of range",
+            vec![("peers", "192.0.2.999")],
+            "peers",
+        ),
+        ("too many peers", vec![("peers", many.as_str())], "peers"),
+        (
+            "secret_file missing",
+            vec![("secret_file", "")],
+            "secret_file",
+        ),
+        (
+            "secret_file relative",
+            vec![("secret_file", "mesh.key")],
+            "secret_file",
+        ),
+        (
+            "secret_file readable by group",
+            vec![("secret_file", open.as_str())],
+            "secret_file",
+        ),
+        (
+            "secret_file too short",
+            vec![("secret_file", short.as_str())],
+            "secret_file",
+        ),
+        (
+            "secret_file does not exist",
+            vec![("secret_file", "/nonexistent/mesh.key")],
+            "secret_file",
+        ),
+        ("cert without auth=cert", vec![("cert", "node1")], "cert"),
+        (
+            "auth=cert without cert",
+            vec![("auth", "cert"), ("secret_file", "")],
+            "cert",
+        ),
+        (
+            "secret_file with auth=cert",
+            vec![("auth", "cert"), ("cert", "node1")],
+            "secret_file",
+        ),
+        ("auth unknown", vec![("auth", "kerberos")], "auth"),
+        ("policy unknown", vec![("policy", "strict")], "policy"),
+        (
+            "exclude_ssh not a boolean",
+            vec![("exclude_ssh", "maybe")],
+            "exclude_ssh",
+        ),
+        (
+            "secure port zero",
+            vec![("secure_ports", "0")],
+            "secure_ports",
+        ),
+        (
+            "secure port protocol",
+            vec![("secure_ports", "gre/47")],
+            "secure_ports",
+        ),
+        (
+            "ssh both excluded and secured",
+            vec![("secure_ports", "tcp/22")],
+            "secure_ports",
+        ),
+        (
+            "two IPv4 local addresses",
+            vec![("local_address", "192.0.2.1,192.0.2.2")],
+            "local_address",
+        ),
+        (
+            "confdir missing",
+            vec![("confdir", "/nonexistent/ipsec.d")],
+            "confdir",
+        ),
+    ];
+    for (i, (name, overrides, names)) in cases.iter().enumerate() {
+        for action in ["validate-all", "start"] {
+            let state = tmp.path().join(format!("state-{i}-{action}"));
+            let rundir = tmp.path().join(format!("run-{i}-{action}"));
+            let mut env = env_of(&[
+                ("OCF_RESOURCE_INSTANCE", "mesh"),
+                ("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2"),
+            ]);
+            env.insert("OCF_RESKEY_secret_file".into(), good.clone());
+            env.insert("OCF_RESKEY_confdir".into(), confdir.clone());
+            env.insert("HA_RSCTMP".into(), state.display().to_string());
+            env.insert("VIPSEC_RUN_DIR".into(), rundir.display().to_string());
+            for (k, v) in overrides {
+                let key = format!("OCF_RESKEY_{k}");
+                if v.is_empty() {
+                    env.remove(&key);
+                } else {
+                    env.insert(key, v.to_string());
+                }
+            }
+            let run = Run::from(
+                ocf_command(&agent.path, action, None, &env)
+                    .output()
+                    .unwrap(),
+            );
+            let ctx = format!("mesh case {name:?} via {action}: {run:?}");
+            assert_eq!(run.code, 6, "{ctx}");
+            assert_eq!(run.reasons().len(), 1, "{ctx}");
+            assert!(run.reasons()[0].starts_with(&format!("{names}:")), "{ctx}");
+            assert!(
+                !state.exists() && !rundir.exists(),
+                "something was written; {ctx}"
+            );
+            assert!(
+                std::fs::read_dir(tmp.path().join("ipsec.d"))
+                    .unwrap()
+                    .next()
+                    .is_none(),
+                "{ctx}"
+            );
+        }
+    }
+}

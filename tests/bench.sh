@@ -27,3 +27,7 @@ PY
 echo
 echo "monitor against resource-agents' heartbeat/ipsec, same pluto, same conn:"
 ./tests/bench-monitor.sh
+
+echo
+echo "ocf:vipsec:mesh start and monitor by number of peers:"
+./tests/bench-mesh.sh

@@ -164,18 +164,13 @@ fn require_mesh_policies_monitor_and_teardown() {
                 ),
                 "node {i}: no ESP out policy to {peer}:\n{pol:#?}"
             );
-            // require: clear text from the peer is blocked (after any SA, which wins).
-            assert!(
-                has(
-                    &pol,
-                    &[&format!(
-                        "{peer}/32 dst {}/32 proto tcp dir in action block",
-                        n.addr
-                    )]
-                ),
-                "node {i}: no inbound block from {peer}"
-            );
         }
+        // require: negotiation holds packets and a failed negotiation drops them.
+        let conf = std::fs::read_to_string(n.run_dir.join("vipsec-mesh.conf")).unwrap();
+        assert!(
+            conf.contains("\tfailureshunt=drop\n\tnegotiationshunt=hold\n"),
+            "{conf}"
+        );
         // SSH and ICMP stay outside the policy, before everything else.
         assert!(
             has(
@@ -233,6 +228,16 @@ fn require_mesh_policies_monitor_and_teardown() {
     // The derived keys really agree: every pair's pluto authenticates the IKE SA (the Child
     // SA cannot be installed by this kernel, which has no ESP), so monitor is degraded,
     // naming the peers without SA — a peer being down is not this node's failure.
+    // A first packet to each peer triggers the negotiation (in a cluster, Corosync's
+    // heartbeats do this at once).
+    for n in &lab.nodes {
+        for peer in NODES.iter().filter(|p| **p != n.addr) {
+            let _ = sh(&format!(
+                "ip netns exec {} bash -c 'echo x > /dev/udp/{peer}/9' 2>/dev/null",
+                n.ns.name
+            ));
+        }
+    }
     let t0 = std::time::Instant::now();
     while !NODES.iter().enumerate().all(|(i, _)| {
         lab.nodes[i]

@@ -99,10 +99,6 @@ pub fn render_conn(spec: &ConnSpec, version: Version) -> String {
 
 /// Priority of the conns that keep SSH/ICMP in clear: before everything else.
 pub const PASS_PRIORITY: u32 = 100;
-/// Priority of require's block conns: after the peer's own conn (whose automatic
-/// priority is around 2^21), so an SA, once up, wins and the block only catches clear text.
-pub const BLOCK_PRIORITY: u32 = 2_000_000_000;
-
 fn ike_lines(c: &mut String, v5: bool) {
     let _ = writeln!(
         c,
@@ -164,23 +160,10 @@ pub fn render_mesh(plan: &MeshPlan, cfg: &MeshConfig, version: Version) -> Strin
             }
             let _ = writeln!(
                 c,
-                "\tkeyingtries=%forever\n\tfailureshunt={failure}\n\tnegotiationshunt={negotiation}\n\tauto={auto}\n"
+                "\tkeyingtries=%forever\n\tfailureshunt={failure}\n\tnegotiationshunt={negotiation}\n\tleftupdown=%disabled\n\tauto={auto}\n"
             );
         };
         transport(&mut c, peer.main_conn(), None, failure, negotiation);
-        for name in &peer.conns[1..] {
-            if let Some(proto) = name.rsplit_once("-block-").map(|(_, p)| p) {
-                let proto = if proto == "icmp" && r.is_ipv6() {
-                    "ipv6-icmp"
-                } else {
-                    proto
-                };
-                let _ = writeln!(
-                    c,
-                    "conn {name}\n\tleft={l}\n\tright={r}\n\tleftprotoport={proto}\n\trightprotoport={proto}\n\ttype=drop\n\tauthby=never\n\tpriority={BLOCK_PRIORITY}\n\tauto={auto}\n"
-                );
-            }
-        }
         for p in &cfg.secure_ports {
             let base = format!("{}-{}{}", peer.main_conn(), p.proto, p.port);
             // Always fail-closed, whatever the mesh's policy.
@@ -216,7 +199,7 @@ pub fn render_mesh(plan: &MeshPlan, cfg: &MeshConfig, version: Version) -> Strin
             };
             let _ = writeln!(
                 c,
-                "conn {name}\n\tleft={local}\n\tright={}\n\trightsubnet={}\n\tleftprotoport={lp}\n\trightprotoport={rp}\n\ttype=passthrough\n\tauthby=never\n\tpriority={PASS_PRIORITY}\n\tauto=ondemand\n",
+                "conn {name}\n\tleft={local}\n\tright={}\n\trightsubnet={}\n\tleftprotoport={lp}\n\trightprotoport={rp}\n\ttype=passthrough\n\tauthby=never\n\tpriority={PASS_PRIORITY}\n\tleftupdown=%disabled\n\tauto=ondemand\n",
                 any.0, any.1
             );
         }

@@ -59,7 +59,7 @@ pub struct GeneratedFiles {
     pub secrets: PathBuf,
 }
 
-pub trait IkeBackend {
+pub trait IkeBackend: Sync {
     /// The daemon's tools are installed (OCF_ERR_INSTALLED otherwise).
     fn check_installed(&self) -> Result<()>;
     /// Names the running daemon instance (it changes when the daemon restarts, and a

@@ -66,13 +66,6 @@ pub fn addr_tag(a: IpAddr) -> String {
 pub fn conns_for(cfg: &MeshConfig, peer: IpAddr) -> Vec<String> {
     let tag = addr_tag(peer);
     let mut conns = vec![format!("vm-{tag}")];
-    if cfg.policy == Policy::Require {
-        conns.push(format!("vm-{tag}-block-tcp"));
-        conns.push(format!("vm-{tag}-block-udp"));
-        if !cfg.exclude_icmp {
-            conns.push(format!("vm-{tag}-block-icmp"));
-        }
-    }
     for p in &cfg.secure_ports {
         conns.push(format!("vm-{tag}-{}{}-out", p.proto, p.port));
         conns.push(format!("vm-{tag}-{}{}-in", p.proto, p.port));

@@ -5,8 +5,6 @@ pub mod reload;
 pub mod start;
 pub mod stop;
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -85,20 +83,37 @@ impl MeshEnv<'_> {
         ))
     }
 
-    /// Starts negotiating with the peers this node is responsible for: of each pair, the
-    /// end with the lower address initiates, so pairs do not race two IKE SAs.
-    pub fn initiate(&self, plan: &MeshPlan, only: Option<&BTreeSet<IpAddr>>) {
-        if self.cfg.policy == Policy::Disable {
-            return;
-        }
-        for peer in &plan.peers {
-            if peer.local < peer.address && only.is_none_or(|o| o.contains(&peer.address)) {
-                let conn = crate::config::ConnName::parse("peers", peer.main_conn());
-                if let Err(e) = conn.and_then(|c| self.ike.initiate_async(&c, self.deadline)) {
-                    log::warn!("initiating {}: {}", peer.main_conn(), e.reason());
-                }
-            }
-        }
+    /// Runs one daemon command per conn, a few at a time: with hundreds of peers the
+    /// commands' start-up time, not pluto, is what takes long.
+    pub fn for_each_conn<'c>(
+        &self,
+        conns: &[&'c str],
+        f: impl Fn(&crate::config::ConnName) -> Result<()> + Sync,
+    ) -> Vec<(&'c str, Result<()>)> {
+        const WORKERS: usize = 4;
+        let chunk = conns.len().div_ceil(WORKERS).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = conns
+                .chunks(chunk)
+                .map(|part| {
+                    let f = &f;
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|c| {
+                                (
+                                    *c,
+                                    crate::config::ConnName::parse("conn", c).and_then(|n| f(&n)),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
     }
 }
 

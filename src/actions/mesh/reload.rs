@@ -83,8 +83,6 @@ pub fn run(env: &MeshEnv) -> Result<()> {
             env.deadline,
         )?;
     }
-    let added_addrs = added.iter().map(|p| p.address).collect();
-    env.initiate(&new_plan, Some(&added_addrs));
     log::info!(
         "mesh reloaded: {} peers kept, {} removed, {} added{}",
         kept.len(),

@@ -1,5 +1,7 @@
-//! mesh start: plan the peers, write every conn and pair key, load them in one batch
-//! (which installs the kernel policies), and start negotiating.
+//! mesh start: plan the peers, write every conn and pair key, and load them in one batch,
+//! which installs the kernel policies. Each pair's SA comes up on its first packet (in a
+//! cluster, Corosync's heartbeats send one at once); nothing is initiated by hand, so a
+//! mesh with many unreachable peers does not flood pluto with doomed negotiations.
 
 use super::{MeshEnv, MeshState};
 use crate::error::Result;
@@ -31,7 +33,6 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     env.ike
         .write_mesh(&state.plan, env.cfg, master.as_ref(), &files, env.deadline)?;
     env.ike.load_all(&files.conn, env.deadline)?;
-    env.initiate(&state.plan, None);
     state.daemon_instance = env.ike.daemon_instance();
     env.store.write_json(&state)?;
     log::info!(

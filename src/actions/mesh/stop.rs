@@ -3,7 +3,6 @@
 //! the state file is gone.
 
 use super::{conns_in_file, MeshEnv, MeshState};
-use crate::config::ConnName;
 use crate::error::{Error, Result};
 use crate::state::LockKind;
 
@@ -25,10 +24,9 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     }
     let mut errors: Vec<Error> = Vec::new();
     if env.ike.check_installed().is_ok() && env.ike.daemon_running() {
-        for conn in &conns {
-            let unloaded =
-                ConnName::parse("conn", conn).and_then(|c| env.ike.unload(&c, env.deadline));
-            if let Err(e) = unloaded {
+        let names: Vec<&str> = conns.iter().map(String::as_str).collect();
+        for (_, result) in env.for_each_conn(&names, |c| env.ike.unload(c, env.deadline)) {
+            if let Err(e) = result {
                 errors.push(e);
             }
         }
