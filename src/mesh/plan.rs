@@ -240,14 +240,7 @@ mod tests {
         raw.set("policy", "require");
         raw.set("secure_ports", "");
         let req = MeshConfig::parse(&raw).unwrap();
-        assert_eq!(
-            conns_for(&req, v6),
-            vec![
-                "vm-2001-db8--2",
-                "vm-2001-db8--2-block-tcp",
-                "vm-2001-db8--2-block-udp"
-            ]
-        );
+        assert_eq!(conns_for(&req, v6), vec!["vm-2001-db8--2"]);
         assert_eq!(
             pass_conns_for(&req, "192.0.2.1".parse().unwrap()),
             vec![
