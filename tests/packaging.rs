@@ -178,6 +178,43 @@ fn deb_installs_where_pacemaker_and_pcs_find_it_and_removes_cleanly() {
         "{text}"
     );
 
+    // The same for the installed mesh entry (policy=disable: this kernel cannot install
+    // the ESP SAs that would make use/require report every peer up).
+    let key = lab.tmp.path().join("mesh.key");
+    std::fs::write(&key, "packaged mesh master secret 0123456789abcdef").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let tester = lab
+        .ns
+        .cmd("ocf-tester")
+        .args([
+            "-n",
+            "pkgmesh",
+            "-o",
+            "peers=192.0.2.90 192.0.2.91",
+            "-o",
+            "policy=disable",
+        ])
+        .arg("-o")
+        .arg(format!("secret_file={}", key.display()))
+        .arg("-o")
+        .arg(format!("confdir={}", lab.pluto.confdir.display()))
+        .arg("-o")
+        .arg(format!("ctlsocket={}", lab.pluto.ctlsocket.display()))
+        .arg("/usr/lib/ocf/resource.d/vipsec/mesh")
+        .env("HA_RSCTMP", &lab.state_dir)
+        .env("VIPSEC_RUN_DIR", &lab.run_dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&tester.stdout),
+        String::from_utf8_lossy(&tester.stderr)
+    );
+    assert!(
+        tester.status.success() && text.contains("passed all tests"),
+        "mesh: {text}"
+    );
+
     must("dpkg -r vipsec");
     assert!(
         !std::path::Path::new("/usr/lib/ocf/resource.d/vipsec").exists(),

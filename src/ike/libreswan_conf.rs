@@ -317,6 +317,121 @@ mod tests {
         assert!(!c.contains("authby=secret"));
     }
 
+    fn mesh_plan(policy: &str) -> (MeshPlan, MeshConfig) {
+        let mut raw = crate::config::RawParams::default();
+        raw.set("peers", "192.0.2.1 192.0.2.2 2001:db8::2");
+        raw.set("secret_file", "/k");
+        raw.set("policy", policy);
+        raw.set("secure_ports", "5432");
+        let cfg = MeshConfig::parse(&raw).unwrap();
+        let peer = |a: &str, l: &str| crate::mesh::plan::PlannedPeer {
+            address: a.parse().unwrap(),
+            local: l.parse().unwrap(),
+            listed_as: a.into(),
+            conns: crate::mesh::plan::conns_for(&cfg, a.parse().unwrap()),
+        };
+        let mut plan = MeshPlan {
+            peers: vec![
+                peer("192.0.2.2", "192.0.2.1"),
+                peer("2001:db8::2", "2001:db8::1"),
+            ],
+            ..Default::default()
+        };
+        plan.pass_conns = plan
+            .locals()
+            .into_iter()
+            .flat_map(|l| pass_conns_for(&cfg, l))
+            .collect();
+        (plan, cfg)
+    }
+
+    #[test]
+    fn mesh_rendering_per_policy_and_version() {
+        let (plan, cfg) = mesh_plan("require");
+        let c = render_mesh(
+            &plan,
+            &cfg,
+            Version {
+                major: 4,
+                minor: 10,
+            },
+        );
+        let conn = |name: &str| -> String {
+            let start = c
+                .find(&format!("conn {name}\n"))
+                .unwrap_or_else(|| panic!("no conn {name} in\n{c}"));
+            c[start..].split("\n\n").next().unwrap().to_string()
+        };
+        let main = conn("vm-192.0.2.2");
+        for line in [
+            "\tleft=192.0.2.1",
+            "\tright=192.0.2.2",
+            "\tleftid=192.0.2.1",
+            "\trightid=192.0.2.2",
+            "\tauthby=secret",
+            "\ttype=transport",
+            "\tikev2=insist",
+            "\tdpdaction=restart",
+            "\tfailureshunt=drop",
+            "\tnegotiationshunt=hold",
+            "\tleftupdown=%disabled",
+            "\tauto=ondemand",
+        ] {
+            assert!(
+                main.lines().any(|l| l == line),
+                "{line:?} missing in\n{main}"
+            );
+        }
+        let sp = conn("vm-192.0.2.2-tcp5432-out");
+        assert!(
+            sp.contains("\tleftprotoport=tcp\n\trightprotoport=tcp/5432\n")
+                && sp.contains("\tfailureshunt=drop\n"),
+            "{sp}"
+        );
+        let ssh = conn("vm-pass-2001-db8--1-ssh-in");
+        assert!(
+            ssh.contains("\tright=::\n\trightsubnet=::/0\n\tleftprotoport=tcp/22\n")
+                && ssh.contains("\ttype=passthrough\n\tauthby=never\n\tpriority=100\n"),
+            "{ssh}"
+        );
+        assert!(conn("vm-pass-2001-db8--1-icmp").contains("\tleftprotoport=ipv6-icmp\n"));
+        assert!(conn("vm-pass-192.0.2.1-icmp").contains("\tleftprotoport=icmp\n"));
+
+        let (plan, cfg) = mesh_plan("use");
+        let c5 = render_mesh(&plan, &cfg, Version { major: 5, minor: 2 });
+        assert!(c5.contains("\tfailureshunt=passthrough\n\tnegotiationshunt=passthrough\n"));
+        assert!(
+            c5.contains("\tkeyexchange=ikev2\n")
+                && !c5.contains("dpdaction")
+                && !c5.contains("ikev2=insist")
+        );
+        // Secure ports stay fail-closed under use.
+        assert!(
+            c5.contains("conn vm-192.0.2.2-tcp5432-in\n")
+                && c5.matches("\tfailureshunt=drop\n").count() == 4
+        );
+
+        let (plan, cfg) = mesh_plan("disable");
+        let cd = render_mesh(
+            &plan,
+            &cfg,
+            Version {
+                major: 4,
+                minor: 10,
+            },
+        );
+        assert!(
+            !cd.contains("auto=ondemand") && !cd.contains("passthrough"),
+            "{cd}"
+        );
+        let secrets = render_mesh_secrets(
+            &plan,
+            &Secret::from_bytes(b"vipsec test master secret 0123456789abcdef".to_vec()),
+        );
+        assert!(secrets.contains("192.0.2.1 192.0.2.2 : PSK 0x064a0881b4f73b875cf521f161b6649ceadaee3ab933928ed460b687e71a69d9\n"), "{secrets}");
+        assert!(secrets.contains("2001:db8::1 2001:db8::2 : PSK 0x"));
+    }
+
     #[test]
     fn psk_line_is_hex() {
         let line = render_psk_secret("2001:db8::10".parse().unwrap(), None, b"\"k\ne\"y");
