@@ -379,6 +379,7 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
             inv,
             MeshEnv {
                 cfg,
+                path_env: env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH),
                 ctx: &ctx,
                 ike: &ike,
                 store,

@@ -21,6 +21,20 @@ pub fn pair_psk(master: &Secret, a: &str, b: &str) -> Secret {
     derive(master, &info)
 }
 
+/// The mesh's master secret when none is configured: derived from the Corosync cluster key
+/// with a context of its own, so the IPsec keys are never the Corosync key itself, and
+/// rotating the cluster key rekeys the mesh at the next reload.
+pub fn master_from_corosync_authkey(authkey: &Secret) -> Secret {
+    let hk = Hkdf::<Sha256>::new(Some(SALT), authkey.expose());
+    let mut okm = vec![0u8; 32];
+    hk.expand(
+        b"vipsec mesh master secret from the corosync authkey",
+        &mut okm,
+    )
+    .expect("HKDF output length is valid");
+    Secret::from_bytes(okm)
+}
+
 /// A short public fingerprint of the master secret (not the secret, nor any pair key), so
 /// reload can tell that the secret changed without storing it.
 pub fn fingerprint(master: &Secret) -> String {
@@ -68,6 +82,31 @@ mod tests {
             "4b1c4d3a3143668990fdbab164a2912833606d98293aed94bff2ba3bc67fdcda"
         );
         assert_eq!(fingerprint(&m), "d3c5f1dc6ca73aed");
+    }
+
+    #[test]
+    fn master_from_the_cluster_key() {
+        // Known answers computed independently (Python's hmac/hashlib).
+        let authkey = Secret::from_bytes((0..=255u8).collect());
+        let m = master_from_corosync_authkey(&authkey);
+        assert_eq!(
+            hex(&m),
+            "84551d92ceef564115910904b8418adf11351c5a568ae9033d80e15023ab1123"
+        );
+        assert_ne!(
+            m.expose(),
+            &authkey.expose()[..32],
+            "never the cluster key itself"
+        );
+        let other = Secret::from_bytes(
+            (0..=255u8)
+                .map(|i| i.wrapping_mul(7).wrapping_add(3))
+                .collect(),
+        );
+        assert_eq!(
+            hex(&master_from_corosync_authkey(&other)),
+            "daab71e79651f41a48889f325e29a8833d922204f51599c89e254a6ed1776366"
+        );
     }
 
     #[test]

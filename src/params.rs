@@ -122,6 +122,8 @@ pub struct ActionSpec {
 
 pub const DEFAULT_CONFDIR: &str = "/etc/ipsec.d/";
 pub const DEFAULT_CTLSOCKET: &str = "/run/pluto/pluto.ctl";
+pub const DEFAULT_COROSYNC_CONF: &str = "/etc/corosync/corosync.conf";
+pub const DEFAULT_COROSYNC_AUTHKEY: &str = "/etc/corosync/authkey";
 
 pub const IPSEC: &[Param] = &[
     Param {
@@ -313,13 +315,15 @@ pub const MESH: &[Param] = &[
         name: "peers",
         kind: ParamType::String,
         default: "",
-        required: true,
+        required: false,
         unique: false,
         reloadable: true,
         shortdesc: "The mesh's nodes: addresses and/or DNS names",
         longdesc: "IPv4 and IPv6 addresses and/or DNS names of every node of the mesh, \
 separated by spaces or commas; at most 4096 addresses. This node's own addresses are \
-skipped, so the same list serves every node. A name stands for all its addresses.",
+skipped, so the same list serves every node. A name stands for all its addresses. Unset: \
+every ring address of every node in Corosync's nodelist (from the running Corosync, else \
+from corosync_conf), followed as the cluster changes.",
     },
     Param {
         name: "local_address",
@@ -356,7 +360,8 @@ certificates (identities from the certificates).",
         longdesc: "Absolute path of a file (mode 0600 or stricter, at least 32 bytes) holding \
 the mesh's master secret, the same on every node. Each pair's key is HKDF-SHA256 of it and \
 the sorted pair of addresses; a new master secret (then reload) rekeys every pair. The \
-derived keys go, hex-encoded, to confdir/vipsec-<instance>.secrets (0600).",
+derived keys go, hex-encoded, to confdir/vipsec-<instance>.secrets (0600). Unset: the \
+master secret is derived (HKDF-SHA256, a context of its own) from corosync_authkey.",
     },
     Param {
         name: "cert",
@@ -416,6 +421,29 @@ discovery working whatever happens to IKE.",
         longdesc: "Space- or comma-separated ports, as PORT (TCP) or tcp/PORT, udp/PORT, \
 sctp/PORT: traffic to or from these ports of a peer is dropped unless it is encrypted, \
 whatever policy says.",
+    },
+    Param {
+        name: "corosync_conf",
+        kind: ParamType::String,
+        default: DEFAULT_COROSYNC_CONF,
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Corosync configuration to take the peers from",
+        longdesc: "Read for the nodelist when peers is unset and Corosync is not running \
+(when it runs, its live nodelist is read with corosync-cmapctl).",
+    },
+    Param {
+        name: "corosync_authkey",
+        kind: ParamType::String,
+        default: DEFAULT_COROSYNC_AUTHKEY,
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Corosync cluster key to derive the master secret from",
+        longdesc: "Used when secret_file is unset: the cluster key pcs puts on every node \
+(mode 0400 or 0600, at least 32 bytes). Rotating it (pcs cluster authkey corosync) rekeys \
+the mesh at the next reload.",
     },
     Param {
         name: "confdir",

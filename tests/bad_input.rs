@@ -646,7 +646,11 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
     let many: Vec<String> = (1..=4097).map(|i| format!("2001:db8::{i:x}")).collect();
     let many = many.join(" ");
     let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
-        ("peers missing", vec![("peers", "")], "peers"),
+        (
+            "no peers and no corosync.conf",
+            vec![("peers", ""), ("corosync_conf", "/nonexistent/corosync.conf")],
+            "corosync_conf",
+        ),
         ("peers only separators", vec![("peers", " , ")], "peers"),
         (
             "duplicate peer",
@@ -671,9 +675,9 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
         ),
         ("too many peers", vec![("peers", many.as_str())], "peers"),
         (
-            "secret_file missing",
-            vec![("secret_file", "")],
-            "secret_file",
+            "no secret_file and no cluster key",
+            vec![("secret_file", ""), ("corosync_authkey", "/nonexistent/authkey")],
+            "corosync_authkey",
         ),
         (
             "secret_file relative",

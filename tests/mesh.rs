@@ -484,3 +484,146 @@ fn ocf_tester_passes_for_the_mesh() {
     );
     let _ = &lab.tmp;
 }
+
+/// No peers, no secret_file: the mesh comes from Corosync's nodelist and cluster key, and
+/// follows membership changes within one monitor run.
+#[test]
+fn zero_config_mesh_from_corosync_follows_membership() {
+    let lab = MeshLab::new(3);
+    let conf = lab.tmp.path().join("corosync.conf");
+    let write_conf = |addrs: &[&str]| {
+        let mut c =
+            String::from("totem {\n    version: 2\n    cluster_name: vipsec\n}\nnodelist {\n");
+        for (i, a) in addrs.iter().enumerate() {
+            c.push_str(&format!("    node {{\n        name: node{}\n        nodeid: {}\n        ring0_addr: {a}\n    }}\n", i + 1, i + 1));
+        }
+        c.push_str("}\nquorum {\n    provider: corosync_votequorum\n}\n");
+        std::fs::write(&conf, c).unwrap();
+    };
+    write_conf(&NODES);
+    let authkey = lab.tmp.path().join("authkey");
+    std::fs::write(&authkey, (0..=255u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::set_permissions(
+        &authkey,
+        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+    )
+    .unwrap();
+    let conf_s = conf.display().to_string();
+    let key_s = authkey.display().to_string();
+    let zero = [
+        ("OCF_RESKEY_peers", ""),
+        ("OCF_RESKEY_secret_file", ""),
+        ("OCF_RESKEY_corosync_conf", conf_s.as_str()),
+        ("OCF_RESKEY_corosync_authkey", key_s.as_str()),
+    ];
+    lab.all("start", &zero, 0);
+    for n in &lab.nodes {
+        let status = n.pluto.whack("--status");
+        for peer in NODES.iter().filter(|p| **p != n.addr) {
+            assert!(
+                status.contains(&format!("\"vm-{peer}\":")),
+                "{}: no conn to {peer}",
+                n.addr
+            );
+            assert!(has(
+                &policies(&n.ns),
+                &[&format!("{}/32 dst {peer}/32 dir out", n.addr), "proto esp"]
+            ));
+        }
+    }
+    // Both ends derive the same pair key from the cluster key.
+    let key_line = |i: usize, a: &str, b: &str| {
+        std::fs::read_to_string(lab.nodes[i].pluto.confdir.join("vipsec-mesh.secrets"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(&format!("{a} {b} ")))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(
+        key_line(0, "192.0.2.1", "192.0.2.3"),
+        key_line(2, "192.0.2.3", "192.0.2.1")
+    );
+
+    // Explains itself.
+    let n0 = &lab.nodes[0];
+    let mut json_cmd = n0.ns.cmd(vipsec_bin());
+    json_cmd
+        .args([
+            "mesh",
+            "monitor",
+            "--json",
+            "--instance",
+            "mesh",
+            "--corosync_conf",
+            &conf_s,
+            "--corosync_authkey",
+            &key_s,
+        ])
+        .arg("--ctlsocket")
+        .arg(&n0.pluto.ctlsocket)
+        .arg("--confdir")
+        .arg(&n0.pluto.confdir)
+        .env("HA_RSCTMP", &n0.state_dir)
+        .env("VIPSEC_RUN_DIR", &n0.run_dir);
+    let v: serde_json::Value =
+        serde_json::from_str(&Run::from(json_cmd.output().unwrap()).stdout).unwrap();
+    assert_eq!(v["peer_source"], "corosync-conf");
+    assert_eq!(v["key_source"], "corosync authkey");
+
+    let serial = |n: &Node, conn: &str| -> String {
+        n.pluto
+            .whack("--status")
+            .lines()
+            .find(|l| l.contains(&format!("\"{conn}\":")) && l.contains("conn serial:"))
+            .and_then(|l| l.split("conn serial: ").nth(1))
+            .unwrap_or("")
+            .to_string()
+    };
+    let before = serial(n0, "vm-192.0.2.2");
+    // A node joins the cluster: within one monitor run its conn and policy appear, and the
+    // others' conns are not reloaded.
+    write_conf(&["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]);
+    let r = lab.ocf(0, "monitor", &zero);
+    assert!(r.code == 0 || r.code == 190, "{r:?}");
+    assert!(
+        n0.pluto.whack("--status").contains("\"vm-192.0.2.4\":"),
+        "joined node has no conn"
+    );
+    assert!(has(
+        &policies(&n0.ns),
+        &["192.0.2.1/32 dst 192.0.2.4/32 dir out", "proto esp"]
+    ));
+    assert_eq!(
+        serial(n0, "vm-192.0.2.2"),
+        before,
+        "an unchanged peer was reloaded"
+    );
+    // It leaves again: its conn and policies go.
+    write_conf(&NODES);
+    lab.ocf(0, "monitor", &zero);
+    assert!(
+        !n0.pluto.whack("--status").contains("\"vm-192.0.2.4\":"),
+        "departed node's conn remains"
+    );
+    assert!(!policies(&n0.ns).iter().any(|p| p.contains("192.0.2.4")));
+    assert_eq!(serial(n0, "vm-192.0.2.2"), before);
+
+    // No cluster key and no secret_file: a reason that says what to pass instead.
+    let r = lab.ocf(
+        1,
+        "validate-all",
+        &[
+            ("OCF_RESKEY_peers", ""),
+            ("OCF_RESKEY_secret_file", ""),
+            ("OCF_RESKEY_corosync_authkey", "/nonexistent/authkey"),
+        ],
+    );
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(
+        r.reasons()[0].starts_with("corosync_authkey: ")
+            && r.reasons()[0].contains("set secret_file"),
+        "{r:?}"
+    );
+    lab.all("stop", &zero, 0);
+}

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{parse_host_address, RawParams};
 use crate::error::{Error, Result};
-use crate::params::{DEFAULT_CONFDIR, DEFAULT_CTLSOCKET, MESH_PEERS_MAX};
+use crate::params::{
+    DEFAULT_CONFDIR, DEFAULT_COROSYNC_AUTHKEY, DEFAULT_COROSYNC_CONF, DEFAULT_CTLSOCKET,
+    MESH_PEERS_MAX,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,8 +34,13 @@ impl fmt::Display for PeerSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MeshAuth {
-    Psk { secret_file: PathBuf },
-    Cert { nickname: String },
+    /// No secret_file: the master secret is derived from the Corosync cluster key.
+    Psk {
+        secret_file: Option<PathBuf>,
+    },
+    Cert {
+        nickname: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +66,8 @@ impl fmt::Display for Port {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeshConfig {
-    pub peers: Vec<PeerSpec>,
+    /// `None`: the peers are Corosync's nodes.
+    pub peers: Option<Vec<PeerSpec>>,
     pub local_addresses: Vec<IpAddr>,
     pub auth: MeshAuth,
     pub policy: Policy,
@@ -67,6 +76,8 @@ pub struct MeshConfig {
     pub secure_ports: Vec<Port>,
     pub confdir: PathBuf,
     pub ctlsocket: PathBuf,
+    pub corosync_conf: PathBuf,
+    pub corosync_authkey: PathBuf,
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -131,46 +142,47 @@ fn parse_port(param: &str, token: &str) -> Result<Port> {
     }
 }
 
+/// A list of peers (addresses and DNS names); `param` names where it came from.
+pub fn parse_peer_list(param: &str, text: &str) -> Result<Vec<PeerSpec>> {
+    let mut peers = Vec::new();
+    let mut seen = BTreeSet::new();
+    for token in list(text) {
+        let peer = if token.contains('/') || token.parse::<IpAddr>().is_ok() || token.contains(':')
+        {
+            PeerSpec::Address(parse_host_address(param, token)?)
+        } else {
+            PeerSpec::Name(parse_dns_name(param, token)?)
+        };
+        if !seen.insert(peer.clone()) {
+            return Err(Error::configured(param, format!("{peer} is listed twice")));
+        }
+        peers.push(peer);
+    }
+    if peers.is_empty() {
+        return Err(Error::configured(
+            param,
+            "the list is empty; list the mesh's nodes",
+        ));
+    }
+    if peers.len() > MESH_PEERS_MAX {
+        return Err(Error::configured(
+            param,
+            format!(
+                "lists {} peers; at most {MESH_PEERS_MAX} are supported",
+                peers.len()
+            ),
+        ));
+    }
+    Ok(peers)
+}
+
 impl MeshConfig {
     pub fn parse(raw: &RawParams) -> Result<MeshConfig> {
-        let peers_raw = raw.get("peers").ok_or_else(|| {
-            Error::configured(
-                "peers",
-                "required parameter is missing; list the mesh's nodes",
-            )
-        })?;
-        let mut peers = Vec::new();
-        let mut seen = BTreeSet::new();
-        for token in list(peers_raw) {
-            let peer =
-                if token.contains('/') || token.parse::<IpAddr>().is_ok() || token.contains(':') {
-                    PeerSpec::Address(parse_host_address("peers", token)?)
-                } else {
-                    PeerSpec::Name(parse_dns_name("peers", token)?)
-                };
-            if !seen.insert(peer.clone()) {
-                return Err(Error::configured(
-                    "peers",
-                    format!("{peer} is listed twice"),
-                ));
-            }
-            peers.push(peer);
-        }
-        if peers.is_empty() {
-            return Err(Error::configured(
-                "peers",
-                "the list is empty; list the mesh's nodes",
-            ));
-        }
-        if peers.len() > MESH_PEERS_MAX {
-            return Err(Error::configured(
-                "peers",
-                format!(
-                    "lists {} peers; at most {MESH_PEERS_MAX} are supported",
-                    peers.len()
-                ),
-            ));
-        }
+        // No peers: the zero-configuration mesh takes Corosync's nodelist.
+        let peers = match raw.get("peers") {
+            None => None,
+            Some(list_text) => Some(parse_peer_list("peers", list_text)?),
+        };
         let mut local_addresses = Vec::new();
         for token in list(raw.get("local_address").unwrap_or("")) {
             let ip = parse_host_address("local_address", token)?;
@@ -193,17 +205,20 @@ impl MeshConfig {
                         "is only used with auth=cert; unset one of them",
                     ));
                 }
-                let file = raw.get("secret_file").ok_or_else(|| {
-                    Error::configured("secret_file", "auth=psk needs the master secret's file")
-                })?;
-                let path = PathBuf::from(file);
-                if !path.is_absolute() {
-                    return Err(Error::configured(
-                        "secret_file",
-                        format!("{file:?} is not an absolute path"),
-                    ));
-                }
-                MeshAuth::Psk { secret_file: path }
+                let secret_file = match raw.get("secret_file") {
+                    None => None,
+                    Some(file) => {
+                        let path = PathBuf::from(file);
+                        if !path.is_absolute() {
+                            return Err(Error::configured(
+                                "secret_file",
+                                format!("{file:?} is not an absolute path"),
+                            ));
+                        }
+                        Some(path)
+                    }
+                };
+                MeshAuth::Psk { secret_file }
             }
             "cert" => {
                 if raw.get("secret_file").is_some() {
@@ -283,6 +298,8 @@ impl MeshConfig {
             secure_ports,
             confdir: path("confdir", DEFAULT_CONFDIR)?,
             ctlsocket: path("ctlsocket", DEFAULT_CTLSOCKET)?,
+            corosync_conf: path("corosync_conf", DEFAULT_COROSYNC_CONF)?,
+            corosync_authkey: path("corosync_authkey", DEFAULT_COROSYNC_AUTHKEY)?,
         })
     }
 }
@@ -308,7 +325,7 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(
-            c.peers,
+            c.peers.unwrap(),
             vec![
                 PeerSpec::Address("192.0.2.1".parse().unwrap()),
                 PeerSpec::Address("2001:db8::2".parse().unwrap()),
@@ -323,7 +340,7 @@ mod tests {
     #[test]
     fn bad_values_name_their_parameter() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("peers", "")], "peers:"),
+            (&[("peers", " , ")], "peers:"),
             (&[("peers", "192.0.2.1 192.0.2.1")], "peers:"),
             (
                 &[("peers", "192.0.2.1 a.example n.example a.example")],

@@ -3,4 +3,5 @@
 //! the conns this node needs (resolving names, skipping itself, choosing local addresses).
 
 pub mod config;
+pub mod corosync;
 pub mod plan;

@@ -125,11 +125,17 @@ fn resolve(
     out
 }
 
-pub fn build(cfg: &MeshConfig, deadline: Instant) -> Result<MeshPlan> {
+/// `peers`: the list to plan for; `from_cluster`: it is Corosync's nodelist, where this
+/// node being the only one (a one-node cluster) is fine rather than a mistake.
+pub fn build(
+    cfg: &MeshConfig,
+    peers: &[PeerSpec],
+    from_cluster: bool,
+    deadline: Instant,
+) -> Result<MeshPlan> {
     let own: BTreeSet<IpAddr> = addr::local_addresses(deadline)?.into_iter().collect();
     let mut plan = MeshPlan::default();
-    let names: Vec<String> = cfg
-        .peers
+    let names: Vec<String> = peers
         .iter()
         .filter_map(|p| match p {
             PeerSpec::Name(n) => Some(n.clone()),
@@ -144,7 +150,7 @@ pub fn build(cfg: &MeshConfig, deadline: Instant) -> Result<MeshPlan> {
             targets.push((a, listed.to_string()));
         }
     };
-    for peer in &cfg.peers {
+    for peer in peers {
         match peer {
             PeerSpec::Address(a) => push(*a, &a.to_string(), &mut targets),
             PeerSpec::Name(n) => match resolved.iter().find(|(name, _)| name == n) {
@@ -200,7 +206,7 @@ pub fn build(cfg: &MeshConfig, deadline: Instant) -> Result<MeshPlan> {
             }),
         }
     }
-    if plan.peers.is_empty() && plan.skipped.is_empty() {
+    if plan.peers.is_empty() && plan.skipped.is_empty() && !from_cluster {
         return Err(Error::configured(
             "peers",
             "lists only this node's own addresses; list the other nodes too",

@@ -13,14 +13,20 @@ use crate::config::{instance_file_stem, read_secret_file, Context, Secret};
 use crate::error::{Error, Result};
 use crate::ike::{GeneratedFiles, IkeBackend};
 use crate::keys;
-use crate::mesh::config::{MeshAuth, MeshConfig, Policy};
+use crate::mesh::config::{parse_peer_list, MeshAuth, MeshConfig, PeerSpec, Policy};
+use crate::mesh::corosync::{self, PeerSource, AUTHKEY_MIN_BYTES};
 use crate::mesh::plan::MeshPlan;
 use crate::state::{StateStore, STATE_FORMAT};
 
 pub const MASTER_SECRET_MIN_BYTES: usize = 32;
 
+/// The peers to plan for, where they came from, and the list as read.
+pub type PeerListing = (Vec<PeerSpec>, PeerSource, Vec<String>);
+
 pub struct MeshEnv<'a> {
     pub cfg: &'a MeshConfig,
+    /// PATH, to find corosync-cmapctl.
+    pub path_env: &'a str,
     pub ctx: &'a Context,
     pub ike: &'a dyn IkeBackend,
     pub store: StateStore,
@@ -35,6 +41,11 @@ pub struct MeshState {
     pub instance: String,
     pub plan: MeshPlan,
     pub policy: Policy,
+    /// Where the peer list came from, and the list as it was read (to notice changes).
+    pub peer_source: PeerSource,
+    pub listed: Vec<String>,
+    /// secret_file | corosync authkey | certificate
+    pub key_source: String,
     /// Fingerprint of the master secret the pair keys came from (not the secret).
     pub key_fingerprint: Option<String>,
     pub daemon_instance: Option<u64>,
@@ -49,19 +60,73 @@ impl MeshEnv<'_> {
 
     pub fn master(&self) -> Result<Option<Secret>> {
         match &self.cfg.auth {
-            MeshAuth::Psk { secret_file } => {
-                read_secret_file("secret_file", secret_file, MASTER_SECRET_MIN_BYTES).map(Some)
+            MeshAuth::Psk {
+                secret_file: Some(file),
+            } => read_secret_file("secret_file", file, MASTER_SECRET_MIN_BYTES).map(Some),
+            MeshAuth::Psk { secret_file: None } => {
+                let authkey = read_secret_file("corosync_authkey", &self.cfg.corosync_authkey, AUTHKEY_MIN_BYTES)
+                    .map_err(|e| {
+                        Error::Configured(format!(
+                            "{} — set secret_file to a 0600 master secret, or create the cluster key (pcs cluster authkey corosync)",
+                            e.reason()
+                        ))
+                    })?;
+                Ok(Some(keys::master_from_corosync_authkey(&authkey)))
             }
             MeshAuth::Cert { .. } => Ok(None),
         }
     }
 
-    /// Everything start needs from this node, checked without changing anything.
-    pub fn validate(&self) -> Result<Option<Secret>> {
+    pub fn key_source(&self) -> &'static str {
+        match &self.cfg.auth {
+            MeshAuth::Psk {
+                secret_file: Some(_),
+            } => "secret_file",
+            MeshAuth::Psk { secret_file: None } => "corosync authkey",
+            MeshAuth::Cert { .. } => "certificate",
+        }
+    }
+
+    /// The peers to plan for: the parameter, or Corosync's nodelist.
+    pub fn peer_list(&self) -> Result<PeerListing> {
+        match &self.cfg.peers {
+            Some(peers) => Ok((
+                peers.clone(),
+                PeerSource::Parameter,
+                peers.iter().map(ToString::to_string).collect(),
+            )),
+            None => {
+                let (listed, source) =
+                    corosync::nodelist(&self.cfg.corosync_conf, self.path_env, self.deadline)?;
+                let peers = parse_peer_list("corosync_conf", &listed.join(" "))?;
+                Ok((peers, source, listed))
+            }
+        }
+    }
+
+    /// Plans from the current peer list; the state records where it came from.
+    pub fn plan(&self, master: Option<&Secret>, listing: PeerListing) -> Result<MeshState> {
+        let (peers, source, listed) = listing;
+        let plan = crate::mesh::plan::build(
+            self.cfg,
+            &peers,
+            source != PeerSource::Parameter,
+            self.deadline,
+        )?;
+        let mut state = self.state(plan, master);
+        state.peer_source = source;
+        state.listed = listed;
+        Ok(state)
+    }
+
+    /// Everything start needs from this node, checked without changing anything: the
+    /// key, the peer list (from the parameter or Corosync), libreswan.
+    pub fn validate(&self) -> Result<(Option<Secret>, PeerListing)> {
         crate::config::check_directory("confdir", &self.cfg.confdir)?;
         let master = self.master()?;
+        let listing = self.peer_list()?;
         self.ike.check_installed()?;
-        Ok(master)
+        Ok((master, listing))
     }
 
     pub fn state(&self, plan: MeshPlan, master: Option<&Secret>) -> MeshState {
@@ -70,6 +135,9 @@ impl MeshEnv<'_> {
             instance: self.ctx.instance.clone(),
             plan,
             policy: self.cfg.policy,
+            peer_source: PeerSource::Parameter,
+            listed: Vec::new(),
+            key_source: self.key_source().to_string(),
             key_fingerprint: master.map(keys::fingerprint),
             daemon_instance: None,
             started_at: crate::state::IpsecState::now(),

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::ike::ConnState;
 use crate::kernel::xfrm::{self, XfrmView};
 use crate::mesh::config::Policy;
+use crate::mesh::corosync::PeerSource;
 use crate::state::LockKind;
 
 #[derive(Debug, Serialize)]
@@ -34,6 +35,9 @@ pub struct Report {
     pub exit_code: i32,
     pub reason: String,
     pub policy: Option<Policy>,
+    /// Where the peer list and the key come from.
+    pub peer_source: Option<PeerSource>,
+    pub key_source: Option<String>,
     pub peers: Vec<PeerReport>,
     /// Listed peers without a conn (names that do not resolve, no route).
     pub skipped: Vec<crate::mesh::plan::Skipped>,
@@ -44,7 +48,9 @@ pub fn run(env: &MeshEnv) -> (Report, Result<()>) {
     let mut peers = Vec::new();
     let mut skipped = Vec::new();
     let mut policy = None;
-    let result = check(env, &mut peers, &mut skipped, &mut policy);
+    let result =
+        follow_membership(env).and_then(|()| check(env, &mut peers, &mut skipped, &mut policy));
+    let known = env.store.read_json::<MeshState>().ok().flatten();
     let (state, reason) = match &result {
         Ok(()) if policy == Some(Policy::Disable) => (
             "running",
@@ -72,11 +78,46 @@ pub fn run(env: &MeshEnv) -> (Report, Result<()>) {
         exit_code: result.as_ref().err().map_or(0, Error::code),
         reason,
         policy,
+        peer_source: known.as_ref().map(|s| s.peer_source),
+        key_source: known.map(|s| s.key_source),
         peers,
         skipped,
         peers_without_sa,
     };
     (report, result)
+}
+
+/// A mesh that follows Corosync applies membership changes here, at the latest one
+/// monitor interval after `pcs cluster node add/remove`: Pacemaker calls no reload for
+/// them (no parameter changed). It is the same change reload-agent makes — departed
+/// nodes' conns removed, new nodes' added, every other conn and SA untouched — under the
+/// same instance lock, and a failure is reported as this monitor's failure, which
+/// Pacemaker answers with a restart. Costs one corosync-cmapctl call when nothing changed.
+fn follow_membership(env: &MeshEnv) -> Result<()> {
+    if env.cfg.peers.is_some() {
+        return Ok(());
+    }
+    let Some(state) = env.store.read_json::<MeshState>()? else {
+        return Ok(());
+    };
+    let Ok((_, _, listed)) = env.peer_list() else {
+        // Neither Corosync nor corosync.conf answers now: keep what is set up.
+        return Ok(());
+    };
+    if listed == state.listed {
+        return Ok(());
+    }
+    let added: Vec<&String> = listed
+        .iter()
+        .filter(|a| !state.listed.contains(a))
+        .collect();
+    let gone: Vec<&String> = state
+        .listed
+        .iter()
+        .filter(|a| !listed.contains(a))
+        .collect();
+    log::info!("cluster membership changed (added {added:?}, removed {gone:?}); applying it");
+    super::reload::run(env)
 }
 
 fn has_out_policy(view: &XfrmView, local: IpAddr, peer: IpAddr) -> bool {

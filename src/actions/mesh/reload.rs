@@ -9,11 +9,11 @@ use super::{MeshEnv, MeshState};
 use crate::config::ConnName;
 use crate::error::{Error, Result};
 use crate::mesh::config::Policy;
-use crate::mesh::plan::{self, PlannedPeer};
+use crate::mesh::plan::PlannedPeer;
 use crate::state::LockKind;
 
 pub fn run(env: &MeshEnv) -> Result<()> {
-    let master = env.validate()?;
+    let (master, listing) = env.validate()?;
     let _lock = env.store.lock(LockKind::Exclusive, env.deadline)?;
     let Some(old) = env.store.read_json::<MeshState>()? else {
         log::info!("mesh not running; new parameters take effect at the next start");
@@ -28,7 +28,8 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     if !env.ike.daemon_running() {
         return Err(env.daemon_not_running());
     }
-    let new_plan = plan::build(env.cfg, env.deadline)?;
+    let mut state = env.plan(master.as_ref(), listing)?;
+    let new_plan = state.plan.clone();
     let fingerprint = master.as_ref().map(crate::keys::fingerprint);
     let rekey = fingerprint != old.key_fingerprint;
     // A peer is unchanged when everything about its conns is: address, local end, names.
@@ -94,7 +95,6 @@ pub fn run(env: &MeshEnv) -> Result<()> {
             ""
         }
     );
-    let mut state = env.state(new_plan, master.as_ref());
     state.daemon_instance = env.ike.daemon_instance();
     state.started_at = old.started_at;
     env.store.write_json(&state)

@@ -5,11 +5,10 @@
 
 use super::{MeshEnv, MeshState};
 use crate::error::Result;
-use crate::mesh::plan;
 use crate::state::LockKind;
 
 pub fn run(env: &MeshEnv) -> Result<()> {
-    let master = env.validate()?;
+    let (master, listing) = env.validate()?;
     let _lock = env.store.lock(LockKind::Exclusive, env.deadline)?;
     if !env.ike.daemon_running() {
         return Err(env.daemon_not_running());
@@ -22,11 +21,10 @@ pub fn run(env: &MeshEnv) -> Result<()> {
             return super::reload::run(env);
         }
     }
-    let plan = plan::build(env.cfg, env.deadline)?;
-    for s in &plan.skipped {
+    let mut state = env.plan(master.as_ref(), listing)?;
+    for s in &state.plan.skipped {
         log::warn!("peer {}: {}", s.peer, s.reason);
     }
-    let mut state = env.state(plan, master.as_ref());
     // Recorded first: if loading fails half-way, monitor says failed and stop cleans up.
     env.store.write_json(&state)?;
     let files = env.files();
