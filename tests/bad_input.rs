@@ -648,7 +648,10 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
     let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
         (
             "no peers and no corosync.conf",
-            vec![("peers", ""), ("corosync_conf", "/nonexistent/corosync.conf")],
+            vec![
+                ("peers", ""),
+                ("corosync_conf", "/nonexistent/corosync.conf"),
+            ],
             "corosync_conf",
         ),
         ("peers only separators", vec![("peers", " , ")], "peers"),
@@ -676,7 +679,10 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
         ("too many peers", vec![("peers", many.as_str())], "peers"),
         (
             "no secret_file and no cluster key",
-            vec![("secret_file", ""), ("corosync_authkey", "/nonexistent/authkey")],
+            vec![
+                ("secret_file", ""),
+                ("corosync_authkey", "/nonexistent/authkey"),
+            ],
             "corosync_authkey",
         ),
         (

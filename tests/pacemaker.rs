@@ -8,8 +8,12 @@ use std::time::Duration;
 
 const VIP: &str = "192.0.2.100";
 
+/// One cluster at a time: they share /var/lib/pacemaker.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn vip_tunnel_lives_and_recovers_under_pacemaker() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     install_agent();
     let ns = Netns::new("pk");
     ns.veth("v0", "v1", true);
@@ -85,4 +89,68 @@ fn vip_tunnel_lives_and_recovers_under_pacemaker() {
     cluster.must("pcs resource cleanup tun");
     cluster.wait_role("tun", "Started", minute);
     assert_eq!(cluster.fail_count("tun"), 0);
+}
+
+/// `pcs resource create mesh ocf:vipsec:mesh clone` with no parameters: peers from the
+/// running Corosync, key from /etc/corosync/authkey, the distribution's pluto.
+#[test]
+fn zero_config_mesh_clone_under_pacemaker() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    install_agent();
+    if std::os::unix::net::UnixStream::connect("/run/pluto/pluto.ctl").is_ok() {
+        println!("skipped: a pluto already listens on /run/pluto/pluto.ctl on this machine; this test starts its own there");
+        return;
+    }
+    std::fs::create_dir_all("/usr/lib/ocf/resource.d/vipsec").unwrap();
+    let mesh_entry = "/usr/lib/ocf/resource.d/vipsec/mesh";
+    let _ = std::fs::remove_file(mesh_entry);
+    std::os::unix::fs::symlink(INSTALLED_AGENT, mesh_entry).unwrap();
+    // The cluster key pcs would have distributed; made here if the machine has none.
+    struct Authkey(bool);
+    impl Drop for Authkey {
+        fn drop(&mut self) {
+            if self.0 {
+                let _ = std::fs::remove_file("/etc/corosync/authkey");
+            }
+        }
+    }
+    let made = !std::path::Path::new("/etc/corosync/authkey").exists();
+    if made {
+        let key: Vec<u8> = (0..256u32).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write("/etc/corosync/authkey", key).unwrap();
+        std::fs::set_permissions(
+            "/etc/corosync/authkey",
+            std::os::unix::fs::PermissionsExt::from_mode(0o400),
+        )
+        .unwrap();
+    }
+    let _authkey = Authkey(made);
+    let ns = Netns::new("pz");
+    let tmp = tempfile::tempdir().unwrap();
+    let _pluto = Pluto::start_system(&ns, &tmp.path().join("pluto"));
+    let cluster = Cluster::start(&ns, &tmp.path().join("cluster"));
+    let minute = Duration::from_secs(60);
+    cluster.must("pcs resource create mesh ocf:vipsec:mesh clone");
+    cluster.wait_role("mesh", "Started", minute);
+    // Monitors clean: a one-node cluster has no peer to encrypt to.
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(cluster.resource("mesh"), ("Started".to_string(), false));
+    assert_eq!(cluster.fail_count("mesh"), 0);
+    // It says where the peers and the key came from: the running Corosync, the cluster key.
+    let state = cluster.must("cat /run/resource-agents/vipsec-mesh*.state");
+    assert!(
+        state.contains("\"peer_source\": \"corosync-runtime\""),
+        "{state}"
+    );
+    assert!(
+        state.contains("\"listed\": [\n    \"127.0.0.1\"\n  ]"),
+        "{state}"
+    );
+    assert!(
+        state.contains("\"key_source\": \"corosync authkey\""),
+        "{state}"
+    );
+    cluster.must("pcs resource disable mesh-clone");
+    cluster.wait_role("mesh", "Stopped", minute);
+    let _ = std::fs::remove_file(mesh_entry);
 }

@@ -182,6 +182,49 @@ impl Pluto {
         }
     }
 
+    /// The distribution's own pluto: /etc/ipsec.conf, /etc/ipsec.secrets (which includes
+    /// /etc/ipsec.d/*.secrets), /run/pluto/pluto.ctl, the system NSS database — what an
+    /// agent with no parameters talks to. Only `log_dir` is the test's.
+    pub fn start_system(ns: &Netns, log_dir: &Path) -> Pluto {
+        fs::create_dir_all(log_dir).unwrap();
+        if !Path::new("/var/lib/ipsec/nss/cert9.db").exists() {
+            must("ipsec initnss >/dev/null");
+        }
+        let log = log_dir.join("pluto.log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "ipsec",
+                "pluto",
+                "--nofork",
+                "--logfile",
+            ])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pluto starts");
+        let p = Pluto {
+            dir: log_dir.to_path_buf(),
+            ctlsocket: PathBuf::from("/run/pluto/pluto.ctl"),
+            confdir: PathBuf::from("/etc/ipsec.d"),
+            child: Some(child),
+            netns: ns.name.clone(),
+        };
+        let t0 = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&p.ctlsocket).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the system pluto did not open /run/pluto/pluto.ctl"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
     /// Kills pluto hard, as a crash would (its socket file stays behind).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
