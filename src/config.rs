@@ -264,6 +264,23 @@ pub fn parse_host_address(param: &str, value: &str) -> Result<IpAddr> {
     }
 }
 
+/// auth=cert's `cert` parameter: the NSS nickname of this node's certificate.
+pub fn required_nss_nickname(raw: &RawParams) -> Result<&str> {
+    let nick = raw.get("cert").ok_or_else(|| {
+        Error::configured(
+            "cert",
+            "auth=cert needs the NSS nickname of this node's certificate",
+        )
+    })?;
+    if nick.len() > 255 || nick.chars().any(|c| c.is_control() || c == '"') {
+        return Err(Error::configured(
+            "cert",
+            format!("{nick:?} is not a usable NSS nickname"),
+        ));
+    }
+    Ok(nick)
+}
+
 /// An IKE identity as libreswan takes it: @fqdn, an address, a DN, %any, %fromcert.
 fn parse_ike_id(param: &str, value: &str) -> Result<String> {
     let value = value.trim();
@@ -316,18 +333,7 @@ impl IpsecConfig {
             None => Auth::Existing,
             Some("psk") => Auth::Psk,
             Some("cert") => {
-                let nick = raw.get("cert").ok_or_else(|| {
-                    Error::configured(
-                        "cert",
-                        "auth=cert needs the NSS nickname of this node's certificate",
-                    )
-                })?;
-                if nick.len() > 255 || nick.chars().any(|c| c.is_control() || c == '"') {
-                    return Err(Error::configured(
-                        "cert",
-                        format!("{nick:?} is not a usable NSS nickname"),
-                    ));
-                }
+                let nick = required_nss_nickname(raw)?;
                 Auth::Cert(nick.to_string())
             }
             Some(other) => {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{parse_host_address, RawParams};
+use crate::config::{parse_host_address, required_nss_nickname, RawParams};
 use crate::error::{Error, Result};
 use crate::params::{
     DEFAULT_CONFDIR, DEFAULT_COROSYNC_AUTHKEY, DEFAULT_COROSYNC_CONF, DEFAULT_CTLSOCKET,
@@ -227,18 +227,7 @@ impl MeshConfig {
                         "is only used with auth=psk; unset one of them",
                     ));
                 }
-                let nick = raw.get("cert").ok_or_else(|| {
-                    Error::configured(
-                        "cert",
-                        "auth=cert needs the NSS nickname of this node's certificate",
-                    )
-                })?;
-                if nick.len() > 255 || nick.chars().any(|c| c.is_control() || c == '"') {
-                    return Err(Error::configured(
-                        "cert",
-                        format!("{nick:?} is not a usable NSS nickname"),
-                    ));
-                }
+                let nick = required_nss_nickname(raw)?;
                 MeshAuth::Cert {
                     nickname: nick.to_string(),
                 }

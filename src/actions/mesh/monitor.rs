@@ -48,9 +48,9 @@ pub fn run(env: &MeshEnv) -> (Report, Result<()>) {
     let mut peers = Vec::new();
     let mut skipped = Vec::new();
     let mut policy = None;
-    let result =
-        follow_membership(env).and_then(|()| check(env, &mut peers, &mut skipped, &mut policy));
-    let known = env.store.read_json::<MeshState>().ok().flatten();
+    let mut sources = None;
+    let result = follow_membership(env)
+        .and_then(|()| check(env, &mut peers, &mut skipped, &mut policy, &mut sources));
     let (state, reason) = match &result {
         Ok(()) if policy == Some(Policy::Disable) => (
             "running",
@@ -78,8 +78,8 @@ pub fn run(env: &MeshEnv) -> (Report, Result<()>) {
         exit_code: result.as_ref().err().map_or(0, Error::code),
         reason,
         policy,
-        peer_source: known.as_ref().map(|s| s.peer_source),
-        key_source: known.map(|s| s.key_source),
+        peer_source: sources.as_ref().map(|(p, _)| *p),
+        key_source: sources.map(|(_, k)| k),
         peers,
         skipped,
         peers_without_sa,
@@ -156,6 +156,7 @@ fn check(
     peers: &mut Vec<PeerReport>,
     skipped: &mut Vec<crate::mesh::plan::Skipped>,
     policy: &mut Option<Policy>,
+    sources: &mut Option<(PeerSource, String)>,
 ) -> Result<()> {
     let _lock = env.store.lock(LockKind::Shared, env.deadline)?;
     let Some(state) = env.store.read_json::<MeshState>()? else {
@@ -164,6 +165,7 @@ fn check(
         ));
     };
     *policy = Some(state.policy);
+    *sources = Some((state.peer_source, state.key_source.clone()));
     *skipped = state.plan.skipped.clone();
     if let Err(e) = env.ike.check_installed() {
         return Err(if env.ctx.is_probe() {
