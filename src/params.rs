@@ -423,6 +423,19 @@ sctp/PORT: traffic to or from these ports of a peer is dropped unless it is encr
 whatever policy says.",
     },
     Param {
+        name: "forward_subnets",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Forwarded (container) subnets, by node: NODE=SUBNET ...",
+        longdesc: "Subnets whose traffic a node forwards (containers, VMs), as \
+space-separated NODE=SUBNET entries (e.g. 192.0.2.1=10.88.1.0/24), the same list on every \
+node. Each pair then also gets tunnel-mode conns between its subnets and addresses, so \
+forwarded traffic is encrypted too (the kernel's forward policies come with them).",
+    },
+    Param {
         name: "corosync_conf",
         kind: ParamType::String,
         default: DEFAULT_COROSYNC_CONF,

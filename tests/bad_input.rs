@@ -744,6 +744,16 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
             "local_address",
         ),
         (
+            "forward subnet without node",
+            vec![("forward_subnets", "10.88.1.0/24")],
+            "forward_subnets",
+        ),
+        (
+            "forward subnet of the wrong family",
+            vec![("forward_subnets", "192.0.2.1=2001:db8:1::/64")],
+            "forward_subnets",
+        ),
+        (
             "confdir missing",
             vec![("confdir", "/nonexistent/ipsec.d")],
             "confdir",

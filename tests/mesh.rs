@@ -359,6 +359,38 @@ fn use_and_disable_policies() {
     assert!(conf.contains("conn vm-192.0.2.2-tcp5432-out\n"));
     lab.all("stop", &[], 0);
 
+    // Forwarded (container) subnets: tunnel-mode conns between the subnets and nodes,
+    // whose on-demand policies the kernel now holds (libreswan's trap templates say
+    // "transport" until the SA is negotiated in tunnel mode).
+    let fwd = [(
+        "OCF_RESKEY_forward_subnets",
+        "192.0.2.1=10.88.1.0/24 192.0.2.2=10.88.2.0/24",
+    )];
+    lab.all("start", &fwd, 0);
+    let pol = policies(&lab.nodes[0].ns);
+    for (src, dst) in [
+        ("10.88.1.0/24", "192.0.2.2/32"),
+        ("192.0.2.1/32", "10.88.2.0/24"),
+        ("10.88.1.0/24", "10.88.2.0/24"),
+    ] {
+        assert!(
+            has(&pol, &[&format!("{src} dst {dst} dir out"), "proto esp"]),
+            "no policy {src} -> {dst}: {pol:#?}"
+        );
+    }
+    let pol_b = policies(&lab.nodes[1].ns);
+    assert!(
+        has(
+            &pol_b,
+            &["10.88.2.0/24 dst 10.88.1.0/24 dir out", "proto esp"]
+        ),
+        "the other end mirrors: {pol_b:#?}"
+    );
+    let conf = std::fs::read_to_string(lab.nodes[0].run_dir.join("vipsec-mesh.conf")).unwrap();
+    assert!(conf.contains("conn vm-192.0.2.2-fwd3\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\tleftsubnet=10.88.1.0/24\n\trightsubnet=10.88.2.0/24\n"), "{conf}");
+    assert!(conf.contains("\ttype=tunnel\n"));
+    lab.all("stop", &fwd, 0);
+
     // disable: conns loaded, no kernel policy at all (the quick off switch).
     lab.all("start", &[("OCF_RESKEY_policy", "disable")], 0);
     let pol = policies(&lab.nodes[0].ns);

@@ -11,7 +11,7 @@ use crate::config::{Auth, Secret};
 use crate::config::{ConnName, Mode};
 use crate::keys::pair_psk;
 use crate::mesh::config::{MeshAuth, MeshConfig, Policy};
-use crate::mesh::plan::{pass_conns_for, MeshPlan};
+use crate::mesh::plan::{forward_pairs, pass_conns_for, MeshPlan};
 
 /// Version of the installed libreswan, from `ipsec --version` ("Libreswan 4.10").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -142,17 +142,16 @@ pub fn render_mesh(plan: &MeshPlan, cfg: &MeshConfig, version: Version) -> Strin
                 );
             }
         };
-        let transport = |c: &mut String,
-                         name: &str,
-                         ports: Option<(String, String)>,
-                         failure: &str,
-                         negotiation: &str| {
-            let _ = writeln!(c, "conn {name}\n\tleft={l}\n\tright={r}");
-            if let Some((lp, rp)) = ports {
-                let _ = writeln!(c, "\tleftprotoport={lp}\n\trightprotoport={rp}");
-            }
+        // One conn between this node and the peer: `selectors` narrow it (ports, subnets).
+        let conn = |c: &mut String,
+                    name: &str,
+                    selectors: String,
+                    mode: &str,
+                    failure: &str,
+                    negotiation: &str| {
+            let _ = write!(c, "conn {name}\n\tleft={l}\n\tright={r}\n{selectors}");
             auth(c);
-            let _ = writeln!(c, "\ttype=transport");
+            let _ = writeln!(c, "\ttype={mode}");
             ike_lines(c, v5);
             let _ = writeln!(c, "\tdpddelay=10s");
             if !v5 {
@@ -163,23 +162,47 @@ pub fn render_mesh(plan: &MeshPlan, cfg: &MeshConfig, version: Version) -> Strin
                 "\tkeyingtries=%forever\n\tfailureshunt={failure}\n\tnegotiationshunt={negotiation}\n\tleftupdown=%disabled\n\tauto={auto}\n"
             );
         };
-        transport(&mut c, peer.main_conn(), None, failure, negotiation);
+        conn(
+            &mut c,
+            peer.main_conn(),
+            String::new(),
+            "transport",
+            failure,
+            negotiation,
+        );
         for p in &cfg.secure_ports {
             let base = format!("{}-{}{}", peer.main_conn(), p.proto, p.port);
             // Always fail-closed, whatever the mesh's policy.
-            transport(
+            let out = format!("\tleftprotoport={}\n\trightprotoport={p}\n", p.proto);
+            let inbound = format!("\tleftprotoport={p}\n\trightprotoport={}\n", p.proto);
+            conn(
                 &mut c,
                 &format!("{base}-out"),
-                Some((p.proto.to_string(), p.to_string())),
+                out,
+                "transport",
                 "drop",
                 "hold",
             );
-            transport(
+            conn(
                 &mut c,
                 &format!("{base}-in"),
-                Some((p.to_string(), p.proto.to_string())),
+                inbound,
+                "transport",
                 "drop",
                 "hold",
+            );
+        }
+        // Forwarded (container) traffic: tunnel mode between the subnets, so the kernel
+        // gets out and fwd policies for it.
+        for (i, (mine, theirs)) in forward_pairs(cfg, l, r).into_iter().enumerate() {
+            let name = format!("{}-fwd{}", peer.main_conn(), i + 1);
+            conn(
+                &mut c,
+                &name,
+                format!("\tleftsubnet={mine}\n\trightsubnet={theirs}\n"),
+                "tunnel",
+                failure,
+                negotiation,
             );
         }
     }
@@ -328,7 +351,7 @@ mod tests {
             address: a.parse().unwrap(),
             local: l.parse().unwrap(),
             listed_as: a.into(),
-            conns: crate::mesh::plan::conns_for(&cfg, a.parse().unwrap()),
+            conns: crate::mesh::plan::conns_for(&cfg, l.parse().unwrap(), a.parse().unwrap()),
         };
         let mut plan = MeshPlan {
             peers: vec![

@@ -74,6 +74,8 @@ pub struct MeshConfig {
     pub exclude_ssh: bool,
     pub exclude_icmp: bool,
     pub secure_ports: Vec<Port>,
+    /// Subnets whose traffic a node forwards (containers, VMs), by node address.
+    pub forward_subnets: Vec<(IpAddr, Subnet)>,
     pub confdir: PathBuf,
     pub ctlsocket: PathBuf,
     pub corosync_conf: PathBuf,
@@ -140,6 +142,58 @@ fn parse_port(param: &str, token: &str) -> Result<Port> {
             format!("{token:?} is not a port (1-65535)"),
         )),
     }
+}
+
+/// An address prefix, e.g. 10.88.1.0/24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Subnet {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Subnet {
+    pub fn host(addr: IpAddr) -> Subnet {
+        Subnet {
+            addr,
+            len: if addr.is_ipv4() { 32 } else { 128 },
+        }
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// `NODE=SUBNET …`: the same list on every node, so each end can mirror the other's.
+fn parse_forward_subnets(text: &str) -> Result<Vec<(IpAddr, Subnet)>> {
+    let param = "forward_subnets";
+    let mut out = Vec::new();
+    for token in list(text) {
+        let bad = || {
+            Error::configured(
+                param,
+                format!("{token:?} is not NODE=SUBNET (e.g. 192.0.2.1=10.88.1.0/24)"),
+            )
+        };
+        let (node, subnet) = token.split_once('=').ok_or_else(bad)?;
+        let node = parse_host_address(param, node)?;
+        let (addr, len) = subnet.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let len: u8 = len.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if len > max || addr.is_ipv4() != node.is_ipv4() {
+            return Err(Error::configured(
+                param,
+                format!(
+                    "{token:?}: the subnet must be a valid prefix of the node's address family"
+                ),
+            ));
+        }
+        out.push((node, Subnet { addr, len }));
+    }
+    Ok(out)
 }
 
 /// A list of peers (addresses and DNS names); `param` names where it came from.
@@ -285,6 +339,7 @@ impl MeshConfig {
             exclude_ssh,
             exclude_icmp,
             secure_ports,
+            forward_subnets: parse_forward_subnets(raw.get("forward_subnets").unwrap_or(""))?,
             confdir: path("confdir", DEFAULT_CONFDIR)?,
             ctlsocket: path("ctlsocket", DEFAULT_CTLSOCKET)?,
             corosync_conf: path("corosync_conf", DEFAULT_COROSYNC_CONF)?,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{MeshConfig, PeerSpec, Policy};
+use super::config::{MeshConfig, PeerSpec, Policy, Subnet};
 use crate::error::{Error, Result};
 use crate::kernel::{addr, route};
 
@@ -62,13 +62,43 @@ pub fn addr_tag(a: IpAddr) -> String {
     a.to_string().replace(':', "-")
 }
 
+/// The (local side, peer side) selectors of the tunnel-mode conns that carry forwarded
+/// traffic between `local` and `peer`: this node's subnets to the peer, this node to the
+/// peer's subnets, subnets to subnets. Each end computes the mirror of the other's.
+pub fn forward_pairs(cfg: &MeshConfig, local: IpAddr, peer: IpAddr) -> Vec<(Subnet, Subnet)> {
+    let of = |node: IpAddr| -> Vec<Subnet> {
+        cfg.forward_subnets
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    let (mine, theirs) = (of(local), of(peer));
+    let mut pairs = Vec::new();
+    for s in &mine {
+        pairs.push((*s, Subnet::host(peer)));
+    }
+    for t in &theirs {
+        pairs.push((Subnet::host(local), *t));
+    }
+    for s in &mine {
+        for t in &theirs {
+            pairs.push((*s, *t));
+        }
+    }
+    pairs
+}
+
 /// The conns a peer needs under `cfg`.
-pub fn conns_for(cfg: &MeshConfig, peer: IpAddr) -> Vec<String> {
+pub fn conns_for(cfg: &MeshConfig, local: IpAddr, peer: IpAddr) -> Vec<String> {
     let tag = addr_tag(peer);
     let mut conns = vec![format!("vm-{tag}")];
     for p in &cfg.secure_ports {
         conns.push(format!("vm-{tag}-{}{}-out", p.proto, p.port));
         conns.push(format!("vm-{tag}-{}{}-in", p.proto, p.port));
+    }
+    for i in 0..forward_pairs(cfg, local, peer).len() {
+        conns.push(format!("vm-{tag}-fwd{}", i + 1));
     }
     conns
 }
@@ -198,7 +228,7 @@ pub fn build(
                 address,
                 local,
                 listed_as,
-                conns: conns_for(cfg, address),
+                conns: conns_for(cfg, local, address),
             }),
             None => plan.skipped.push(Skipped {
                 peer: address.to_string(),
@@ -226,6 +256,63 @@ mod tests {
     use crate::config::RawParams;
 
     #[test]
+    fn forward_pairs_mirror_between_the_ends() {
+        let mut raw = RawParams::default();
+        raw.set("peers", "192.0.2.1 192.0.2.2");
+        raw.set("secret_file", "/k");
+        raw.set(
+            "forward_subnets",
+            "192.0.2.1=10.88.1.0/24 192.0.2.2=10.88.2.0/24",
+        );
+        let cfg = MeshConfig::parse(&raw).unwrap();
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let sub = |s: &str| {
+            let (addr, len) = s.split_once('/').unwrap();
+            Subnet {
+                addr: addr.parse().unwrap(),
+                len: len.parse().unwrap(),
+            }
+        };
+        let at_a = forward_pairs(&cfg, a, b);
+        assert_eq!(
+            at_a,
+            vec![
+                (sub("10.88.1.0/24"), sub("192.0.2.2/32")),
+                (sub("192.0.2.1/32"), sub("10.88.2.0/24")),
+                (sub("10.88.1.0/24"), sub("10.88.2.0/24")),
+            ]
+        );
+        // B's conns are A's mirrored: every selector pair A has, B has the other way round.
+        let at_b: Vec<(Subnet, Subnet)> = forward_pairs(&cfg, b, a)
+            .into_iter()
+            .map(|(x, y)| (y, x))
+            .collect();
+        let mut sorted_a = at_a.clone();
+        let mut sorted_b = at_b;
+        sorted_a.sort();
+        sorted_b.sort();
+        assert_eq!(sorted_a, sorted_b);
+        assert_eq!(
+            conns_for(&cfg, a, b)
+                .iter()
+                .filter(|c| c.contains("-fwd"))
+                .count(),
+            3
+        );
+        for bad in [
+            "192.0.2.1",
+            "192.0.2.1=10.88.1.0",
+            "192.0.2.1=10.88.1.0/33",
+            "192.0.2.1=2001:db8::/64",
+            "x=10.0.0.0/8",
+        ] {
+            raw.set("forward_subnets", bad);
+            let e = MeshConfig::parse(&raw).unwrap_err();
+            assert!(e.reason().starts_with("forward_subnets:"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn conn_names_follow_policy_and_ports() {
         let mut raw = RawParams::default();
         raw.set("peers", "192.0.2.2");
@@ -234,7 +321,7 @@ mod tests {
         let use_cfg = MeshConfig::parse(&raw).unwrap();
         let v6: IpAddr = "2001:db8::2".parse().unwrap();
         assert_eq!(
-            conns_for(&use_cfg, v6),
+            conns_for(&use_cfg, "2001:db8::1".parse().unwrap(), v6),
             vec![
                 "vm-2001-db8--2",
                 "vm-2001-db8--2-tcp5432-out",
@@ -246,7 +333,10 @@ mod tests {
         raw.set("policy", "require");
         raw.set("secure_ports", "");
         let req = MeshConfig::parse(&raw).unwrap();
-        assert_eq!(conns_for(&req, v6), vec!["vm-2001-db8--2"]);
+        assert_eq!(
+            conns_for(&req, "2001:db8::1".parse().unwrap(), v6),
+            vec!["vm-2001-db8--2"]
+        );
         assert_eq!(
             pass_conns_for(&req, "192.0.2.1".parse().unwrap()),
             vec![
