@@ -29,6 +29,7 @@ enum Action {
     ReloadAgent,
     Usage,
     Vip,
+    CheckDns,
 }
 
 impl Action {
@@ -56,6 +57,7 @@ impl Action {
             Action::ReloadAgent => "reload-agent",
             Action::Usage => "usage",
             Action::Vip => "vip",
+            Action::CheckDns => "check-dns",
         }
     }
 }
@@ -204,6 +206,8 @@ fn from_cli(args: &[OsString], env: &BTreeMap<String, String>) -> Result<Option<
     };
     let action = if name == "vip" {
         Action::Vip
+    } else if name == "check-dns" {
+        Action::CheckDns
     } else {
         Action::from_name(name).ok_or_else(|| Error::Unimplemented(format!("action {name:?}")))?
     };
@@ -217,6 +221,18 @@ fn from_cli(args: &[OsString], env: &BTreeMap<String, String>) -> Result<Option<
     if action == Action::Vip {
         if let Some(v) = get("vip") {
             raw.set("vip", v);
+        }
+    }
+    if action == Action::CheckDns {
+        for (flag, key) in [
+            ("peer", "peer"),
+            ("address", "address"),
+            ("resolver", "resolver"),
+            ("dnssec-anchor", "dnssec_anchor"),
+        ] {
+            if let Some(v) = get(flag) {
+                raw.set(key, v);
+            }
         }
     }
     let ocf_version = match get("ocf-version") {
@@ -290,6 +306,10 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
     if inv.action == Action::Vip {
         logging::init(&LogSettings::from_env("vip", |k| env.get(k).cloned()));
         return vip_action(inv, deadline);
+    }
+    if inv.action == Action::CheckDns {
+        logging::init(&LogSettings::from_env("check-dns", |k| env.get(k).cloned()));
+        return check_dns_action(inv, deadline);
     }
 
     // Logging is tagged with the instance, which may need the tunnel name: parse first,
@@ -430,7 +450,7 @@ fn run_mesh(inv: &Invocation, env: MeshEnv) -> Result<()> {
             }
             result
         }
-        Action::MetaData | Action::Usage | Action::Vip => Ok(()),
+        Action::MetaData | Action::Usage | Action::Vip | Action::CheckDns => Ok(()),
     }
 }
 
@@ -458,7 +478,61 @@ fn run_ipsec(inv: &Invocation, action_env: Env) -> Result<()> {
             }
             result
         }
-        Action::MetaData | Action::Usage | Action::Vip => Ok(()),
+        Action::MetaData | Action::Usage | Action::Vip | Action::CheckDns => Ok(()),
+    }
+}
+
+fn check_dns_action(inv: &Invocation, deadline: Instant) -> Result<()> {
+    let name = inv
+        .raw
+        .get("peer")
+        .ok_or_else(|| Error::configured("peer", "required: pass --peer NAME"))?;
+    let name = crate::mesh::config::parse_dns_name("peer", name)?;
+    let address = config::parse_host_address(
+        "address",
+        inv.raw
+            .get("address")
+            .ok_or_else(|| Error::configured("address", "required: pass --address IP"))?,
+    )?;
+    let resolver = inv
+        .raw
+        .get("resolver")
+        .map(|r| crate::dns::parse_resolver("resolver", r))
+        .transpose()?;
+    let anchor = inv
+        .raw
+        .get("dnssec_anchor")
+        .map(PathBuf::from)
+        .unwrap_or_else(crate::dns::default_anchor);
+    let mut checker = crate::dns::Checker::new(&anchor, resolver, deadline)?;
+    let v = checker.check(&name, address, deadline);
+    if inv.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!(
+            "{}: {} (addresses found: {}; chain {})",
+            if v.accepted { "accepted" } else { "refused" },
+            v.reason,
+            if v.addresses.is_empty() {
+                "none".into()
+            } else {
+                v.addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            if v.secure {
+                "validated"
+            } else {
+                "not validated"
+            }
+        );
+    }
+    if v.accepted {
+        Ok(())
+    } else {
+        Err(Error::Generic(format!("{name}: {}", v.reason)))
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod entry;
 pub mod error;
 pub mod exec;

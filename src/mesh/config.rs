@@ -89,7 +89,7 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A DNS name as RFC 1123 allows it (letters, digits, '-', dots; not all-numeric).
-fn parse_dns_name(param: &str, name: &str) -> Result<String> {
+pub fn parse_dns_name(param: &str, name: &str) -> Result<String> {
     let bare = name.strip_suffix('.').unwrap_or(name);
     let label_ok = |l: &str| {
         !l.is_empty()
