@@ -80,6 +80,8 @@ pub struct Verdict {
 pub struct Checker {
     rt: tokio::runtime::Runtime,
     resolver: Resolver<TokioRuntimeProvider>,
+    /// The same server, no validation: what dnssec=log falls back to.
+    unvalidated: Resolver<TokioRuntimeProvider>,
     /// Answers reused within one invocation.
     cache: BTreeMap<String, Answer>,
 }
@@ -101,25 +103,32 @@ impl Checker {
         for c in &mut ns.connections {
             c.port = sa.port();
         }
-        let mut builder = Resolver::builder_with_config(
-            ResolverConfig::from_name_servers(vec![ns]),
-            TokioRuntimeProvider::default(),
-        );
         let budget = deadline.saturating_duration_since(Instant::now());
-        let opts = builder.options_mut();
-        opts.validate = true;
-        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
-        opts.timeout = budget
-            .min(Duration::from_secs(5))
-            .max(Duration::from_millis(200));
-        opts.attempts = 1;
-        let resolver = builder
+        let builder = |validate: bool| {
+            let mut b = Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![ns.clone()]),
+                TokioRuntimeProvider::default(),
+            );
+            let opts = b.options_mut();
+            opts.validate = validate;
+            opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+            opts.timeout = budget
+                .min(Duration::from_secs(5))
+                .max(Duration::from_millis(200));
+            opts.attempts = 1;
+            b
+        };
+        let resolver = builder(true)
             .with_trust_anchor(Arc::new(anchors))
+            .build()
+            .map_err(|e| Error::Generic(format!("cannot build the resolver: {e}")))?;
+        let unvalidated = builder(false)
             .build()
             .map_err(|e| Error::Generic(format!("cannot build the resolver: {e}")))?;
         Ok(Checker {
             rt,
             resolver,
+            unvalidated,
             cache: BTreeMap::new(),
         })
     }
@@ -154,6 +163,15 @@ impl Checker {
             .iter()
             .filter_map(|n| self.cache.get(n).cloned())
             .collect()
+    }
+
+    /// The addresses the server gives for `name` without any validation (dnssec=log).
+    pub fn lookup_unvalidated(&self, name: &str, deadline: Instant) -> Vec<IpAddr> {
+        let budget = deadline.saturating_duration_since(Instant::now());
+        self.rt
+            .block_on(async { tokio::time::timeout(budget, lookup(&self.unvalidated, name)).await })
+            .map(|a| a.addresses)
+            .unwrap_or_default()
     }
 
     /// The rule: a secure answer that contains `address`.

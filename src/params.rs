@@ -436,6 +436,42 @@ node. Each pair then also gets tunnel-mode conns between its subnets and address
 forwarded traffic is encrypted too (the kernel's forward policies come with them).",
     },
     Param {
+        name: "dnssec",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "DNSSEC for peers given by name: off, log or require",
+        longdesc: "require: a peer given by name gets a conn only if its A/AAAA answers are \
+DNSSEC-validated (secure) from dnssec_anchor; insecure, bogus, expired, missing names and a \
+silent resolver mean no conn (monitor reports the peer, degraded). log: such peers are \
+logged and used anyway. off: the system resolver, unchecked. Default: require when a \
+peer is given by name or auth=cert, else off.",
+    },
+    Param {
+        name: "dnssec_anchor",
+        kind: ParamType::String,
+        default: "/usr/share/dns/root.key",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "DNSSEC trust anchor (a file of DNSKEY lines)",
+        longdesc: "The keys validation starts from: every DNSKEY of the anchored zone, one \
+per line. Default: the DNS root key from dns-root-data.",
+    },
+    Param {
+        name: "resolver",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Resolver to ask, address[:port]",
+        longdesc: "The DNS server asked for peers' names (it need not validate: vipsec does). \
+Default: the first nameserver of /etc/resolv.conf.",
+    },
+    Param {
         name: "corosync_conf",
         kind: ParamType::String,
         default: DEFAULT_COROSYNC_CONF,

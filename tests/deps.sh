@@ -3,7 +3,8 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 PKGS=(libreswan resource-agents libxml2-utils pacemaker pacemaker-cli-utils corosync pcs
-      iproute2 util-linux hyperfine procps python3 rpm man-db gzip)
+      iproute2 util-linux hyperfine procps python3 rpm man-db gzip
+      bind9 bind9-utils bind9-dnsutils dns-root-data)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,152 +3,10 @@
 //! trust anchor. Each case asserts the verdict and the exit code of `vipsec check-dns`.
 
 mod common;
-use common::*;
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::named::Named;
+use std::net::UdpSocket;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-struct Named {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-    anchor: PathBuf,
-    wrong_anchor: PathBuf,
-}
-
-impl Drop for Named {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    // A port free for both UDP and TCP on 127.0.0.1.
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if port > 20000 && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn sign(dir: &Path, zone: &str, body: &str, extra: &str) -> String {
-    let keys = dir.join(format!("keys-{zone}"));
-    std::fs::create_dir_all(&keys).unwrap();
-    let k = keys.display();
-    must(&format!("cd {k} && dnssec-keygen -q -a ECDSAP256SHA256 -f KSK -n ZONE {zone} >/dev/null && dnssec-keygen -q -a ECDSAP256SHA256 -n ZONE {zone} >/dev/null"));
-    let zonefile = format!(
-        "$TTL 300\n@ IN SOA ns.{zone}. admin.{zone}. 1 3600 600 86400 300\n@ IN NS ns.{zone}.\nns IN A 127.0.0.1\n{body}"
-    );
-    std::fs::write(keys.join("zone"), zonefile).unwrap();
-    must(&format!("cd {k} && cat zone K*.key > tosign && dnssec-signzone -q -K . -o {zone} -N INCREMENT {extra} -f signed tosign >/dev/null"));
-    must(&format!("grep -h DNSKEY {k}/K*.key | grep -v '^;'"))
-}
-
-impl Named {
-    fn start() -> Named {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let mut anchor = sign(
-            d,
-            "example.test",
-            "good IN A 192.0.2.10\ngood IN AAAA 2001:db8::10\nelsewhere IN A 192.0.2.99\nv6only IN AAAA 2001:db8::20\ntamper IN A 192.0.2.30\n",
-            "",
-        );
-        anchor.push_str(&sign(
-            d,
-            "expired.test",
-            "host IN A 192.0.2.50\n",
-            "-P -s 20200101000000 -e 20200201000000",
-        ));
-        // Tamper with one record after signing: its signature no longer matches.
-        let signed = d.join("keys-example.test/signed");
-        let text = std::fs::read_to_string(&signed).unwrap();
-        assert!(text.contains("192.0.2.30"));
-        std::fs::write(&signed, text.replace("192.0.2.30", "192.0.2.31")).unwrap();
-        std::fs::write(d.join("unsigned.zone"), "$TTL 300\n@ IN SOA ns.unsigned.test. a.unsigned.test. 1 3600 600 86400 300\n@ IN NS ns.unsigned.test.\nns IN A 127.0.0.1\nhost IN A 192.0.2.40\n").unwrap();
-        let anchor_path = d.join("anchor.key");
-        std::fs::write(&anchor_path, &anchor).unwrap();
-        // A well-formed anchor for a key the zone does not use.
-        let other = d.join("other");
-        std::fs::create_dir_all(&other).unwrap();
-        must(&format!(
-            "cd {} && dnssec-keygen -q -a ECDSAP256SHA256 -f KSK -n ZONE example.test >/dev/null",
-            other.display()
-        ));
-        let wrong = must(&format!(
-            "grep -h DNSKEY {}/K*.key | grep -v '^;'",
-            other.display()
-        ));
-        let wrong_anchor = d.join("wrong.key");
-        std::fs::write(&wrong_anchor, wrong).unwrap();
-
-        let port = free_port();
-        let conf = format!(
-            "options {{ directory \"{dir}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; pid-file none; }};\n\
-zone \"example.test\" {{ type primary; file \"{dir}/keys-example.test/signed\"; }};\n\
-zone \"expired.test\" {{ type primary; file \"{dir}/keys-expired.test/signed\"; }};\n\
-zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n",
-            dir = d.display()
-        );
-        std::fs::write(d.join("named.conf"), conf).unwrap();
-        let child = Command::new("named")
-            .args(["-g", "-u", "root", "-n", "1", "-c"])
-            .arg(d.join("named.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("named.log")).unwrap())
-            .spawn()
-            .expect("named (bind9) is installed");
-        let named = Named {
-            child,
-            port,
-            anchor: anchor_path,
-            wrong_anchor,
-            dir,
-        };
-        let t0 = Instant::now();
-        while !sh(&format!("dig +short +time=1 +tries=1 -p {port} @127.0.0.1 good.example.test A | grep -q 192.0.2.10")).status.success() {
-            assert!(t0.elapsed() < Duration::from_secs(15), "named did not come up:\n{}", std::fs::read_to_string(named.dir.path().join("named.log")).unwrap_or_default());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        named
-    }
-
-    fn check(
-        &self,
-        name: &str,
-        address: &str,
-        anchor: &Path,
-        resolver: Option<String>,
-    ) -> (Run, serde_json::Value) {
-        let resolver = resolver.unwrap_or_else(|| format!("127.0.0.1:{}", self.port));
-        let run = Run::from(
-            Command::new(vipsec_bin())
-                .args([
-                    "check-dns",
-                    "--json",
-                    "--timeout",
-                    "3s",
-                    "--peer",
-                    name,
-                    "--address",
-                    address,
-                    "--resolver",
-                    &resolver,
-                ])
-                .arg("--dnssec-anchor")
-                .arg(anchor)
-                .output()
-                .unwrap(),
-        );
-        let v = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
-        (run, v)
-    }
-}
 
 #[test]
 fn verdicts_against_a_signed_zone() {
@@ -285,4 +143,35 @@ fn check_dns_is_fast_on_a_warm_local_server() {
     let median = times[times.len() / 2];
     println!("check-dns median over 15 runs: {median:?}");
     assert!(median < Duration::from_millis(200), "median {median:?}");
+}
+
+#[test]
+fn a_hundred_names_are_checked_concurrently_within_a_second() {
+    let named = Named::start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resolver = Some(format!("127.0.0.1:{}", named.port).parse().unwrap());
+    let mut checker = vipsec::dns::Checker::new(&named.anchor, resolver, deadline).unwrap();
+    let names: Vec<String> = (1..=100).map(|i| format!("p{i}.example.test")).collect();
+    let t0 = Instant::now();
+    let answers = checker.lookup_all(&names, deadline);
+    let took = t0.elapsed();
+    println!("100 names checked in {took:?}");
+    assert_eq!(answers.len(), 100);
+    for (i, a) in answers.iter().enumerate() {
+        assert!(a.secure && a.problem.is_none(), "{a:?}");
+        assert_eq!(
+            a.addresses,
+            vec![format!("198.51.100.{}", i + 1)
+                .parse::<std::net::IpAddr>()
+                .unwrap()]
+        );
+    }
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // Answers are reused within one invocation.
+    let t1 = Instant::now();
+    assert!(checker
+        .lookup_all(&names, deadline)
+        .iter()
+        .all(|a| a.secure));
+    assert!(t1.elapsed() < Duration::from_millis(50));
 }

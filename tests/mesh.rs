@@ -659,3 +659,57 @@ fn zero_config_mesh_from_corosync_follows_membership() {
     );
     lab.all("stop", &zero, 0);
 }
+
+/// Peers given by name: under dnssec=require only names that validate get a conn; under
+/// dnssec=log the others are used with a warning.
+#[test]
+fn dnssec_decides_which_named_peers_get_a_conn() {
+    let lab = MeshLab::new(3);
+    let n0 = &lab.nodes[0];
+    let named = common::named::Named::start_in(Some(&n0.ns));
+    let resolver = format!("127.0.0.1:{}", named.port);
+    let anchor = named.anchor.display().to_string();
+    let logfile = lab.tmp.path().join("agent.log");
+    let log = logfile.display().to_string();
+    let by_name = [
+        (
+            "OCF_RESKEY_peers",
+            "n1.example.test n2.example.test n3.unsigned.test",
+        ),
+        ("OCF_RESKEY_resolver", resolver.as_str()),
+        ("OCF_RESKEY_dnssec_anchor", anchor.as_str()),
+        ("HA_LOGFILE", log.as_str()),
+    ];
+    // Default for named peers: require.
+    let r = lab.ocf(0, "start", &by_name);
+    assert_eq!(r.code, 0, "{r:?}");
+    let status = n0.pluto.whack("--status");
+    assert!(
+        status.contains("\"vm-192.0.2.2\":"),
+        "the validated peer has no conn"
+    );
+    assert!(
+        !status.contains("\"vm-192.0.2.3\":"),
+        "a peer whose name is not validated got a conn"
+    );
+    let r = lab.ocf(0, "monitor", &by_name);
+    assert_eq!(r.code, 190, "{r:?}");
+    assert!(
+        r.reasons()[0].contains("n3.unsigned.test (refused by DNSSEC:"),
+        "{r:?}"
+    );
+    assert_eq!(lab.ocf(0, "stop", &by_name).code, 0);
+
+    // dnssec=log: used, and said so.
+    let mut logged = by_name.to_vec();
+    logged.push(("OCF_RESKEY_dnssec", "log"));
+    assert_eq!(lab.ocf(0, "start", &logged).code, 0);
+    assert!(n0.pluto.whack("--status").contains("\"vm-192.0.2.3\":"));
+    let text = std::fs::read_to_string(&logfile).unwrap();
+    assert!(
+        text.contains("WARNING: peer n3.unsigned.test: ")
+            && text.contains("(dnssec=log: using it anyway)"),
+        "{text}"
+    );
+    assert_eq!(lab.ocf(0, "stop", &logged).code, 0);
+}

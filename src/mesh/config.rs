@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{parse_host_address, required_nss_nickname, RawParams};
+use crate::dns::DnssecMode;
 use crate::error::{Error, Result};
 use crate::params::{
     DEFAULT_CONFDIR, DEFAULT_COROSYNC_AUTHKEY, DEFAULT_COROSYNC_CONF, DEFAULT_CTLSOCKET,
@@ -80,6 +81,11 @@ pub struct MeshConfig {
     pub ctlsocket: PathBuf,
     pub corosync_conf: PathBuf,
     pub corosync_authkey: PathBuf,
+    /// `None`: require whenever a peer is given by name or authenticates by certificate.
+    pub dnssec: Option<DnssecMode>,
+    pub dnssec_anchor: PathBuf,
+    /// `None`: the first nameserver of /etc/resolv.conf.
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -344,6 +350,15 @@ impl MeshConfig {
             ctlsocket: path("ctlsocket", DEFAULT_CTLSOCKET)?,
             corosync_conf: path("corosync_conf", DEFAULT_COROSYNC_CONF)?,
             corosync_authkey: path("corosync_authkey", DEFAULT_COROSYNC_AUTHKEY)?,
+            dnssec: raw
+                .get("dnssec")
+                .map(|v| DnssecMode::parse("dnssec", v))
+                .transpose()?,
+            dnssec_anchor: path("dnssec_anchor", crate::dns::DEFAULT_ANCHOR)?,
+            resolver: raw
+                .get("resolver")
+                .map(|v| crate::dns::parse_resolver("resolver", v))
+                .transpose()?,
         })
     }
 }

@@ -120,7 +120,11 @@ pub fn pass_conns_for(cfg: &MeshConfig, local: IpAddr) -> Vec<String> {
 }
 
 /// Resolves DNS names through the system resolver, all at once, until `deadline`.
-fn resolve(
+/// Names → addresses (or why not), for every name.
+pub type Resolved = Vec<(String, std::result::Result<Vec<IpAddr>, String>)>;
+
+/// Resolves names through the system resolver (getaddrinfo), with no DNSSEC check.
+pub fn resolve_plain(
     names: &[String],
     deadline: Instant,
 ) -> Vec<(String, std::result::Result<Vec<IpAddr>, String>)> {
@@ -132,7 +136,7 @@ fn resolve(
             let r = (name.as_str(), 0u16)
                 .to_socket_addrs()
                 .map(|it| it.map(|sa| sa.ip()).collect::<Vec<_>>())
-                .map_err(|e| e.to_string());
+                .map_err(|e| format!("does not resolve: {e}"));
             let _ = tx.send((name, r));
         });
     }
@@ -161,6 +165,7 @@ pub fn build(
     cfg: &MeshConfig,
     peers: &[PeerSpec],
     from_cluster: bool,
+    resolve: &mut dyn FnMut(&[String]) -> Resolved,
     deadline: Instant,
 ) -> Result<MeshPlan> {
     let own: BTreeSet<IpAddr> = addr::local_addresses(deadline)?.into_iter().collect();
@@ -172,7 +177,11 @@ pub fn build(
             PeerSpec::Address(_) => None,
         })
         .collect();
-    let resolved = resolve(&names, deadline);
+    let resolved = if names.is_empty() {
+        Vec::new()
+    } else {
+        resolve(&names)
+    };
     // (address, as listed), each address once, this node's own left out.
     let mut targets: Vec<(IpAddr, String)> = Vec::new();
     let push = |a: IpAddr, listed: &str, targets: &mut Vec<(IpAddr, String)>| {
@@ -191,7 +200,7 @@ pub fn build(
                 }
                 Some((_, Err(e))) => plan.skipped.push(Skipped {
                     peer: n.clone(),
-                    reason: format!("does not resolve: {e}"),
+                    reason: e.clone(),
                 }),
                 _ => plan.skipped.push(Skipped {
                     peer: n.clone(),

@@ -10,12 +10,13 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{instance_file_stem, read_secret_file, Context, Secret};
+use crate::dns::{Checker, DnssecMode};
 use crate::error::{Error, Result};
 use crate::ike::{GeneratedFiles, IkeBackend};
 use crate::keys;
 use crate::mesh::config::{parse_peer_list, MeshAuth, MeshConfig, PeerSpec, Policy};
 use crate::mesh::corosync::{self, PeerSource, AUTHKEY_MIN_BYTES};
-use crate::mesh::plan::MeshPlan;
+use crate::mesh::plan::{resolve_plain, MeshPlan, Resolved};
 use crate::state::{StateStore, STATE_FORMAT};
 
 pub const MASTER_SECRET_MIN_BYTES: usize = 32;
@@ -107,10 +108,68 @@ impl MeshEnv<'_> {
     /// Plans from the current peer list; the state records where it came from.
     pub fn plan(&self, master: Option<&Secret>, listing: PeerListing) -> Result<MeshState> {
         let (peers, source, listed) = listing;
+        let has_names = peers.iter().any(|p| matches!(p, PeerSpec::Name(_)));
+        let mode = self.cfg.dnssec.unwrap_or(
+            if has_names || matches!(self.cfg.auth, MeshAuth::Cert { .. }) {
+                DnssecMode::Require
+            } else {
+                DnssecMode::Off
+            },
+        );
+        let mut checker = match (mode, has_names) {
+            (DnssecMode::Off, _) | (_, false) => None,
+            _ => Some(Checker::new(
+                &self.cfg.dnssec_anchor,
+                self.cfg.resolver,
+                self.deadline,
+            )?),
+        };
+        let deadline = self.deadline;
+        let mut resolve = |names: &[String]| -> Resolved {
+            let Some(checker) = checker.as_mut() else {
+                return resolve_plain(names, deadline);
+            };
+            let mut out = Resolved::new();
+            for answer in checker.lookup_all(names, deadline) {
+                match (&answer.problem, mode) {
+                    (None, _) => out.push((answer.name.clone(), Ok(answer.addresses.clone()))),
+                    (Some(problem), DnssecMode::Require) => {
+                        log::warn!("peer {}: refused by DNSSEC: {problem}", answer.name);
+                        out.push((
+                            answer.name.clone(),
+                            Err(format!("refused by DNSSEC: {problem}")),
+                        ));
+                    }
+                    (Some(problem), _) => {
+                        // dnssec=log: say so, then use the answer (or, if validation left
+                        // none, what the system resolver says).
+                        log::warn!(
+                            "peer {}: {problem} (dnssec=log: using it anyway)",
+                            answer.name
+                        );
+                        let addrs = if answer.addresses.is_empty() {
+                            checker.lookup_unvalidated(&answer.name, deadline)
+                        } else {
+                            answer.addresses.clone()
+                        };
+                        if addrs.is_empty() {
+                            out.push((
+                                answer.name.clone(),
+                                Err(format!("does not resolve: {problem}")),
+                            ));
+                        } else {
+                            out.push((answer.name.clone(), Ok(addrs)));
+                        }
+                    }
+                }
+            }
+            out
+        };
         let plan = crate::mesh::plan::build(
             self.cfg,
             &peers,
             source != PeerSource::Parameter,
+            &mut resolve,
             self.deadline,
         )?;
         let mut state = self.state(plan, master);

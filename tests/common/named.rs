@@ -1,0 +1,169 @@
+//! A real DNS server for tests: Debian's named on 127.0.0.1 (high port) serving zones
+//! signed at test time (one tampered after signing, one with expired signatures) and an
+//! unsigned one, with the signed zones' keys as trust anchor (and a wrong anchor).
+
+use super::*;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Named {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub anchor: PathBuf,
+    pub wrong_anchor: PathBuf,
+    netns: Option<String>,
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    // A port free for both UDP and TCP on 127.0.0.1.
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if port > 20000 && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn sign(dir: &Path, zone: &str, body: &str, extra: &str) -> String {
+    let keys = dir.join(format!("keys-{zone}"));
+    std::fs::create_dir_all(&keys).unwrap();
+    let k = keys.display();
+    must(&format!("cd {k} && dnssec-keygen -q -a ECDSAP256SHA256 -f KSK -n ZONE {zone} >/dev/null && dnssec-keygen -q -a ECDSAP256SHA256 -n ZONE {zone} >/dev/null"));
+    let zonefile = format!(
+        "$TTL 300\n@ IN SOA ns.{zone}. admin.{zone}. 1 3600 600 86400 300\n@ IN NS ns.{zone}.\nns IN A 127.0.0.1\n{body}"
+    );
+    std::fs::write(keys.join("zone"), zonefile).unwrap();
+    must(&format!("cd {k} && cat zone K*.key > tosign && dnssec-signzone -q -K . -o {zone} -N INCREMENT {extra} -f signed tosign >/dev/null"));
+    must(&format!("grep -h DNSKEY {k}/K*.key | grep -v '^;'"))
+}
+
+impl Named {
+    pub fn start() -> Named {
+        Named::start_in(None)
+    }
+
+    /// named on 127.0.0.1 of `netns` (the host's when None).
+    pub fn start_in(netns: Option<&Netns>) -> Named {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let many: String = (1..=100)
+            .map(|i| format!("p{i} IN A 198.51.100.{i}\n"))
+            .collect();
+        let mut anchor = sign(
+            d,
+            "example.test",
+            &format!("good IN A 192.0.2.10\ngood IN AAAA 2001:db8::10\nelsewhere IN A 192.0.2.99\nv6only IN AAAA 2001:db8::20\ntamper IN A 192.0.2.30\nn1 IN A 192.0.2.1\nn2 IN A 192.0.2.2\nn3 IN A 192.0.2.3\n{many}"),
+            "",
+        );
+        anchor.push_str(&sign(
+            d,
+            "expired.test",
+            "host IN A 192.0.2.50\n",
+            "-P -s 20200101000000 -e 20200201000000",
+        ));
+        // Tamper with one record after signing: its signature no longer matches.
+        let signed = d.join("keys-example.test/signed");
+        let text = std::fs::read_to_string(&signed).unwrap();
+        assert!(text.contains("192.0.2.30"));
+        std::fs::write(&signed, text.replace("192.0.2.30", "192.0.2.31")).unwrap();
+        std::fs::write(d.join("unsigned.zone"), "$TTL 300\n@ IN SOA ns.unsigned.test. a.unsigned.test. 1 3600 600 86400 300\n@ IN NS ns.unsigned.test.\nns IN A 127.0.0.1\nhost IN A 192.0.2.40\nn3 IN A 192.0.2.3\n").unwrap();
+        let anchor_path = d.join("anchor.key");
+        std::fs::write(&anchor_path, &anchor).unwrap();
+        // A well-formed anchor for a key the zone does not use.
+        let other = d.join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        must(&format!(
+            "cd {} && dnssec-keygen -q -a ECDSAP256SHA256 -f KSK -n ZONE example.test >/dev/null",
+            other.display()
+        ));
+        let wrong = must(&format!(
+            "grep -h DNSKEY {}/K*.key | grep -v '^;'",
+            other.display()
+        ));
+        let wrong_anchor = d.join("wrong.key");
+        std::fs::write(&wrong_anchor, wrong).unwrap();
+
+        let port = free_port();
+        let conf = format!(
+            "options {{ directory \"{dir}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; pid-file none; }};\n\
+zone \"example.test\" {{ type primary; file \"{dir}/keys-example.test/signed\"; }};\n\
+zone \"expired.test\" {{ type primary; file \"{dir}/keys-expired.test/signed\"; }};\n\
+zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n",
+            dir = d.display()
+        );
+        std::fs::write(d.join("named.conf"), conf).unwrap();
+        let mut cmd = match netns {
+            Some(ns) => ns.cmd("named"),
+            None => Command::new("named"),
+        };
+        let child = cmd
+            .args(["-g", "-u", "root", "-n", "1", "-c"])
+            .arg(d.join("named.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("named.log")).unwrap())
+            .spawn()
+            .expect("named (bind9) is installed");
+        let named = Named {
+            child,
+            port,
+            anchor: anchor_path,
+            wrong_anchor,
+            dir,
+            netns: netns.map(|n| n.name.clone()),
+        };
+        let t0 = Instant::now();
+        let prefix = named
+            .netns
+            .as_ref()
+            .map(|n| format!("ip netns exec {n} "))
+            .unwrap_or_default();
+        while !sh(&format!("{prefix}dig +short +time=1 +tries=1 -p {port} @127.0.0.1 good.example.test A | grep -q 192.0.2.10")).status.success() {
+            assert!(t0.elapsed() < Duration::from_secs(15), "named did not come up:\n{}", std::fs::read_to_string(named.dir.path().join("named.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        named
+    }
+
+    pub fn check(
+        &self,
+        name: &str,
+        address: &str,
+        anchor: &Path,
+        resolver: Option<String>,
+    ) -> (Run, serde_json::Value) {
+        let resolver = resolver.unwrap_or_else(|| format!("127.0.0.1:{}", self.port));
+        let run = Run::from(
+            Command::new(vipsec_bin())
+                .args([
+                    "check-dns",
+                    "--json",
+                    "--timeout",
+                    "3s",
+                    "--peer",
+                    name,
+                    "--address",
+                    address,
+                    "--resolver",
+                    &resolver,
+                ])
+                .arg("--dnssec-anchor")
+                .arg(anchor)
+                .output()
+                .unwrap(),
+        );
+        let v = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
+        (run, v)
+    }
+}
