@@ -53,6 +53,14 @@ fn lifecycle(vip: &str) {
         "pluto does not listen on the VIP:\n{status}"
     );
     expect(&lab.ocf("monitor", &[]), 0, "monitor after start");
+    // The include file addconn read is gone: nothing accumulates in the run directory.
+    assert!(
+        files_under(&lab.run_dir)
+            .iter()
+            .all(|f| !f.starts_with("include-")),
+        "{:?}",
+        files_under(&lab.run_dir)
+    );
     expect(
         &lab.ocf("monitor", &[("OCF_RESKEY_CRM_meta_interval", "0")]),
         0,

@@ -117,31 +117,29 @@ impl Libreswan {
 
     /// A config file that pulls in every conn file of `confdir`, as /etc/ipsec.conf's
     /// `include /etc/ipsec.d/*.conf` does, without touching /etc/ipsec.conf.
-    fn include_file(&self, confdir: &Path) -> Result<PathBuf> {
+    /// A config file that pulls in every conn file of `confdir`, as /etc/ipsec.conf's
+    /// `include /etc/ipsec.d/*.conf` does, without touching /etc/ipsec.conf. Only addconn
+    /// reads it: it is a temporary file, gone when the returned handle is dropped.
+    fn include_file(&self, confdir: &Path) -> Result<tempfile::NamedTempFile> {
+        use std::io::Write;
         ensure_private_dir(&self.run_dir)?;
-        let name = format!("include-{}.conf", sanitize_path(confdir));
-        let path = self.run_dir.join(name);
-        let text = format!(
-            "# written by vipsec: the conns of {dir}\ninclude {dir}/*.conf\n",
+        let fail = |e: std::io::Error| {
+            Error::Generic(format!("cannot write in {}: {e}", self.run_dir.display()))
+        };
+        let mut file = tempfile::Builder::new()
+            .prefix("include-")
+            .suffix(".conf")
+            .tempfile_in(&self.run_dir)
+            .map_err(fail)?;
+        writeln!(
+            file,
+            "# written by vipsec: the conns of {dir}\ninclude {dir}/*.conf",
             dir = confdir.display().to_string().trim_end_matches('/')
-        );
-        write_atomic(&path, text.as_bytes(), 0o600)?;
-        Ok(path)
+        )
+        .map_err(fail)?;
+        file.as_file().sync_all().map_err(fail)?;
+        Ok(file)
     }
-}
-
-fn sanitize_path(p: &Path) -> String {
-    p.display()
-        .to_string()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
@@ -168,8 +166,12 @@ impl IkeBackend for Libreswan {
     }
 
     fn load(&self, conn: &ConnName, source: ConnSource, deadline: Instant) -> Result<()> {
+        let include;
         let config = match source {
-            ConnSource::Confdir(dir) => self.include_file(dir)?,
+            ConnSource::Confdir(dir) => {
+                include = self.include_file(dir)?;
+                include.path().to_path_buf()
+            }
             ConnSource::File(file) => file.to_path_buf(),
         };
         self.run(
