@@ -112,6 +112,10 @@ pub struct IpsecConfig {
     pub psk_file: Option<PathBuf>,
     pub peer_id: Option<String>,
     pub mode: Mode,
+    /// `None`: require when peer_id is a DNS name (@name) or auth=cert.
+    pub dnssec: Option<crate::dns::DnssecMode>,
+    pub dnssec_anchor: PathBuf,
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 /// Where the tunnel's conn comes from, and how a generated one authenticates.
@@ -402,7 +406,40 @@ impl IpsecConfig {
             psk_file,
             peer_id,
             mode,
+            dnssec: raw
+                .get("dnssec")
+                .map(|v| crate::dns::DnssecMode::parse("dnssec", v))
+                .transpose()?,
+            dnssec_anchor: absolute_path(
+                "dnssec_anchor",
+                raw.get("dnssec_anchor")
+                    .unwrap_or(crate::dns::DEFAULT_ANCHOR),
+            )?,
+            resolver: raw
+                .get("resolver")
+                .map(|v| crate::dns::parse_resolver("resolver", v))
+                .transpose()?,
         })
+    }
+
+    /// The DNS name the peers must present (`peer_id=@name`), if any.
+    pub fn peer_name(&self) -> Option<&str> {
+        self.peer_id
+            .as_deref()
+            .and_then(|id| id.strip_prefix('@'))
+            .filter(|n| !n.is_empty())
+    }
+
+    /// The DNSSEC mode in force: the parameter, else require when a peer is identified by
+    /// name or certificate.
+    pub fn dnssec_mode(&self) -> crate::dns::DnssecMode {
+        self.dnssec.unwrap_or(
+            if self.peer_name().is_some() || matches!(self.auth, Auth::Cert(_)) {
+                crate::dns::DnssecMode::Require
+            } else {
+                crate::dns::DnssecMode::Off
+            },
+        )
     }
 
     /// The pre-shared key, read (and checked) only when it is needed.

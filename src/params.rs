@@ -247,6 +247,41 @@ authentication accepts (with certificates: the one in the peer's certificate).",
         longdesc: "transport (the default) encrypts host-to-host traffic between the VIP and \
 each peer; tunnel encapsulates it in ESP tunnel mode.",
     },
+    Param {
+        name: "dnssec",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "DNSSEC for the peers' names: off, log or require",
+        longdesc: "With peer_id=@NAME, every peer with an established IKE SA must connect \
+from an address that NAME resolves to, with a DNSSEC-validated answer; monitor checks it \
+and, with require, deletes the SA of a peer that fails (and reports failure); log only \
+logs it. Default: require when peer_id is a name or auth=cert, else off.",
+    },
+    Param {
+        name: "dnssec_anchor",
+        kind: ParamType::String,
+        default: "/usr/share/dns/root.key",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "DNSSEC trust anchor (a file of DNSKEY lines)",
+        longdesc: "The keys validation starts from: every DNSKEY of the anchored zone, one \
+per line. Default: the DNS root key from dns-root-data.",
+    },
+    Param {
+        name: "resolver",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Resolver to ask, address[:port]",
+        longdesc: "The DNS server asked for the peers' names (it need not validate: vipsec \
+does). Default: the first nameserver of /etc/resolv.conf.",
+    },
 ];
 
 const IPSEC_ACTIONS: &[ActionSpec] = &[

@@ -381,3 +381,129 @@ fn generated_psk_conn_negotiates_ike_with_a_real_client() {
     assert!(!lab.pluto.whack("--status").contains("\"rw\":"));
     expect(&lab.ocf("monitor", &params), 7, "monitor after stop");
 }
+
+/// peer_id=@NAME with DNSSEC: a client connecting from an address its name securely
+/// resolves to keeps its IKE SA; one whose name resolves elsewhere is disconnected and the
+/// monitor fails (the VIP tunnel's only peer).
+#[test]
+fn dnssec_checks_the_address_peers_connect_from() {
+    const VIP: &str = "192.0.2.40";
+    let lab = Lab::new(VIP);
+    std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
+    let named = common::named::Named::start_in(Some(&lab.ns));
+    let client = Netns::new("vd");
+    lab.ns.link_to(&client, "c0", "c1");
+    lab.ns.ip(&format!("addr add {VIP}/24 dev c0"));
+    client.ip("addr add 192.0.2.41/24 dev c1");
+    let key_hex: String = "dnssec-test-key-not-secret-0123456789"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let psk_file = lab.tmp.path().join("psk");
+    std::fs::write(&psk_file, "dnssec-test-key-not-secret-0123456789").unwrap();
+    std::fs::set_permissions(
+        &psk_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let (psk, resolver, anchor) = (
+        psk_file.display().to_string(),
+        format!("127.0.0.1:{}", named.port),
+        named.anchor.display().to_string(),
+    );
+    let ctmp = tempfile::tempdir().unwrap();
+    let cpluto = Pluto::start(&client, ctmp.path());
+    let connect = |id: &str| {
+        std::fs::write(
+            cpluto.confdir.join("c.secrets"),
+            format!("@{id} {VIP} : PSK 0x{key_hex}\n"),
+        )
+        .unwrap();
+        cpluto.add_conn_file(
+            "c.conf",
+            &format!("conn c\n\tleft=192.0.2.41\n\tleftid=@{id}\n\tright={VIP}\n\trightid={VIP}\n\tauthby=secret\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n"),
+        );
+        cpluto.whack("--rereadsecrets");
+        let _ = sh(&format!(
+            "ip netns exec {} ipsec whack --ctlsocket {} --name c --delete",
+            client.name,
+            cpluto.ctlsocket.display()
+        ));
+        must(&format!(
+            "ip netns exec {} ipsec auto --ctlsocket {} --config {}/c.conf --add c",
+            client.name,
+            cpluto.ctlsocket.display(),
+            cpluto.confdir.display()
+        ));
+        cpluto.whack("--name c --initiate --asynchronous");
+        let t0 = std::time::Instant::now();
+        while !lab
+            .pluto
+            .whack("--showstates")
+            .contains("ESTABLISHED_IKE_SA")
+        {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "no IKE SA:\n{}",
+                lab.pluto.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let params = |id: &'static str| {
+        vec![
+            ("OCF_RESKEY_auth", "psk".to_string()),
+            ("OCF_RESKEY_psk_file", psk.clone()),
+            ("OCF_RESKEY_peer_id", format!("@{id}")),
+            ("OCF_RESKEY_resolver", resolver.clone()),
+            ("OCF_RESKEY_dnssec_anchor", anchor.clone()),
+        ]
+    };
+    let as_ref = |v: &Vec<(&'static str, String)>| {
+        v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>()
+    };
+
+    // The real client: its name securely resolves to the address it connects from.
+    let good = as_ref(&params("client.example.test"));
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    expect(&lab.ocf("start", &good), 0, "start");
+    connect("client.example.test");
+    expect(
+        &lab.ocf("monitor", &good),
+        0,
+        "monitor with the validated client",
+    );
+    assert!(
+        lab.pluto
+            .whack("--showstates")
+            .contains("ESTABLISHED_IKE_SA"),
+        "the validated client was disconnected"
+    );
+    expect(&lab.ocf("stop", &good), 0, "stop");
+
+    // A client presenting a name that securely resolves elsewhere: disconnected, failed.
+    let bad = as_ref(&params("impostor.example.test"));
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    expect(&lab.ocf("start", &bad), 0, "start");
+    connect("impostor.example.test");
+    let r = lab.ocf("monitor", &bad);
+    expect(&r, 1, "monitor with an impostor connected");
+    assert!(
+        r.reasons()[0].contains("peer 192.0.2.41 presented @impostor.example.test, but impostor.example.test securely resolves to 192.0.2.99, not to 192.0.2.41; its IKE SA #"),
+        "{r:?}"
+    );
+    // That IKE SA is gone (the client's pluto may well try again: the next monitor
+    // disconnects it again).
+    let serial = r.reasons()[0]
+        .split("its IKE SA #")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let states = lab.pluto.whack("--showstates");
+    assert!(
+        !states.contains(&format!("#{serial}: ")),
+        "the impostor keeps IKE SA #{serial}:\n{states}"
+    );
+    expect(&lab.ocf("stop", &bad), 0, "stop");
+}

@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 use super::Env;
+use crate::dns::{Checker, DnssecMode};
 use crate::error::{Error, Result};
 use crate::ike::ConnState;
 use crate::kernel::addr::AddressLocation;
@@ -140,6 +141,7 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
             cfg.vip
         )));
     }
+    check_peer_names(env, found)?;
     if env.ctx.check_level >= 10 {
         let view = xfrm::dump(env.deadline)?.involving(cfg.vip);
         if !view.sas.iter().any(|s| s.established) {
@@ -151,4 +153,41 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
         found.xfrm = Some(view);
     }
     Ok(())
+}
+
+/// With peer_id=@NAME, every connected peer must come from an address NAME securely
+/// resolves to. Under require a peer that does not is disconnected (its IKE SA deleted)
+/// and the monitor fails: for the VIP tunnel that peer is the service's whole purpose,
+/// and an impostor holding the tunnel is a failure, not a degradation.
+fn check_peer_names(env: &Env, found: &mut Findings) -> Result<()> {
+    let (cfg, mode) = (env.cfg, env.cfg.dnssec_mode());
+    let Some(name) = cfg.peer_name() else {
+        return Ok(());
+    };
+    if mode == DnssecMode::Off {
+        return Ok(());
+    }
+    let peers = env.ike.established_peers(&cfg.tunnel, env.deadline)?;
+    if peers.is_empty() {
+        return Ok(());
+    }
+    let mut checker = Checker::new(&cfg.dnssec_anchor, cfg.resolver, env.deadline)?;
+    let mut refused = Vec::new();
+    for (serial, addr) in peers {
+        let verdict = checker.check(name, addr, env.deadline);
+        if verdict.accepted {
+            continue;
+        }
+        let what = format!("peer {addr} presented @{name}, but {}", verdict.reason);
+        if mode == DnssecMode::Require {
+            env.ike.delete_state(serial, env.deadline)?;
+            refused.push(format!("{what}; its IKE SA #{serial} was deleted"));
+        } else {
+            found.warnings.push(format!("{what} (dnssec=log: kept)"));
+        }
+    }
+    match refused.is_empty() {
+        true => Ok(()),
+        false => Err(Error::Generic(refused.join("; "))),
+    }
 }

@@ -37,5 +37,17 @@ pub fn run(env: &Env) -> Result<Option<Secret>> {
             ));
         }
     }
+    if cfg.peer_name().is_some()
+        && cfg.dnssec_mode() != crate::dns::DnssecMode::Off
+        && !cfg.dnssec_anchor.is_file()
+    {
+        return Err(Error::configured(
+            "dnssec_anchor",
+            format!(
+                "{} is not a file; install dns-root-data, point dnssec_anchor at the zone's keys, or set dnssec=off",
+                cfg.dnssec_anchor.display()
+            ),
+        ));
+    }
     Ok(psk)
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::libreswan_conf::{
     render_conn, render_mesh, render_mesh_secrets, render_psk_secret, Version,
 };
-use super::libreswan_status::{parse_status, secrets_files_loaded};
+use super::libreswan_status::{established_ike_peers, parse_status, secrets_files_loaded};
 use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend};
 use crate::config::{ConnName, Secret};
 use crate::error::{Error, Result};
@@ -331,6 +331,25 @@ impl IkeBackend for Libreswan {
                 OsStr::new("--initiate"),
                 OsStr::new("--asynchronous"),
             ],
+            deadline,
+        )
+        .map(|_| ())
+    }
+
+    fn established_peers(
+        &self,
+        conn: &ConnName,
+        deadline: Instant,
+    ) -> Result<Vec<(u64, std::net::IpAddr)>> {
+        let out = self.run("whack", &[OsStr::new("--showstates")], deadline)?;
+        Ok(established_ike_peers(&out.stdout, conn.as_str()))
+    }
+
+    fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()> {
+        let serial = serial.to_string();
+        self.run(
+            "whack",
+            &[OsStr::new("--deletestate"), OsStr::new(&serial)],
             deadline,
         )
         .map(|_| ())

@@ -42,6 +42,47 @@ pub fn parse_status(text: &str, conn: &str) -> DaemonStatus {
     }
 }
 
+/// (state serial, peer address) of every established IKE SA of `conn` (or of its
+/// instances `conn[N]`) in `whack --showstates` output:
+/// `000 #1: "rw"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); …`
+pub fn established_ike_peers(text: &str, conn: &str) -> Vec<(u64, std::net::IpAddr)> {
+    let quoted = format!("\"{conn}\"");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if !line.contains("ESTABLISHED_IKE_SA") {
+            continue;
+        }
+        let mut words = line.split_whitespace().skip_while(|w| !w.starts_with('#'));
+        let Some(serial) = words
+            .next()
+            .and_then(|w| w.trim_start_matches('#').trim_end_matches(':').parse().ok())
+        else {
+            continue;
+        };
+        let Some(name) = words.next() else { continue };
+        let base = name.split('[').next().unwrap_or("").trim_end_matches(':');
+        if base != quoted {
+            continue;
+        }
+        // The peer: the next word for instances ("rw"[1] 192.0.2.3:500), else after the colon.
+        let peer = if name.contains('[') {
+            words.next()
+        } else {
+            Some(name.rsplit_once(':').map_or("", |(_, p)| p))
+        };
+        let addr = peer.and_then(|p| {
+            p.parse::<std::net::SocketAddr>()
+                .ok()
+                .map(|sa| sa.ip())
+                .or_else(|| p.parse().ok())
+        });
+        if let Some(addr) = addr {
+            out.push((serial, addr));
+        }
+    }
+    out
+}
+
 /// The secrets files pluto reports reading after `whack --rereadsecrets`
 /// (`002 loading secrets from "/etc/ipsec.d/x.secrets"`).
 pub fn secrets_files_loaded(text: &str) -> Vec<String> {
@@ -83,6 +124,22 @@ mod tests {
     const UNORIENTED_4_10: &str = r#"000 "rw": 192.0.2.10...%any; unrouted; eroute owner: #0
 000 "rw":     unoriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
 "#;
+
+    #[test]
+    fn established_ike_sas_of_a_road_warrior_conn() {
+        // Captured from libreswan 4.10 (`whack --showstates`), one client connected to "rw".
+        let text = "000 #1: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); REKEY in 28529s; REPLACE in 28799s; newest; idle;\n\
+000 #2: \"rw\"[2] [2001:db8::3]:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest; idle;\n\
+000 #3: \"rw-b\"[1] 192.0.2.4:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest; idle;\n\
+000 #4: \"rw\"[3] 192.0.2.5:500 STATE_V2_PARENT_R1 (sent IKE_SA_INIT reply);\n";
+        assert_eq!(
+            established_ike_peers(text, "rw"),
+            vec![
+                (1, "192.0.2.3".parse().unwrap()),
+                (2, "2001:db8::3".parse().unwrap())
+            ]
+        );
+    }
 
     #[test]
     fn secrets_files_from_rereadsecrets() {

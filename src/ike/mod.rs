@@ -113,4 +113,8 @@ pub trait IkeBackend: Sync {
     /// Starts negotiating `conn` inside the daemon without waiting for the result.
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
     fn status(&self, conn: &ConnName, deadline: Instant) -> Result<DaemonStatus>;
+    /// (serial, peer address) of the conn's established IKE SAs.
+    fn established_peers(&self, conn: &ConnName, deadline: Instant) -> Result<Vec<(u64, IpAddr)>>;
+    /// Deletes one IKE SA (and its Child SAs), notifying the peer.
+    fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()>;
 }

@@ -63,7 +63,7 @@ impl Named {
         let mut anchor = sign(
             d,
             "example.test",
-            &format!("good IN A 192.0.2.10\ngood IN AAAA 2001:db8::10\nelsewhere IN A 192.0.2.99\nv6only IN AAAA 2001:db8::20\ntamper IN A 192.0.2.30\nn1 IN A 192.0.2.1\nn2 IN A 192.0.2.2\nn3 IN A 192.0.2.3\n{many}"),
+            &format!("good IN A 192.0.2.10\ngood IN AAAA 2001:db8::10\nelsewhere IN A 192.0.2.99\nv6only IN AAAA 2001:db8::20\ntamper IN A 192.0.2.30\nn1 IN A 192.0.2.1\nn2 IN A 192.0.2.2\nn3 IN A 192.0.2.3\nclient IN A 192.0.2.41\nimpostor IN A 192.0.2.99\n{many}"),
             "",
         );
         anchor.push_str(&sign(
