@@ -49,6 +49,9 @@ fn meta_data_is_valid_against_the_ocf_dtd() {
         "cert",
         "peer_id",
         "mode",
+        "dnssec",
+        "dnssec_anchor",
+        "resolver",
     ];
     for p in params {
         assert!(
