@@ -125,6 +125,19 @@ pub const DEFAULT_CTLSOCKET: &str = "/run/pluto/pluto.ctl";
 pub const DEFAULT_COROSYNC_CONF: &str = "/etc/corosync/corosync.conf";
 pub const DEFAULT_COROSYNC_AUTHKEY: &str = "/etc/corosync/authkey";
 
+/// The same for both agents.
+const DNSSEC_ANCHOR: Param = Param {
+    name: "dnssec_anchor",
+    kind: ParamType::String,
+    default: crate::dns::DEFAULT_ANCHOR,
+    required: false,
+    unique: false,
+    reloadable: false,
+    shortdesc: "DNSSEC trust anchor (a file of DNSKEY lines)",
+    longdesc: "The keys validation starts from: every DNSKEY of the anchored zone, one \
+per line. Default: the DNS root key from dns-root-data.",
+};
+
 pub const IPSEC: &[Param] = &[
     Param {
         name: "tunnel",
@@ -260,17 +273,7 @@ from an address that NAME resolves to, with a DNSSEC-validated answer; monitor c
 and, with require, deletes the SA of a peer that fails (and reports failure); log only \
 logs it. Default: require when peer_id is a name or auth=cert, else off.",
     },
-    Param {
-        name: "dnssec_anchor",
-        kind: ParamType::String,
-        default: "/usr/share/dns/root.key",
-        required: false,
-        unique: false,
-        reloadable: false,
-        shortdesc: "DNSSEC trust anchor (a file of DNSKEY lines)",
-        longdesc: "The keys validation starts from: every DNSKEY of the anchored zone, one \
-per line. Default: the DNS root key from dns-root-data.",
-    },
+    DNSSEC_ANCHOR,
     Param {
         name: "resolver",
         kind: ParamType::String,
@@ -484,17 +487,7 @@ silent resolver mean no conn (monitor reports the peer, degraded). log: such pee
 logged and used anyway. off: the system resolver, unchecked. Default: require when a \
 peer is given by name or auth=cert, else off.",
     },
-    Param {
-        name: "dnssec_anchor",
-        kind: ParamType::String,
-        default: "/usr/share/dns/root.key",
-        required: false,
-        unique: false,
-        reloadable: false,
-        shortdesc: "DNSSEC trust anchor (a file of DNSKEY lines)",
-        longdesc: "The keys validation starts from: every DNSKEY of the anchored zone, one \
-per line. Default: the DNS root key from dns-root-data.",
-    },
+    DNSSEC_ANCHOR,
     Param {
         name: "resolver",
         kind: ParamType::String,

@@ -410,15 +410,7 @@ fn reload_adds_and_removes_peers_leaving_the_others_alone() {
     let lab = MeshLab::new(2);
     let two = [("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2 192.0.2.9")];
     lab.all("start", &two, 0);
-    let serial = |n: &Node, conn: &str| -> String {
-        let status = n.pluto.whack("--status");
-        status
-            .lines()
-            .find(|l| l.contains(&format!("\"{conn}\":")) && l.contains("conn serial:"))
-            .and_then(|l| l.split("conn serial: ").nth(1))
-            .unwrap_or("")
-            .to_string()
-    };
+    let serial = |n: &Node, conn: &str| n.pluto.conn_serial(conn);
     let before = serial(&lab.nodes[0], "vm-192.0.2.2");
     assert!(!before.is_empty());
     assert!(lab.nodes[0]
@@ -482,37 +474,22 @@ fn reload_adds_and_removes_peers_leaving_the_others_alone() {
 fn ocf_tester_passes_for_the_mesh() {
     let lab = MeshLab::new(2);
     let n = &lab.nodes[0];
-    let out =
-        n.ns.cmd("ocf-tester")
-            // This kernel cannot install ESP SAs, so with policy use/require monitor is honestly
-            // "degraded" (190), which ocf-tester does not know. disable expects no SA.
-            .args([
-                "-n",
-                "mesh",
-                "-o",
-                "peers=192.0.2.1 192.0.2.2",
-                "-o",
-                "policy=disable",
-            ])
-            .arg("-o")
-            .arg(format!("secret_file={}", lab.secret.display()))
-            .arg("-o")
-            .arg(format!("confdir={}", n.pluto.confdir.display()))
-            .arg("-o")
-            .arg(format!("ctlsocket={}", n.pluto.ctlsocket.display()))
-            .arg(&lab.agent.path)
-            .env("HA_RSCTMP", &n.state_dir)
-            .env("VIPSEC_RUN_DIR", &n.run_dir)
-            .output()
-            .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("passed all tests"),
-        "{text}"
+    // This kernel cannot install ESP SAs, so with policy use/require monitor is honestly
+    // "degraded" (190), which ocf-tester does not know. disable expects no SA.
+    let options = [
+        ("peers", "192.0.2.1 192.0.2.2".to_string()),
+        ("policy", "disable".to_string()),
+        ("secret_file", lab.secret.display().to_string()),
+        ("confdir", n.pluto.confdir.display().to_string()),
+        ("ctlsocket", n.pluto.ctlsocket.display().to_string()),
+    ];
+    assert_ocf_tester_passes(
+        &n.ns,
+        &lab.agent.path,
+        "mesh",
+        &options,
+        &n.state_dir,
+        &n.run_dir,
     );
     let _ = &lab.tmp;
 }
@@ -603,15 +580,7 @@ fn zero_config_mesh_from_corosync_follows_membership() {
     assert_eq!(v["peer_source"], "corosync-conf");
     assert_eq!(v["key_source"], "corosync authkey");
 
-    let serial = |n: &Node, conn: &str| -> String {
-        n.pluto
-            .whack("--status")
-            .lines()
-            .find(|l| l.contains(&format!("\"{conn}\":")) && l.contains("conn serial:"))
-            .and_then(|l| l.split("conn serial: ").nth(1))
-            .unwrap_or("")
-            .to_string()
-    };
+    let serial = |n: &Node, conn: &str| n.pluto.conn_serial(conn);
     let before = serial(n0, "vm-192.0.2.2");
     // A node joins the cluster: within one monitor run its conn and policy appear, and the
     // others' conns are not reloaded.

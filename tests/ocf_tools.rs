@@ -189,34 +189,20 @@ fn ocf_tester_passes_the_full_lifecycle() {
     let agent = install_agent();
     let lab = Lab::new("192.0.2.50");
     lab.add_vip();
-    let out = lab
-        .ns
-        .cmd("ocf-tester")
-        .args([
-            "-n",
-            "vip-tunnel",
-            "-o",
-            "tunnel=rw",
-            "-o",
-            "vip=192.0.2.50",
-        ])
-        .arg("-o")
-        .arg(format!("confdir={}", lab.pluto.confdir.display()))
-        .arg("-o")
-        .arg(format!("ctlsocket={}", lab.pluto.ctlsocket.display()))
-        .arg(agent)
-        .env("HA_RSCTMP", &lab.state_dir)
-        .env("VIPSEC_RUN_DIR", &lab.run_dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let options = [
+        ("tunnel", "rw".to_string()),
+        ("vip", "192.0.2.50".to_string()),
+        ("confdir", lab.pluto.confdir.display().to_string()),
+        ("ctlsocket", lab.pluto.ctlsocket.display().to_string()),
+    ];
+    assert_ocf_tester_passes(
+        &lab.ns,
+        agent,
+        "vip-tunnel",
+        &options,
+        &lab.state_dir,
+        &lab.run_dir,
     );
-    assert!(out.status.success(), "ocf-tester failed:\n{text}");
-    assert!(text.contains("passed all tests"), "{text}");
-    assert!(!text.contains("* rc="), "{text}");
     // ocf-tester ends with a stop: nothing left in pluto.
     assert!(!lab.pluto.whack("--status").contains("\"rw\":"));
 }

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn built(dir: &str, ext: &str) -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -155,27 +154,21 @@ fn deb_installs_where_pacemaker_and_pcs_find_it_and_removes_cleanly() {
     // ocf-tester against the installed entry, with pluto running in a namespace.
     let lab = Lab::new("192.0.2.90");
     lab.add_vip();
-    let tester = lab
-        .ns
-        .cmd("ocf-tester")
-        .args(["-n", "pkg", "-o", "tunnel=rw", "-o", "vip=192.0.2.90"])
-        .arg("-o")
-        .arg(format!("confdir={}", lab.pluto.confdir.display()))
-        .arg("-o")
-        .arg(format!("ctlsocket={}", lab.pluto.ctlsocket.display()))
-        .arg("/usr/lib/ocf/resource.d/vipsec/ipsec")
-        .env("HA_RSCTMP", &lab.state_dir)
-        .env("VIPSEC_RUN_DIR", &lab.run_dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&tester.stdout),
-        String::from_utf8_lossy(&tester.stderr)
-    );
-    assert!(
-        tester.status.success() && text.contains("passed all tests"),
-        "{text}"
+    let conf = |p: &std::path::Path| p.display().to_string();
+    let options = [
+        ("tunnel", "rw".to_string()),
+        ("vip", "192.0.2.90".to_string()),
+        ("confdir", conf(&lab.pluto.confdir)),
+        ("ctlsocket", conf(&lab.pluto.ctlsocket)),
+    ];
+    let ipsec = std::path::Path::new("/usr/lib/ocf/resource.d/vipsec/ipsec");
+    assert_ocf_tester_passes(
+        &lab.ns,
+        ipsec,
+        "pkg",
+        &options,
+        &lab.state_dir,
+        &lab.run_dir,
     );
 
     // The same for the installed mesh entry (policy=disable: this kernel cannot install
@@ -183,36 +176,21 @@ fn deb_installs_where_pacemaker_and_pcs_find_it_and_removes_cleanly() {
     let key = lab.tmp.path().join("mesh.key");
     std::fs::write(&key, "packaged mesh master secret 0123456789abcdef").unwrap();
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let tester = lab
-        .ns
-        .cmd("ocf-tester")
-        .args([
-            "-n",
-            "pkgmesh",
-            "-o",
-            "peers=192.0.2.90 192.0.2.91",
-            "-o",
-            "policy=disable",
-        ])
-        .arg("-o")
-        .arg(format!("secret_file={}", key.display()))
-        .arg("-o")
-        .arg(format!("confdir={}", lab.pluto.confdir.display()))
-        .arg("-o")
-        .arg(format!("ctlsocket={}", lab.pluto.ctlsocket.display()))
-        .arg("/usr/lib/ocf/resource.d/vipsec/mesh")
-        .env("HA_RSCTMP", &lab.state_dir)
-        .env("VIPSEC_RUN_DIR", &lab.run_dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&tester.stdout),
-        String::from_utf8_lossy(&tester.stderr)
-    );
-    assert!(
-        tester.status.success() && text.contains("passed all tests"),
-        "mesh: {text}"
+    let options = [
+        ("peers", "192.0.2.90 192.0.2.91".to_string()),
+        ("policy", "disable".to_string()),
+        ("secret_file", conf(&key)),
+        ("confdir", conf(&lab.pluto.confdir)),
+        ("ctlsocket", conf(&lab.pluto.ctlsocket)),
+    ];
+    let mesh = std::path::Path::new("/usr/lib/ocf/resource.d/vipsec/mesh");
+    assert_ocf_tester_passes(
+        &lab.ns,
+        mesh,
+        "pkgmesh",
+        &options,
+        &lab.state_dir,
+        &lab.run_dir,
     );
 
     must("dpkg -r vipsec");

@@ -253,6 +253,17 @@ impl Pluto {
         fs::write(self.confdir.join(file), text).unwrap();
     }
 
+    /// pluto's serial number of a loaded conn ("conn serial: $N"): it changes when the
+    /// conn is deleted and loaded again, so it tells untouched conns from reloaded ones.
+    pub fn conn_serial(&self, conn: &str) -> String {
+        self.whack("--status")
+            .lines()
+            .find(|l| l.contains(&format!("\"{conn}\":")) && l.contains("conn serial:"))
+            .and_then(|l| l.split("conn serial: ").nth(1))
+            .unwrap_or("")
+            .to_string()
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("pluto.log")).unwrap_or_default()
     }
@@ -495,4 +506,38 @@ pub fn install_agent() -> &'static Path {
         fs::rename(&tmp, INSTALLED_AGENT).unwrap();
     });
     Path::new(INSTALLED_AGENT)
+}
+
+/// Runs resource-agents' ocf-tester inside `ns` against `agent` (`options` become
+/// `-o name=value`) and asserts that it passes with no failed check.
+#[track_caller]
+pub fn assert_ocf_tester_passes(
+    ns: &Netns,
+    agent: &Path,
+    instance: &str,
+    options: &[(&str, String)],
+    state_dir: &Path,
+    run_dir: &Path,
+) {
+    let mut cmd = ns.cmd("ocf-tester");
+    cmd.args(["-n", instance]);
+    for (name, value) in options {
+        cmd.arg("-o").arg(format!("{name}={value}"));
+    }
+    let out = cmd
+        .arg(agent)
+        .env("HA_RSCTMP", state_dir)
+        .env("VIPSEC_RUN_DIR", run_dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "ocf-tester failed:\n{text}");
+    assert!(
+        text.contains("passed all tests") && !text.contains("* rc="),
+        "{text}"
+    );
 }
