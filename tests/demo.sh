@@ -79,7 +79,7 @@ node() {  # node a|b ACTION...: the agent, by hand, on that node
   local n=$1; shift
   HA_RSCTMP=$W/$n/state VIPSEC_RUN_DIR=$W/$n/vipsec ip netns exec vdemo-$n "$B" "$@" \
     --instance vip-tunnel --tunnel rw --vip $VIP --confdir "$W/$n/ipsec.d" --ctlsocket "$W/$n/run/pluto.ctl" \
-    --auth psk --psk_file "$W/psk" --peer_id @client.demo
+    --auth psk --psk_file "$W/psk" --peer_id @client.demo --dnssec off  # no signed zone in the demo
 }
 
 step "before the VIP exists: monitor on A and B (7 = cleanly stopped)"
