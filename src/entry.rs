@@ -429,10 +429,7 @@ fn run_mesh(inv: &Invocation, env: MeshEnv) -> Result<()> {
             let (report, result) = actions::mesh::monitor::run(&env);
             if inv.by_hand {
                 if inv.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&report).unwrap_or_default()
-                    );
+                    print_json(&report);
                 } else {
                     println!("{}: {}", report.state, report.reason);
                     for p in &report.peers {
@@ -454,6 +451,13 @@ fn run_mesh(inv: &Invocation, env: MeshEnv) -> Result<()> {
     }
 }
 
+fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
 fn run_ipsec(inv: &Invocation, action_env: Env) -> Result<()> {
     match inv.action {
         Action::Start => actions::start::run(&action_env),
@@ -464,10 +468,7 @@ fn run_ipsec(inv: &Invocation, action_env: Env) -> Result<()> {
             let (report, result) = actions::monitor::run(&action_env);
             if inv.by_hand {
                 if inv.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&report).unwrap_or_default()
-                    );
+                    print_json(&report);
                 } else {
                     let vip = match &report.vip_interface {
                         Some(i) => format!("VIP {} is here (on {i})", report.vip),
@@ -507,7 +508,7 @@ fn check_dns_action(inv: &Invocation, deadline: Instant) -> Result<()> {
     let mut checker = crate::dns::Checker::new(&anchor, resolver, deadline)?;
     let v = checker.check(&name, address, deadline);
     if inv.json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        print_json(&v);
     } else {
         println!(
             "{}: {} (addresses found: {}; chain {})",
@@ -544,7 +545,7 @@ fn vip_action(inv: &Invocation, deadline: Instant) -> Result<()> {
     let at = find_local_address(vip, deadline)?;
     if inv.json {
         let v = serde_json::json!({ "vip": vip, "local": at.is_some(), "location": at });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        print_json(&v);
     } else {
         match &at {
             Some(a) => println!(

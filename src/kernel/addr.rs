@@ -64,16 +64,21 @@ pub fn local_addresses(deadline: Instant) -> Result<Vec<IpAddr>> {
 
 /// This host's own usable address carried by the message, if any.
 fn usable_local(msg: &AddressMessage) -> Option<IpAddr> {
-    let local = msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(l) => Some(*l),
-        _ => None,
-    });
-    let address = msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Address(a) => Some(*a),
-        _ => None,
-    });
-    let ip = local.or(address)?;
+    let ip = own_address(msg)?;
     matches_usable(msg, ip).then_some(ip)
+}
+
+/// IFA_LOCAL is this host's address; IFA_ADDRESS is the peer's on point-to-point links
+/// (and equal to IFA_LOCAL elsewhere). IPv6 only sends IFA_ADDRESS.
+fn own_address(msg: &AddressMessage) -> Option<IpAddr> {
+    let attr = |want_local: bool| {
+        msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Local(l) if want_local => Some(*l),
+            AddressAttribute::Address(a) if !want_local => Some(*a),
+            _ => None,
+        })
+    };
+    attr(true).or(attr(false))
 }
 
 async fn lookup(handle: &rtnetlink::Handle, ip: IpAddr) -> Result<Option<AddressLocation>> {
@@ -114,17 +119,7 @@ async fn lookup(handle: &rtnetlink::Handle, ip: IpAddr) -> Result<Option<Address
 
 /// The message carries exactly `ip` as this host's own address, and the kernel can use it.
 pub(crate) fn matches_usable(msg: &AddressMessage, ip: IpAddr) -> bool {
-    // IFA_LOCAL is this host's address; IFA_ADDRESS is the peer's on point-to-point links
-    // (and equal to IFA_LOCAL elsewhere). IPv6 only sends IFA_ADDRESS.
-    let local = msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(l) => Some(*l),
-        _ => None,
-    });
-    let address = msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Address(a) => Some(*a),
-        _ => None,
-    });
-    if local.or(address) != Some(ip) {
+    if own_address(msg) != Some(ip) {
         return false;
     }
     // IFA_FLAGS (32 bit) supersedes the 8-bit header flags when present.
