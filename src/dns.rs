@@ -273,6 +273,15 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
     }
 }
 
+/// Every `nameserver` of /etc/resolv.conf.
+pub fn system_nameservers() -> Vec<IpAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().parse::<IpAddr>().ok())
+        .collect()
+}
+
 /// The first `nameserver` of /etc/resolv.conf.
 fn system_resolver() -> Result<SocketAddr> {
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -474,6 +474,21 @@ node. Each pair then also gets tunnel-mode conns between its subnets and address
 forwarded traffic is encrypted too (the kernel's forward policies come with them).",
     },
     Param {
+        name: "clear_from",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: true,
+        shortdesc: "Hosts or networks that may still send clear text (policy=require)",
+        longdesc: "With policy=require, clear text addressed to this node's mesh address \
+is dropped unless it comes from a peer (until that peer's first SA; after it, only ESP), \
+is excluded SSH/ICMP, or comes from these space-separated addresses or networks \
+(e.g. 192.0.2.200 198.51.100.0/24): fencing devices, NTP servers, monitoring. The name \
+servers (resolver, /etc/resolv.conf) may always answer (UDP/TCP source port 53). IKE is \
+never affected. Other addresses of the node (a VIP, another network) are not guarded.",
+    },
+    Param {
         name: "dnssec",
         kind: ParamType::String,
         default: "",

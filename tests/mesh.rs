@@ -138,6 +138,57 @@ fn require_mesh_policies_monitor_and_teardown() {
     lab.all("validate-all", &[("OCF_RESKEY_policy", "require")], 0);
     lab.all("start", &[("OCF_RESKEY_policy", "require")], 0);
     lab.all("start", &[("OCF_RESKEY_policy", "require")], 0); // idempotent
+                                                              // The inbound guard: clear text to the node's mesh address is blocked last of all,
+                                                              // the peers (until their SA) and SSH are allowed ahead of it.
+    for n in &lab.nodes {
+        let pol = policies(&n.ns);
+        let to_me = format!("dst {}/32", n.addr);
+        assert!(
+            has(
+                &pol,
+                &[
+                    "0.0.0.0/0",
+                    &to_me,
+                    "dir in action block priority 2147418112"
+                ]
+            ),
+            "no guard on {}: {pol:#?}",
+            n.addr
+        );
+        for peer in NODES.iter().filter(|p| **p != n.addr) {
+            assert!(
+                has(
+                    &pol,
+                    &[
+                        &format!("{peer}/32 {to_me}"),
+                        "dir in priority 2147418111"
+                    ]
+                ),
+                "{peer} not allowed ahead of the guard on {}: {pol:#?}",
+                n.addr
+            );
+        }
+    }
+    // A guard lost from the kernel is a failure: clear text would be accepted.
+    lab.nodes[1]
+        .ns
+        .ip("xfrm policy delete src 0.0.0.0/0 dst 192.0.2.2/32 dir in");
+    let r = lab.ocf(1, "monitor", &[("OCF_RESKEY_policy", "require")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.reasons()[0].contains("inbound guard of 192.0.2.2 is missing"),
+        "{r:?}"
+    );
+    // A second start (as after a failed monitor, the same pluto) puts it back.
+    assert_eq!(
+        lab.ocf(1, "start", &[("OCF_RESKEY_policy", "require")])
+            .code,
+        0
+    );
+    assert!(has(
+        &policies(&lab.nodes[1].ns),
+        &["dst 192.0.2.2/32", "dir in action block"]
+    ));
     for (i, n) in lab.nodes.iter().enumerate() {
         let status = n.pluto.whack("--status");
         for peer in NODES.iter().filter(|p| **p != n.addr) {

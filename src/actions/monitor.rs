@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::Env;
 use crate::dns::{Checker, DnssecMode};
 use crate::error::{Error, Result};
-use crate::ike::ConnState;
+use crate::ike::{ConnState, SaKind};
 use crate::kernel::addr::AddressLocation;
 use crate::kernel::{sockets, xfrm};
 use crate::state::LockKind;
@@ -144,6 +144,7 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
     check_peer_names(env, found)?;
     if env.ctx.check_level >= 10 {
         let view = xfrm::dump(env.deadline)?.involving(cfg.vip);
+        check_child_sas_in_kernel(env, &view)?;
         if !view.sas.iter().any(|s| s.established) {
             found.warnings.push(format!(
                 "tunnel {tunnel}: no peer has an SA with VIP {} right now (fine for a road-warrior conn between clients)",
@@ -167,7 +168,9 @@ fn check_peer_names(env: &Env, found: &mut Findings) -> Result<()> {
     if mode == DnssecMode::Off {
         return Ok(());
     }
-    let peers = env.ike.established_peers(&cfg.tunnel, env.deadline)?;
+    let peers = env
+        .ike
+        .established_peers(&cfg.tunnel, SaKind::Ike, env.deadline)?;
     if peers.is_empty() {
         return Ok(());
     }
@@ -189,5 +192,43 @@ fn check_peer_names(env: &Env, found: &mut Findings) -> Result<()> {
     match refused.is_empty() {
         true => Ok(()),
         false => Err(Error::Generic(refused.join("; "))),
+    }
+}
+
+/// Every Child SA pluto believes in must be in the kernel, both ways: an SA lost from
+/// the kernel (flushed by hand, a crashed helper) leaves pluto content while the peer's
+/// traffic is dropped. Restarting the resource renegotiates it.
+fn check_child_sas_in_kernel(env: &Env, view: &xfrm::XfrmView) -> Result<()> {
+    let vip = env.cfg.vip;
+    let mut broken: Vec<String> = Vec::new();
+    for (serial, peer) in env
+        .ike
+        .established_peers(&env.cfg.tunnel, SaKind::Child, env.deadline)?
+    {
+        let has = |src, dst| {
+            view.sas
+                .iter()
+                .any(|s| s.established && s.src == src && s.dst == dst)
+        };
+        let missing: Vec<&str> = [(has(peer, vip), "inbound"), (has(vip, peer), "outbound")]
+            .into_iter()
+            .filter(|(present, _)| !present)
+            .map(|(_, dir)| dir)
+            .collect();
+        if !missing.is_empty() {
+            broken.push(format!(
+                "pluto's IPsec SA #{serial} with {peer} has no {} SA in the kernel",
+                missing.join(" or ")
+            ));
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Generic(format!(
+            "tunnel {}: {}; that peer's traffic is dropped",
+            env.cfg.tunnel,
+            broken.join("; ")
+        )))
     }
 }

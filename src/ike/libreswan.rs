@@ -8,8 +8,8 @@ use std::time::Instant;
 use super::libreswan_conf::{
     render_conn, render_mesh, render_mesh_secrets, render_psk_secret, Version,
 };
-use super::libreswan_status::{established_ike_peers, parse_status, secrets_files_loaded};
-use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend};
+use super::libreswan_status::{established_peers, parse_status, secrets_files_loaded};
+use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend, SaKind};
 use crate::config::{ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;
@@ -339,10 +339,11 @@ impl IkeBackend for Libreswan {
     fn established_peers(
         &self,
         conn: &ConnName,
+        kind: SaKind,
         deadline: Instant,
     ) -> Result<Vec<(u64, std::net::IpAddr)>> {
         let out = self.run("whack", &[OsStr::new("--showstates")], deadline)?;
-        Ok(established_ike_peers(&out.stdout, conn.as_str()))
+        Ok(established_peers(&out.stdout, conn.as_str(), kind))
     }
 
     fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()> {

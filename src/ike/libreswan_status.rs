@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::{ConnState, DaemonStatus};
+use super::{ConnState, DaemonStatus, SaKind};
 
 /// Reads a conn's orientation and pluto's IKE interfaces from `whack --status` output.
 pub fn parse_status(text: &str, conn: &str) -> DaemonStatus {
@@ -45,11 +45,16 @@ pub fn parse_status(text: &str, conn: &str) -> DaemonStatus {
 /// (state serial, peer address) of every established IKE SA of `conn` (or of its
 /// instances `conn[N]`) in `whack --showstates` output:
 /// `000 #1: "rw"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); …`
-pub fn established_ike_peers(text: &str, conn: &str) -> Vec<(u64, std::net::IpAddr)> {
+pub fn established_peers(text: &str, conn: &str, kind: SaKind) -> Vec<(u64, std::net::IpAddr)> {
     let quoted = format!("\"{conn}\"");
     let mut out = Vec::new();
     for line in text.lines() {
-        if !line.contains("ESTABLISHED_IKE_SA") {
+        let established = match kind {
+            SaKind::Ike => line.contains("ESTABLISHED_IKE_SA"),
+            // IKEv2 says STATE_V2_ESTABLISHED_CHILD_SA, IKEv1 STATE_QUICK_R2; both add this.
+            SaKind::Child => line.contains("(IPsec SA established)"),
+        };
+        if !established {
             continue;
         }
         let mut words = line.split_whitespace().skip_while(|w| !w.starts_with('#'));
@@ -133,12 +138,30 @@ mod tests {
 000 #3: \"rw-b\"[1] 192.0.2.4:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest; idle;\n\
 000 #4: \"rw\"[3] 192.0.2.5:500 STATE_V2_PARENT_R1 (sent IKE_SA_INIT reply);\n";
         assert_eq!(
-            established_ike_peers(text, "rw"),
+            established_peers(text, "rw", SaKind::Ike),
             vec![
                 (1, "192.0.2.3".parse().unwrap()),
                 (2, "2001:db8::3".parse().unwrap())
             ]
         );
+    }
+
+    #[test]
+    fn established_child_sas() {
+        // Captured from libreswan 4.10 in the real-kernel lab (`whack --showstates`).
+        let text = "000 #1: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); REKEY in 28529s; REPLACE in 28799s; newest; idle;\n\
+000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA (IPsec SA established); REKEY in 28510s; REPLACE in 28780s; newest; eroute owner; IKE SA #1; idle;\n\
+000 #2: \"rw\"[1] 192.0.2.3 esp.9c3f6e2a@192.0.2.3 esp.c1d0e9b4@192.0.2.100 tun.0@192.0.2.3 tun.0@192.0.2.100 Traffic: ESPin=1KB ESPout=1KB ESPmax=2^63B\n\
+000 #4: \"fallback\":500 STATE_V2_ESTABLISHED_CHILD_SA (IPsec SA established); newest; eroute owner; IKE SA #3; idle;\n";
+        assert_eq!(
+            established_peers(text, "rw", SaKind::Child),
+            vec![(2, "192.0.2.3".parse().unwrap())]
+        );
+        assert_eq!(
+            established_peers(text, "rw", SaKind::Ike),
+            vec![(1, "192.0.2.3".parse().unwrap())]
+        );
+        assert!(established_peers(text, "fallback", SaKind::Child).is_empty());
     }
 
     #[test]

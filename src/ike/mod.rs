@@ -16,6 +16,14 @@ use crate::error::Result;
 use crate::mesh::config::MeshConfig;
 use crate::mesh::plan::MeshPlan;
 
+/// Which of a conn's SAs: the IKE SA (the authenticated peer) or its Child SAs (the
+/// kernel's ESP SAs that carry traffic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaKind {
+    Ike,
+    Child,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnState {
@@ -113,8 +121,13 @@ pub trait IkeBackend: Sync {
     /// Starts negotiating `conn` inside the daemon without waiting for the result.
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
     fn status(&self, conn: &ConnName, deadline: Instant) -> Result<DaemonStatus>;
-    /// (serial, peer address) of the conn's established IKE SAs.
-    fn established_peers(&self, conn: &ConnName, deadline: Instant) -> Result<Vec<(u64, IpAddr)>>;
+    /// (serial, peer address) of the conn's established IKE SAs or Child (IPsec) SAs.
+    fn established_peers(
+        &self,
+        conn: &ConnName,
+        kind: SaKind,
+        deadline: Instant,
+    ) -> Result<Vec<(u64, IpAddr)>>;
     /// Deletes one IKE SA (and its Child SAs), notifying the peer.
     fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()>;
 }

@@ -2,6 +2,7 @@
 //! async runtime they need stay inside this module; callers get plain functions.
 
 pub mod addr;
+pub mod guard;
 pub mod route;
 pub mod sockets;
 pub mod xfrm;

@@ -77,6 +77,8 @@ pub struct MeshConfig {
     pub secure_ports: Vec<Port>,
     /// Subnets whose traffic a node forwards (containers, VMs), by node address.
     pub forward_subnets: Vec<(IpAddr, Subnet)>,
+    /// Sources still allowed to send clear text to a `require` node.
+    pub clear_from: Vec<Subnet>,
     pub confdir: PathBuf,
     pub ctlsocket: PathBuf,
     pub corosync_conf: PathBuf,
@@ -170,6 +172,38 @@ impl fmt::Display for Subnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.len)
     }
+}
+
+/// `ADDRESS` or `NETWORK/LEN`, space- or comma-separated.
+fn parse_clear_from(text: &str) -> Result<Vec<Subnet>> {
+    let param = "clear_from";
+    let mut out = Vec::new();
+    for token in list(text) {
+        let bad = |why: &str| Error::configured(param, format!("{token:?} {why}"));
+        let (addr, len) = match token.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (token, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| bad("is not an address or ADDRESS/PREFIX"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| bad(&format!("has a prefix length that is not 0-{max}")))?,
+        };
+        if len == 0 {
+            return Err(bad(
+                "would let everyone send clear text; use policy=use instead",
+            ));
+        }
+        out.push(Subnet { addr, len });
+    }
+    Ok(out)
 }
 
 /// `NODE=SUBNET …`: the same list on every node, so each end can mirror the other's.
@@ -346,6 +380,7 @@ impl MeshConfig {
             exclude_icmp,
             secure_ports,
             forward_subnets: parse_forward_subnets(raw.get("forward_subnets").unwrap_or(""))?,
+            clear_from: parse_clear_from(raw.get("clear_from").unwrap_or(""))?,
             confdir: path("confdir", DEFAULT_CONFDIR)?,
             ctlsocket: path("ctlsocket", DEFAULT_CTLSOCKET)?,
             corosync_conf: path("corosync_conf", DEFAULT_COROSYNC_CONF)?,

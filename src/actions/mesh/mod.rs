@@ -5,6 +5,7 @@ pub mod reload;
 pub mod start;
 pub mod stop;
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,7 @@ use crate::config::{instance_file_stem, read_secret_file, Context, Secret};
 use crate::dns::{Checker, DnssecMode};
 use crate::error::{Error, Result};
 use crate::ike::{GeneratedFiles, IkeBackend};
+use crate::kernel::guard;
 use crate::keys;
 use crate::mesh::config::{parse_peer_list, MeshAuth, MeshConfig, PeerSpec, Policy};
 use crate::mesh::corosync::{self, PeerSource, AUTHKEY_MIN_BYTES};
@@ -201,6 +203,78 @@ impl MeshEnv<'_> {
             daemon_instance: None,
             started_at: crate::state::IpsecState::now(),
         }
+    }
+
+    /// The inbound guard a `require` mesh keeps on its local addresses (none otherwise):
+    /// see kernel::guard. Returns the guarded addresses and the rules.
+    pub fn guard_rules(&self, plan: &MeshPlan) -> (Vec<IpAddr>, Vec<guard::Rule>) {
+        if self.cfg.policy != Policy::Require {
+            return (Vec::new(), Vec::new());
+        }
+        let mut servers = crate::dns::system_nameservers();
+        servers.extend(self.cfg.resolver.map(|s| s.ip()));
+        let locals: Vec<IpAddr> = plan.locals().into_iter().collect();
+        let mut rules = Vec::new();
+        for &local in &locals {
+            let same = |a: &IpAddr| a.is_ipv4() == local.is_ipv4();
+            rules.push(guard::Rule::block_all_to(local));
+            for peer in plan.peers.iter().filter(|p| p.local == local) {
+                rules.push(guard::Rule::allow_from(
+                    peer.address,
+                    guard::host_len(peer.address),
+                    local,
+                ));
+            }
+            for net in self.cfg.clear_from.iter().filter(|n| same(&n.addr)) {
+                rules.push(guard::Rule::allow_from(net.addr, net.len, local));
+            }
+            for &server in servers.iter().filter(|a| same(a)) {
+                for proto in [guard::IPPROTO_UDP, guard::IPPROTO_TCP] {
+                    rules.push(guard::Rule {
+                        src: server,
+                        src_len: guard::host_len(server),
+                        sport: 53,
+                        ..guard::Rule::allow_proto(local, proto, 0, 0)
+                    });
+                }
+            }
+            if self.cfg.exclude_ssh {
+                rules.push(guard::Rule::allow_proto(local, guard::IPPROTO_TCP, 0, 22));
+                rules.push(guard::Rule::allow_proto(local, guard::IPPROTO_TCP, 22, 0));
+            }
+            let icmp = if local.is_ipv4() {
+                guard::IPPROTO_ICMP
+            } else {
+                guard::IPPROTO_ICMPV6
+            };
+            if self.cfg.exclude_icmp {
+                rules.push(guard::Rule::allow_proto(local, icmp, 0, 0));
+            } else if local.is_ipv6() {
+                // Without neighbour discovery (ICMPv6 133-137) IPv6 stops working at all.
+                for nd_type in 133..=137 {
+                    rules.push(guard::Rule::allow_proto(local, icmp, nd_type, 0));
+                }
+            }
+        }
+        rules.dedup();
+        (locals, rules)
+    }
+
+    /// Brings the kernel's inbound guard in line with `plan` (removes it unless require).
+    pub fn apply_guard(&self, plan: &MeshPlan) -> Result<()> {
+        let (mut locals, rules) = self.guard_rules(plan);
+        if locals.is_empty() {
+            // Nothing to guard: remove whatever a previous require left on these addresses.
+            locals = plan.locals().into_iter().collect();
+            if locals.is_empty() {
+                return Ok(());
+            }
+        }
+        let (added, removed) = guard::apply(&locals, &rules, self.deadline)?;
+        if added + removed > 0 {
+            log::info!("inbound guard: {added} policies added, {removed} removed");
+        }
+        Ok(())
     }
 
     pub fn daemon_not_running(&self) -> Error {

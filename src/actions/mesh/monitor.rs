@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{MeshEnv, MeshState};
 use crate::error::{Error, Result};
 use crate::ike::ConnState;
+use crate::kernel::guard;
 use crate::kernel::xfrm::{self, XfrmView};
 use crate::mesh::config::Policy;
 use crate::mesh::corosync::PeerSource;
@@ -132,10 +133,15 @@ fn has_out_policy(view: &XfrmView, local: IpAddr, peer: IpAddr) -> bool {
     })
 }
 
+/// An SA each way: with one of them lost from the kernel, one direction's traffic is
+/// dropped while pluto still reports the pair as up.
 fn has_sa(view: &XfrmView, local: IpAddr, peer: IpAddr) -> bool {
-    view.sas.iter().any(|s| {
-        s.established && ((s.src == local && s.dst == peer) || (s.src == peer && s.dst == local))
-    })
+    let one_way = |src, dst| {
+        view.sas
+            .iter()
+            .any(|s| s.established && s.src == src && s.dst == dst)
+    };
+    one_way(local, peer) && one_way(peer, local)
 }
 
 fn list(names: &[String]) -> String {
@@ -214,6 +220,23 @@ fn check(
                 "no kernel policy for {} peer(s): {}; restart the resource",
                 missing.len(),
                 list(&missing)
+            )));
+        }
+    }
+    if state.policy == Policy::Require {
+        // The guard's block rules are what keep clear text out; the allow rules only
+        // narrow them (and follow /etc/resolv.conf, which may change under us).
+        let (locals, rules) = env.guard_rules(&state.plan);
+        let installed = guard::installed(&locals, env.deadline)?;
+        let unguarded: Vec<String> = rules
+            .iter()
+            .filter(|r| !r.allow && !installed.contains(r))
+            .map(|r| r.dst.to_string())
+            .collect();
+        if !unguarded.is_empty() {
+            return Err(Error::Generic(format!(
+                "policy=require, but the inbound guard of {} is missing: clear text is accepted; restart the resource",
+                unguarded.join(", ")
             )));
         }
     }

@@ -84,6 +84,7 @@ pub fn run(env: &MeshEnv) -> Result<()> {
             env.deadline,
         )?;
     }
+    env.apply_guard(&new_plan)?;
     log::info!(
         "mesh reloaded: {} peers kept, {} removed, {} added{}",
         kept.len(),

@@ -31,6 +31,7 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     env.ike
         .write_mesh(&state.plan, env.cfg, master.as_ref(), &files, env.deadline)?;
     env.ike.load_all(&files.conn, env.deadline)?;
+    env.apply_guard(&state.plan)?;
     state.daemon_instance = env.ike.daemon_instance();
     env.store.write_json(&state)?;
     log::info!(

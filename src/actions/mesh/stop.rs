@@ -4,19 +4,23 @@
 
 use super::{conns_in_file, MeshEnv, MeshState};
 use crate::error::{Error, Result};
+use crate::kernel::guard;
 use crate::state::LockKind;
 
 pub fn run(env: &MeshEnv) -> Result<()> {
     let _lock = env.store.lock(LockKind::Exclusive, env.deadline)?;
     let files = env.files();
-    let mut conns: Vec<String> = match env.store.read_json::<MeshState>() {
-        Ok(Some(state)) => state.plan.all_conns().into_iter().collect(),
-        Ok(None) => Vec::new(),
+    let state = match env.store.read_json::<MeshState>() {
+        Ok(state) => state,
         Err(e) => {
             log::warn!("{}; stopping from the generated file", e.reason());
-            Vec::new()
+            None
         }
     };
+    let mut conns: Vec<String> = state
+        .as_ref()
+        .map(|s| s.plan.all_conns().into_iter().collect())
+        .unwrap_or_default();
     for c in conns_in_file(&files.conn) {
         if !conns.contains(&c) {
             conns.push(c);
@@ -30,6 +34,15 @@ pub fn run(env: &MeshEnv) -> Result<()> {
                 errors.push(e);
             }
         }
+    }
+    // A stopped mesh guards nothing: the node takes clear text again. Without a state
+    // file, every guard policy goes.
+    let locals: Vec<std::net::IpAddr> = state
+        .as_ref()
+        .map(|s| s.plan.locals().into_iter().collect())
+        .unwrap_or_default();
+    if let Err(e) = guard::apply(&locals, &[], env.deadline) {
+        errors.push(e);
     }
     if let Err(e) = env.ike.remove_generated(&files, env.deadline) {
         errors.push(e);

@@ -1,0 +1,248 @@
+//! The inbound guard of a `require` mesh: XFRM policies vipsec installs itself (not
+//! pluto) so that clear text addressed to the mesh's own addresses is dropped unless it
+//! comes from a peer, from an allowed source (`clear_from`, the name servers) or is
+//! excluded traffic (SSH, ICMP). Pluto's policies for an established SA are more specific
+//! and of higher priority, so a peer with an SA must use it (clear text from it is then
+//! dropped by pluto's own inbound policy).
+//!
+//! Why not pluto: conns with type=drop make pluto 4.x pick the drop conn for acquires and
+//! on-demand negotiation stops working. Why only inbound: outbound is already held or
+//! dropped by the conns' shunts, and an outbound block would stop the kernel's acquires.
+//!
+//! The policies are recognised by their two priorities, far below (numerically above)
+//! anything pluto installs (pluto's are around 1-2 million; its passthrough conns 100).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use netlink_packet_xfrm::{XFRM_POLICY_ALLOW, XFRM_POLICY_BLOCK, XFRM_POLICY_IN};
+use serde::Serialize;
+
+use super::block_on_until;
+use crate::error::{Error, Result};
+
+/// Priority of the guard's allow rules: just ahead of its block rules.
+pub const ALLOW_PRIORITY: u32 = 0x7fff_0000 - 1;
+/// Priority of the guard's block rules: last of all.
+pub const BLOCK_PRIORITY: u32 = 0x7fff_0000;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// One inbound policy of the guard. Ports are 0 for any; for ICMP `sport` is the type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Rule {
+    pub src: IpAddr,
+    pub src_len: u8,
+    pub dst: IpAddr,
+    pub dst_len: u8,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub allow: bool,
+}
+
+impl Rule {
+    pub fn block_all_to(dst: IpAddr) -> Rule {
+        Rule {
+            src: unspecified(dst),
+            src_len: 0,
+            dst,
+            dst_len: host_len(dst),
+            proto: 0,
+            sport: 0,
+            dport: 0,
+            allow: false,
+        }
+    }
+
+    /// Allows everything from `src/src_len` to `dst`.
+    pub fn allow_from(src: IpAddr, src_len: u8, dst: IpAddr) -> Rule {
+        Rule {
+            src,
+            src_len,
+            ..Rule::allow_proto(dst, 0, 0, 0)
+        }
+    }
+
+    /// Allows `proto` (with these ports; 0 = any) from anywhere to `dst`.
+    pub fn allow_proto(dst: IpAddr, proto: u8, sport: u16, dport: u16) -> Rule {
+        Rule {
+            src: unspecified(dst),
+            src_len: 0,
+            dst,
+            dst_len: host_len(dst),
+            proto,
+            sport,
+            dport,
+            allow: true,
+        }
+    }
+
+    fn priority(&self) -> u32 {
+        if self.allow {
+            ALLOW_PRIORITY
+        } else {
+            BLOCK_PRIORITY
+        }
+    }
+}
+
+pub fn host_len(a: IpAddr) -> u8 {
+    if a.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+fn unspecified(like: IpAddr) -> IpAddr {
+    if like.is_ipv4() {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    }
+}
+
+fn nl_err(what: &'static str) -> impl Fn(xfrmnetlink::Error) -> Error {
+    move |e| Error::Generic(format!("XFRM netlink: {what}: {e}"))
+}
+
+/// The guard's rules now in the kernel (recognised by priority), for destinations in
+/// `locals` (an empty `locals`: every destination).
+pub fn installed(locals: &[IpAddr], deadline: Instant) -> Result<Vec<Rule>> {
+    block_on_until("reading the inbound guard", deadline, async move {
+        let (conn, handle, _) = xfrmnetlink::new_connection()
+            .map_err(|e| Error::Generic(format!("cannot open an XFRM netlink socket: {e}")))?;
+        let conn = tokio::spawn(conn);
+        let mut rules = Vec::new();
+        let mut dump = handle.policy().get_dump().execute();
+        while let Some(msg) = dump.try_next().await.map_err(nl_err("dump"))? {
+            let info = &msg.user_policy_info;
+            if info.direction != XFRM_POLICY_IN
+                || (info.priority != ALLOW_PRIORITY && info.priority != BLOCK_PRIORITY)
+            {
+                continue;
+            }
+            let sel = &info.selector;
+            let fam = sel.family;
+            let addr = |a: &netlink_packet_xfrm::Address| {
+                if fam == netlink_packet_xfrm::AF_INET {
+                    IpAddr::V4(a.to_ipv4())
+                } else {
+                    IpAddr::V6(a.to_ipv6())
+                }
+            };
+            let rule = Rule {
+                src: addr(&sel.saddr),
+                src_len: sel.prefixlen_s,
+                dst: addr(&sel.daddr),
+                dst_len: sel.prefixlen_d,
+                proto: sel.proto,
+                sport: sel.sport,
+                dport: sel.dport,
+                allow: info.action == XFRM_POLICY_ALLOW,
+            };
+            if locals.is_empty() || locals.contains(&rule.dst) {
+                rules.push(rule);
+            }
+        }
+        conn.abort();
+        Ok(rules)
+    })
+}
+
+/// Makes the guard for `locals` exactly `desired`: adds what is missing, then removes
+/// what is no longer wanted (so a change never opens a gap). Returns (added, removed).
+pub fn apply(locals: &[IpAddr], desired: &[Rule], deadline: Instant) -> Result<(usize, usize)> {
+    let present: HashSet<Rule> = installed(locals, deadline)?.into_iter().collect();
+    let wanted: HashSet<&Rule> = desired.iter().collect();
+    let add: Vec<Rule> = desired
+        .iter()
+        .filter(|r| !present.contains(*r))
+        .cloned()
+        .collect();
+    let remove: Vec<Rule> = present
+        .iter()
+        .filter(|r| !wanted.contains(r))
+        .cloned()
+        .collect();
+    if add.is_empty() && remove.is_empty() {
+        return Ok((0, 0));
+    }
+    let counts = (add.len(), remove.len());
+    block_on_until("installing the inbound guard", deadline, async move {
+        let (conn, handle, _) = xfrmnetlink::new_connection()
+            .map_err(|e| Error::Generic(format!("cannot open an XFRM netlink socket: {e}")))?;
+        let conn = tokio::spawn(conn);
+        for r in &add {
+            let mut req = handle
+                .policy()
+                .add(r.src, r.src_len, r.dst, r.dst_len)
+                .direction(XFRM_POLICY_IN)
+                .action(if r.allow {
+                    XFRM_POLICY_ALLOW
+                } else {
+                    XFRM_POLICY_BLOCK
+                })
+                .priority(r.priority());
+            if r.proto != 0 {
+                req = req.selector_protocol(r.proto);
+                if r.sport != 0 {
+                    req = req.selector_protocol_src_port(r.sport);
+                }
+                if r.dport != 0 {
+                    req = req.selector_protocol_dst_port(r.dport);
+                }
+            }
+            match req.execute().await {
+                Ok(()) => {}
+                // The kernel keeps one policy per selector and direction: pluto's own
+                // passthrough conns (SSH, ICMP) already allow exactly this traffic.
+                Err(xfrmnetlink::Error::NetlinkError(e))
+                    if e.raw_code() == -(nix::errno::Errno::EEXIST as i32) =>
+                {
+                    log::debug!("guard policy {r:?}: an equal selector is already allowed");
+                }
+                Err(e) => {
+                    return Err(Error::Generic(format!(
+                        "XFRM netlink: adding guard policy {r:?}: {e}"
+                    )))
+                }
+            }
+        }
+        for r in &remove {
+            let mut req = handle
+                .policy()
+                .delete(r.src, r.src_len, r.dst, r.dst_len)
+                .direction(XFRM_POLICY_IN);
+            if r.proto != 0 {
+                req = req.selector_protocol(r.proto);
+                if r.sport != 0 {
+                    req = req.selector_protocol_src_port(r.sport);
+                }
+                if r.dport != 0 {
+                    req = req.selector_protocol_dst_port(r.dport);
+                }
+            }
+            match req.execute().await {
+                Ok(()) => {}
+                // Already gone: that is what was wanted.
+                Err(xfrmnetlink::Error::NetlinkError(e))
+                    if e.raw_code() == -(nix::errno::Errno::ENOENT as i32) => {}
+                Err(e) => {
+                    return Err(Error::Generic(format!(
+                        "XFRM netlink: removing guard policy {r:?}: {e}"
+                    )))
+                }
+            }
+        }
+        conn.abort();
+        Ok(())
+    })?;
+    Ok(counts)
+}
