@@ -51,8 +51,10 @@ pub fn established_peers(text: &str, conn: &str, kind: SaKind) -> Vec<(u64, std:
     for line in text.lines() {
         let established = match kind {
             SaKind::Ike => line.contains("ESTABLISHED_IKE_SA"),
-            // IKEv2 says STATE_V2_ESTABLISHED_CHILD_SA, IKEv1 STATE_QUICK_R2; both add this.
-            SaKind::Child => line.contains("(IPsec SA established)"),
+            // IKEv2: STATE_V2_ESTABLISHED_CHILD_SA; IKEv1: "STATE_QUICK_R2 (IPsec SA established)".
+            SaKind::Child => {
+                line.contains("ESTABLISHED_CHILD_SA") || line.contains("(IPsec SA established)")
+            }
         };
         if !established {
             continue;
@@ -148,14 +150,15 @@ mod tests {
 
     #[test]
     fn established_child_sas() {
-        // Captured from libreswan 4.10 in the real-kernel lab (`whack --showstates`).
+        // libreswan 4.10 (`whack --showstates`) for IKEv2; the IKEv1 wording on #5.
         let text = "000 #1: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); REKEY in 28529s; REPLACE in 28799s; newest; idle;\n\
-000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA (IPsec SA established); REKEY in 28510s; REPLACE in 28780s; newest; eroute owner; IKE SA #1; idle;\n\
+000 #5: \"rw\"[2] 192.0.2.5:500 STATE_QUICK_R2 (IPsec SA established); newest;\n\
+000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); REKEY in 28510s; REPLACE in 28780s; newest; eroute owner; IKE SA #1; idle;\n\
 000 #2: \"rw\"[1] 192.0.2.3 esp.9c3f6e2a@192.0.2.3 esp.c1d0e9b4@192.0.2.100 tun.0@192.0.2.3 tun.0@192.0.2.100 Traffic: ESPin=1KB ESPout=1KB ESPmax=2^63B\n\
 000 #4: \"fallback\":500 STATE_V2_ESTABLISHED_CHILD_SA (IPsec SA established); newest; eroute owner; IKE SA #3; idle;\n";
         assert_eq!(
             established_peers(text, "rw", SaKind::Child),
-            vec![(2, "192.0.2.3".parse().unwrap())]
+            vec![(5, "192.0.2.5".parse().unwrap()), (2, "192.0.2.3".parse().unwrap())]
         );
         assert_eq!(
             established_peers(text, "rw", SaKind::Ike),
