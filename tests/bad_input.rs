@@ -754,6 +754,21 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
             "forward_subnets",
         ),
         (
+            "clear_from lets everyone in",
+            vec![("clear_from", "0.0.0.0/0")],
+            "clear_from",
+        ),
+        (
+            "clear_from not an address",
+            vec![("clear_from", "fence-1.example")],
+            "clear_from",
+        ),
+        (
+            "clear_from prefix too long",
+            vec![("clear_from", "2001:db8::/129")],
+            "clear_from",
+        ),
+        (
             "confdir missing",
             vec![("confdir", "/nonexistent/ipsec.d")],
             "confdir",
