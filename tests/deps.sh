@@ -4,7 +4,10 @@
 set -euo pipefail
 PKGS=(libreswan resource-agents libxml2-utils pacemaker pacemaker-cli-utils corosync pcs
       iproute2 util-linux hyperfine procps python3 rpm man-db gzip
-      bind9 bind9-utils bind9-dnsutils dns-root-data)
+      bind9 bind9-utils bind9-dnsutils dns-root-data
+      # the real-kernel lab (tests/lab): a kernel to boot, the emulator, traffic tools
+      linux-image-amd64 qemu-system-x86 busybox-static iputils-ping iputils-arping
+      netcat-openbsd tcpdump bc)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,3 +23,5 @@ command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; 
 for tool in cargo-deb cargo-generate-rpm; do
   command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"
 done
+# virtme-ng boots the kernel over this machine's root filesystem (tests/lab/run.sh).
+command -v vng >/dev/null || python3 -m pip install --quiet virtme-ng==1.42

@@ -1,0 +1,147 @@
+# Helpers of the real-kernel lab, sourced by guest.sh inside the guest. Hosts are network
+# namespaces lab-NAME on one bridge (in lab-sw); host N has 192.0.2.N and 2001:db8::N.
+# Every host runs its own pluto as a child of this shell (PID 1 here does not reap).
+
+LAB=${LAB:-/tmp/vipsec-lab}
+PLUTO_PIDS=()
+BG_PIDS=()
+
+log() { printf '[lab %6.1fs] %s\n' "$(elapsed)" "$*"; }
+now() { date +%s.%N; }
+elapsed() { echo "$(now) - $T_START" | bc; }
+# on HOST CMD...: run CMD in HOST's namespace
+on() { local h=$1; shift; ip netns exec "lab-$h" "$@"; }
+
+bridge_up() {
+  ip netns add lab-sw
+  ip -n lab-sw link set lo up
+  ip -n lab-sw link add br0 type bridge
+  ip -n lab-sw link set br0 up
+}
+
+# host_add NAME N: a namespace with eth0 on the bridge, 192.0.2.N/24 and 2001:db8::N/64.
+host_add() {
+  local h=$1 n=$2
+  ip netns add "lab-$h"
+  ip -n "lab-$h" link set lo up
+  ip link add eth0 netns "lab-$h" type veth peer name "p-$h" netns lab-sw
+  ip -n lab-sw link set "p-$h" master br0
+  ip -n lab-sw link set "p-$h" up
+  ip -n "lab-$h" link set eth0 up
+  ip -n "lab-$h" addr add "192.0.2.$n/24" dev eth0
+  ip -n "lab-$h" addr add "2001:db8::$n/64" dev eth0 nodad
+}
+
+# pluto_start HOST: its own rundir, NSS db, ipsec.d; the secrets file includes ipsec.d/*.secrets
+# like the stock /etc/ipsec.secrets does.
+pluto_start() {
+  local h=$1 d=$LAB/$1
+  mkdir -p "$d/run" "$d/nss" "$d/ipsec.d" "$d/state" "$d/vipsec"
+  [ -f "$d/nss/cert9.db" ] || ipsec initnss --nssdir "$d/nss" >/dev/null
+  (umask 077; echo "include $d/ipsec.d/*.secrets" > "$d/ipsec.secrets")
+  printf 'config setup\n\tlogfile=%s/pluto.log\n\tplutodebug=none\n' "$d" > "$d/ipsec.conf"
+  rm -f "$d/run/pluto.ctl" "$d/run/pluto.pid"
+  on "$h" ipsec pluto --nofork --config "$d/ipsec.conf" --rundir "$d/run" --nssdir "$d/nss" \
+    --ipsecdir "$d/ipsec.d" --secretsfile "$d/ipsec.secrets" --logfile "$d/pluto.log" \
+    --no-dnssec </dev/null >>"$d/pluto.out" 2>&1 &
+  eval "PLUTO_$h=$!"
+  PLUTO_PIDS+=($!)
+  local i
+  for i in $(seq 200); do
+    [ -S "$d/run/pluto.ctl" ] && return 0
+    sleep 0.05
+  done
+  log "pluto on $h did not create its control socket"; return 1
+}
+
+pluto_pid() { eval "echo \${PLUTO_$1:-}"; }
+
+pluto_stop() {
+  local h=$1 pid
+  pid=$(pluto_pid "$h")
+  whack "$h" --shutdown >/dev/null 2>&1 || true
+  [ -n "$pid" ] && { wait "$pid" 2>/dev/null || true; }
+}
+
+# pluto_kill HOST: SIGKILL to pluto itself (the `ipsec` wrapper is only its parent).
+pluto_kill() {
+  kill -9 "$(cat "$LAB/$1/run/pluto.pid")"
+  wait "$(pluto_pid "$1")" 2>/dev/null || true
+  rm -f "$LAB/$1/run/pluto.pid"
+}
+
+whack() { local h=$1; shift; on "$h" ipsec whack --ctlsocket "$LAB/$h/run/pluto.ctl" "$@"; }
+addconn() { on "$1" ipsec auto --ctlsocket "$LAB/$1/run/pluto.ctl" --config "$2" --add "$3" >/dev/null; }
+
+# Captures: cap_start NAME HOST [tcpdump args...] (outbound only by default, so a
+# receiver's decrypted copies are never counted); cap_count NAME FILTER.
+cap_start() {
+  local name=$1 h=$2; shift 2
+  on "$h" tcpdump -U -n -i eth0 -Q out -w "$LAB/$name.pcap" "$@" >/dev/null 2>&1 &
+  eval "CAP_${name//-/_}=$!"
+  # tcpdump needs a moment to attach under emulation
+  local i
+  for i in $(seq 50); do [ -s "$LAB/$name.pcap" ] && break; sleep 0.1; done
+}
+cap_stop() {
+  local pid; eval "pid=\$CAP_${1//-/_}"
+  sleep 0.3
+  kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+}
+cap_count() { tcpdump -n -r "$LAB/$1.pcap" "$2" 2>/dev/null | wc -l; }
+
+# ESP packet counters of the kernel's SAs from SRC to DST in HOST (sum over SAs).
+xfrm_packets() {
+  ip -n "lab-$1" -s xfrm state list src "$2" dst "$3" proto esp 2>/dev/null |
+    awk '/lifetime current:/{getline; s+=$2} END{print s+0}'
+}
+
+# wait_for SECONDS CMD...: poll CMD until it succeeds
+wait_for() {
+  local t=$1; shift
+  local end; end=$(echo "$(now) + $t" | bc)
+  while :; do
+    "$@" >/dev/null 2>&1 && return 0
+    [ "$(echo "$(now) > $end" | bc)" = 1 ] && return 1
+    sleep 0.2
+  done
+}
+
+# Results: one scenario at a time. check COND-CMD... / fail MSG accumulate; done_scenario
+# writes a row of the summary table.
+scenario() { SCEN=$1; SCEN_FAIL=(); OUTAGE=-; ESP=-; PLAIN=-; SCEN_T0=$(now); log "=== $SCEN"; }
+fail() { SCEN_FAIL+=("$*"); log "FAIL: $*"; }
+expect() {  # expect "what" CMD...: CMD must succeed
+  local what=$1; shift
+  if "$@" >/dev/null 2>&1; then log "ok: $what"; else fail "$what"; fi
+}
+expect_code() {  # expect_code WANT "what" CMD...
+  local want=$1 what=$2 got; shift 2
+  "$@" >"$LAB/last.out" 2>&1 && got=0 || got=$?
+  if [ "$got" = "$want" ]; then log "ok: $what (exit $got)"
+  else fail "$what: exit $got, expected $want: $(grep -m1 ocf-exit-reason "$LAB/last.out" || tail -1 "$LAB/last.out")"; fi
+}
+done_scenario() {
+  local result=pass detail=""
+  [ ${#SCEN_FAIL[@]} -gt 0 ] && { result=FAIL; detail=$(IFS=';'; echo "${SCEN_FAIL[*]}"); }
+  local secs; secs=$(printf '%.0f' "$(echo "$(now) - $SCEN_T0" | bc)")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SCEN" "$result" "$OUTAGE" "$ESP" "$PLAIN" "$secs" "$detail" >> "$OUT/results.tsv"
+  log "=== $SCEN: $result"
+}
+
+# Largest gap (s) between consecutive replies on a `ping -D` log, from time FROM on.
+ping_gap() {
+  awk -v from="$2" -F'[][]' '/bytes from/ { t=$2+0; if (t >= from) { if (last) { g=t-last; if (g>max) max=g } } last=t }
+    END { printf "%.1f", max+0 }' "$1"
+}
+replies_since() { [ "$(ping_replies_after "$1" "$2")" -gt "$3" ]; }
+ping_replies_after() { awk -v from="$2" -F'[][]' '/bytes from/ && $2+0 >= from {n++} END{print n+0}' "$1"; }
+
+cleanup_all() {
+  local p h
+  for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for h in $(ip netns list | awk '/^lab-/{print substr($1,5)}'); do
+    [ -S "$LAB/$h/run/pluto.ctl" ] && pluto_stop "$h"
+  done
+  for p in "${PLUTO_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+}

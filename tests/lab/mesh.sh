@@ -1,0 +1,141 @@
+# Scenario 4 and the mesh half of 6: A (.1), B (.2) and D (.4) run ocf:vipsec:mesh with
+# policy=require over IPv4 and IPv6; O (.5) is a host on the same network outside the mesh.
+
+MESH_NODES="a b d"
+MESH_PEERS="192.0.2.1 192.0.2.2 192.0.2.4 2001:db8::1 2001:db8::2 2001:db8::4"
+
+mesh_agent() {
+  local h=$1 action=$2; shift 2
+  local depth=()
+  [ "$action" = monitor ] && depth=(--check-level "${DEPTH:-0}")
+  HA_RSCTMP=$LAB/$h/state VIPSEC_RUN_DIR=$LAB/$h/vipsec \
+    on "$h" "$VIPSEC" mesh "$action" "${depth[@]}" --instance mesh --peers "$MESH_PEERS" \
+    --secret_file "$LAB/mesh.secret" --ctlsocket "$LAB/$h/run/pluto.ctl" \
+    --confdir "$LAB/$h/ipsec.d" --policy "${MESH_POLICY:-require}" --dnssec off "$@"
+}
+addr_of() { case $1 in a) echo 1;; b) echo 2;; c) echo 3;; d) echo 4;; o) echo 5;; esac; }
+
+mesh_all_up() {  # every node's monitor says 0 (every peer has its SAs both ways)
+  local h
+  for h in $MESH_NODES; do mesh_agent "$h" monitor >/dev/null 2>&1 || return 1; done
+}
+
+# A TCP connection to every pair over both families brings the on-demand SAs up.
+mesh_poke() {
+  local h p
+  for h in $MESH_NODES; do for p in $MESH_NODES; do
+    [ "$h" = "$p" ] && continue
+    on "$h" nc -z -w 1 "192.0.2.$(addr_of "$p")" 9 >/dev/null 2>&1 || true
+    on "$h" nc -z -w 1 "2001:db8::$(addr_of "$p")" 9 >/dev/null 2>&1 || true
+  done; done
+}
+
+# tcp_transfer FROM TO-ADDRESS PORT: 50 kB, compared byte for byte.
+tcp_transfer() {
+  local from=$1 to=$2 port=$3 dst=$4
+  head -c 50000 /dev/urandom > "$LAB/mtx"
+  on "$to" timeout 20 nc -l "$dst" "$port" > "$LAB/mrx" 2>/dev/null & local l=$!
+  sleep 0.3
+  on "$from" timeout 20 nc -N "$dst" "$port" < "$LAB/mtx" 2>/dev/null || true
+  wait $l 2>/dev/null || true
+  cmp -s "$LAB/mtx" "$LAB/mrx"
+}
+
+# Fresh plutos for the mesh: the VIP scenarios killed one and bounced a link.
+mesh_setup() {
+  local h
+  for h in $MESH_NODES; do
+    pluto_stop "$h"
+    ip -n "lab-$h" xfrm state flush; ip -n "lab-$h" xfrm policy flush
+    pluto_start "$h"
+  done
+}
+
+scenario_mesh_require() {
+  scenario "4 mesh require: pairs ESP, outsider dropped"
+  (umask 077; head -c 48 /dev/urandom > "$LAB/mesh.secret")
+  local h p
+  for h in $MESH_NODES; do expect_code 0 "mesh start on ${h^^} (require)" mesh_agent "$h" start; done
+  mesh_poke
+  expect "every pair's SAs up (monitor 0 on A, B, D)" wait_for 90 mesh_all_up
+  local esp=0 plain=0 port=6000
+  for h in $MESH_NODES; do
+    cap_start "m-$h" "$h"
+  done
+  for h in $MESH_NODES; do for p in $MESH_NODES; do
+    [ "$h" = "$p" ] && continue
+    port=$((port + 1))
+    expect "TCP ${h^^}->${p^^} over IPv4" tcp_transfer "$h" "$p" $port "192.0.2.$(addr_of "$p")"
+    port=$((port + 1))
+    expect "TCP ${h^^}->${p^^} over IPv6" tcp_transfer "$h" "$p" $port "2001:db8::$(addr_of "$p")"
+  done; done
+  for h in $MESH_NODES; do
+    cap_stop "m-$h"
+    esp=$((esp + $(cap_count "m-$h" "esp")))
+    plain=$((plain + $(cap_count "m-$h" "tcp portrange 6001-6100")))
+  done
+  ESP=$esp; PLAIN=$plain
+  log "mesh pairs: ESP $esp, clear TCP $plain"
+  expect "every pair's TCP was ESP on the wire" test "$esp" -gt 60
+  expect "no clear text between mesh nodes" test "$plain" -eq 0
+  # O is outside the mesh: its clear text to a require node is dropped...
+  on a timeout 8 nc -l 192.0.2.1 7001 > "$LAB/orx" 2>/dev/null & local l=$!
+  sleep 0.3
+  echo "clear text from outside" | on o timeout 4 nc -N -w 3 192.0.2.1 7001 >/dev/null 2>&1 || true
+  wait $l 2>/dev/null || true
+  expect "O's TCP to A is dropped" test ! -s "$LAB/orx"
+  # ...but SSH and ICMP stay open (exclude_ssh, exclude_icmp default to true).
+  on a timeout 8 nc -l 192.0.2.1 22 > "$LAB/osh" 2>/dev/null & l=$!
+  sleep 0.3
+  echo "ssh from outside" | on o timeout 4 nc -N -w 3 192.0.2.1 22 >/dev/null 2>&1 || true
+  wait $l 2>/dev/null || true
+  expect "O reaches A's SSH port (excluded)" test -s "$LAB/osh"
+  expect "O pings A (ICMP excluded)" on o ping -c 2 -i 0.2 -W 2 192.0.2.1
+  expect "O pings A over IPv6 (ICMPv6 excluded)" on o ping -c 2 -i 0.2 -W 2 2001:db8::1
+  # A node whose policy is use (not require) is open to O.
+  done_scenario
+}
+
+scenario_mesh_rekey() {
+  scenario "4c mesh new master secret: every pair rekeyed"
+  local before after h
+  before=$(for h in $MESH_NODES; do ip -n "lab-$h" xfrm state | awk '/spi/{print $4}'; done | sort)
+  (umask 077; head -c 48 /dev/urandom > "$LAB/mesh.secret.new"); mv "$LAB/mesh.secret.new" "$LAB/mesh.secret"
+  for h in $MESH_NODES; do expect_code 0 "reload on ${h^^}" mesh_agent "$h" reload-agent; done
+  mesh_poke
+  expect "every pair's SAs up again" wait_for 90 mesh_all_up
+  after=$(for h in $MESH_NODES; do ip -n "lab-$h" xfrm state | awk '/spi/{print $4}'; done | sort)
+  local common; common=$(comm -12 <(echo "$before") <(echo "$after") | wc -l)
+  log "SPIs before: $(echo "$before" | wc -l), after: $(echo "$after" | wc -l), in common: $common"
+  expect "no SA survived the new secret" test "$common" -eq 0
+  cap_start rk a
+  expect "TCP A->B after the rekey" tcp_transfer a b 6201 192.0.2.2
+  cap_stop rk
+  ESP=$(cap_count rk esp); PLAIN=$(cap_count rk "tcp port 6201")
+  expect "still ESP, no clear text" test "$ESP" -gt 0 -a "$PLAIN" -eq 0
+  done_scenario
+}
+
+scenario_mesh_monitor_truth() {
+  scenario "6b mesh monitor tells the truth"
+  DEPTH=10 expect_code 0 "monitor depth 10 on A" mesh_agent a monitor
+  local spi
+  spi=$(ip -n lab-a xfrm state list src 192.0.2.1 dst 192.0.2.2 proto esp | awk '/spi/{print $4; exit}')
+  ip -n lab-a xfrm state delete src 192.0.2.1 dst 192.0.2.2 proto esp spi "$spi"
+  DEPTH=10 expect_code 190 "monitor on A with its SA to B deleted" mesh_agent a monitor
+  expect "monitor names B" grep -q "192.0.2.2" "$LAB/last.out"
+  pluto_kill b
+  expect_code 1 "monitor on B with pluto killed" mesh_agent b monitor
+  # Restored: pluto back, the resource restarted on both.
+  ip -n lab-b xfrm state flush; ip -n lab-b xfrm policy flush
+  pluto_start b
+  for h in a b; do mesh_agent "$h" stop >/dev/null 2>&1; expect_code 0 "start on ${h^^}" mesh_agent "$h" start; done
+  mesh_poke
+  expect "every node's monitor back to 0" wait_for 90 mesh_all_up
+  done_scenario
+}
+
+mesh_teardown() {
+  local h
+  for h in $MESH_NODES; do mesh_agent "$h" stop >/dev/null 2>&1 || true; done
+}
