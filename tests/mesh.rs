@@ -159,10 +159,7 @@ fn require_mesh_policies_monitor_and_teardown() {
             assert!(
                 has(
                     &pol,
-                    &[
-                        &format!("{peer}/32 {to_me}"),
-                        "dir in priority 2147418111"
-                    ]
+                    &[&format!("{peer}/32 {to_me}"), "dir in priority 2147418111"]
                 ),
                 "{peer} not allowed ahead of the guard on {}: {pol:#?}",
                 n.addr

@@ -158,7 +158,10 @@ mod tests {
 000 #4: \"fallback\":500 STATE_V2_ESTABLISHED_CHILD_SA (IPsec SA established); newest; eroute owner; IKE SA #3; idle;\n";
         assert_eq!(
             established_peers(text, "rw", SaKind::Child),
-            vec![(5, "192.0.2.5".parse().unwrap()), (2, "192.0.2.3".parse().unwrap())]
+            vec![
+                (5, "192.0.2.5".parse().unwrap()),
+                (2, "192.0.2.3".parse().unwrap())
+            ]
         );
         assert_eq!(
             established_peers(text, "rw", SaKind::Ike),
