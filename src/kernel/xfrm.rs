@@ -27,6 +27,8 @@ pub struct Policy {
     pub action: &'static str,
     /// The SA endpoints the policy requires (tunnel or transport template), if any.
     pub tmpl: Vec<Template>,
+    /// Lower wins; vipsec's own guard policies are known by theirs (kernel::guard).
+    pub priority: u32,
     #[serde(skip)]
     pub sel_src: (IpAddr, u8),
     #[serde(skip)]
@@ -125,6 +127,7 @@ pub fn dump(deadline: Instant) -> Result<XfrmView> {
                     "block"
                 },
                 tmpl,
+                priority: info.priority,
                 sel_src,
                 sel_dst,
             });

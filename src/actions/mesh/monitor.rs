@@ -225,13 +225,23 @@ fn check(
     }
     if state.policy == Policy::Require {
         // The guard's block rules are what keep clear text out; the allow rules only
-        // narrow them (and follow /etc/resolv.conf, which may change under us).
-        let (locals, rules) = env.guard_rules(&state.plan);
-        let installed = guard::installed(&locals, env.deadline)?;
-        let unguarded: Vec<String> = rules
-            .iter()
-            .filter(|r| !r.allow && !installed.contains(r))
-            .map(|r| r.dst.to_string())
+        // narrow them. Read from the dump above: no second netlink round trip.
+        let unguarded: Vec<String> = state
+            .plan
+            .locals()
+            .into_iter()
+            .filter(|local| {
+                let block = guard::Rule::block_all_to(*local);
+                !view.policies.iter().any(|p| {
+                    p.dir == "in"
+                        && p.action == "block"
+                        && p.priority == guard::BLOCK_PRIORITY
+                        && p.proto == 0
+                        && p.sel_src == (block.src, block.src_len)
+                        && p.sel_dst == (block.dst, block.dst_len)
+                })
+            })
+            .map(|local| local.to_string())
             .collect();
         if !unguarded.is_empty() {
             return Err(Error::Generic(format!(
