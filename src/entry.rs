@@ -387,6 +387,7 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
     let result = match &cfg {
         AgentConfig::Ipsec(cfg) => run_ipsec(
             inv,
+            env.contains_key(actions::fallback::WAITER_ENV),
             Env {
                 cfg,
                 ctx: &ctx,
@@ -458,9 +459,11 @@ fn print_json<T: serde::Serialize>(value: &T) {
     );
 }
 
-fn run_ipsec(inv: &Invocation, action_env: Env) -> Result<()> {
+fn run_ipsec(inv: &Invocation, fallback_waiter: bool, action_env: Env) -> Result<()> {
     match inv.action {
         Action::Start => actions::start::run(&action_env),
+        // The detached part of a stop (actions/fallback.rs).
+        Action::Stop if fallback_waiter => actions::fallback::wait_then_bring_up(&action_env),
         Action::Stop => actions::stop::run(&action_env),
         Action::ReloadAgent => actions::reload::run(&action_env),
         Action::ValidateAll => actions::validate::run(&action_env).map(|_| ()),

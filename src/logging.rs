@@ -69,7 +69,7 @@ impl Log for HaLogger {
         }
         if let Some(f) = &self.file {
             if let Ok(mut f) = f.lock() {
-                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
                 let _ = writeln!(
                     f,
                     "{now} {}[{}]: {level}: {msg}",

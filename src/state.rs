@@ -73,6 +73,11 @@ impl StateStore {
         self.dir.join(format!("{}.state", self.stem))
     }
 
+    /// Another per-instance file beside the state, e.g. `vipsec-<instance>.<suffix>`.
+    pub fn sibling(&self, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{}.{suffix}", self.stem))
+    }
+
     fn lock_path(&self) -> PathBuf {
         self.dir.join(format!("{}.lock", self.stem))
     }

@@ -507,3 +507,89 @@ fn dnssec_checks_the_address_peers_connect_from() {
     );
     expect(&lab.ocf("stop", &bad), 0, "stop");
 }
+
+/// auth=cert: the generated conn signs with the key type of this node's certificate
+/// (libreswan 4 signs with RSA unless told, and an ECDSA certificate then fails every
+/// IKE_AUTH), and a certificate missing from pluto's NSS database is refused at start
+/// with OCF_ERR_INSTALLED, naming the parameter.
+#[test]
+fn generated_cert_conn_authenticates_with_an_ecdsa_certificate() {
+    const VIP: &str = "192.0.2.50";
+    let lab = Lab::new(VIP);
+    std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
+    let client = Netns::new("ve");
+    lab.ns.link_to(&client, "c0", "c1");
+    lab.ns.ip(&format!("addr add {VIP}/24 dev c0"));
+    client.ip("addr add 192.0.2.51/24 dev c1");
+    let params = [
+        ("OCF_RESKEY_auth", "cert"),
+        ("OCF_RESKEY_cert", "vip cert"),
+        ("OCF_RESKEY_dnssec", "off"),
+    ];
+
+    let r = lab.ocf("start", &params);
+    expect(&r, 5, "start with a certificate pluto does not have");
+    assert!(
+        r.reasons()[0].starts_with("cert: certificate \"vip cert\" is not in pluto's NSS database"),
+        "{}",
+        r.stderr
+    );
+    expect(&lab.ocf("stop", &params), 0, "stop after the failed start");
+
+    let ca = TestCa::new("ec");
+    lab.pluto.import_cert(&ca, "vip cert", "vip.example.test");
+    expect(
+        &lab.ocf("start", &params),
+        0,
+        "start with an ECDSA certificate",
+    );
+    let conn = std::fs::read_to_string(lab.run_dir.join("vipsec-vip-tunnel.conf")).unwrap();
+    for line in [
+        "\tleftcert=\"vip cert\"",
+        "\tleftauth=ecdsa",
+        "\trightid=%fromcert",
+    ] {
+        assert!(
+            conn.lines().any(|l| l == line),
+            "generated conn lacks {line:?}:\n{conn}"
+        );
+    }
+
+    // A real client with its own ECDSA certificate from the same CA.
+    let ctmp = tempfile::tempdir().unwrap();
+    let cpluto = Pluto::start(&client, ctmp.path());
+    cpluto.import_cert(&ca, "client", "client.example.test");
+    cpluto.add_conn_file(
+        "c.conf",
+        &format!("conn c\n\tleft=192.0.2.51\n\tleftcert=client\n\tleftid=%fromcert\n\tleftauth=ecdsa\n\tright={VIP}\n\trightid=%fromcert\n\trightauth=ecdsa\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n"),
+    );
+    must(&format!(
+        "ip netns exec {} ipsec auto --ctlsocket {} --config {}/c.conf --add c",
+        client.name,
+        cpluto.ctlsocket.display(),
+        cpluto.confdir.display()
+    ));
+    cpluto.whack("--name c --initiate --asynchronous");
+    // This kernel has no ESP, so the Child SA (and with it the IKE SA) fails right after;
+    // the IKE SA's authentication, both ways, is what is asserted.
+    let t0 = std::time::Instant::now();
+    loop {
+        let log = lab.pluto.log();
+        assert!(
+            !log.contains("sign function failed"),
+            "the VIP's pluto could not sign with its certificate:\n{log}"
+        );
+        if log.contains("responder established IKE SA")
+            && log.contains("CN=client.example.test")
+            && cpluto.log().contains("initiator established IKE SA")
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "no certificate-authenticated IKE SA between client and VIP:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    expect(&lab.ocf("stop", &params), 0, "stop");
+}

@@ -1,6 +1,7 @@
 //! One module per action. Each takes the validated configuration and the invocation
 //! context, and returns success or an `Error` that is already the OCF exit code.
 
+pub mod fallback;
 pub mod mesh;
 pub mod monitor;
 pub mod reload;

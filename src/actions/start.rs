@@ -1,7 +1,7 @@
 //! start: where the VIP is local, load the conn, make pluto listen on the VIP, and return
 //! only once pluto has the conn oriented on this node.
 
-use super::{validate, Env};
+use super::{fallback, validate, Env};
 use crate::config::Auth;
 use crate::error::{Error, Result};
 use crate::ike::{ConnSource, ConnSpec, ConnState};
@@ -16,6 +16,8 @@ pub fn run(env: &Env) -> Result<()> {
     if !env.ike.daemon_running() {
         return Err(env.daemon_not_running());
     }
+    // This node holds the VIP (again): a stop's waiter must not bring the fallback up.
+    fallback::cancel(env);
     let tunnel = &env.cfg.tunnel;
     let mut state = match env.store.read().ok().flatten() {
         Some(s) if env.ike.status(tunnel, env.deadline)?.conn == ConnState::Oriented => {
@@ -81,6 +83,13 @@ pub fn run(env: &Env) -> Result<()> {
             s
         }
     };
+    if let Some(fallback) = &env.cfg.fallbacktunnel {
+        // Nor has this node's own tunnel toward the VIP a place here any more. Taken down
+        // last: clients waiting for the VIP come first.
+        if let Err(e) = env.ike.unload(fallback, env.deadline) {
+            log::warn!("fallback tunnel {fallback}: {}", e.reason());
+        }
+    }
     // Remember which pluto has the conn: a monitor that finds the same pluto alive and
     // listening on the VIP need not ask it again.
     let instance = env.ike.daemon_instance();

@@ -1,10 +1,9 @@
-//! stop: take the conn down and delete it, re-listen, bring up the fallback tunnel
-//! asynchronously. Idempotent; cleans up everything it can before reporting any error,
+//! stop: take the conn down and delete it, hand over to the fallback tunnel
+//! (see fallback.rs). Idempotent; cleans up everything it can before reporting any error,
 //! since a half-done stop is the worst state for a cluster to find.
 
-use super::Env;
+use super::{fallback, Env};
 use crate::error::{Error, Result};
-use crate::ike::ConnSource;
 use crate::state::LockKind;
 
 pub fn run(env: &Env) -> Result<()> {
@@ -30,40 +29,35 @@ pub fn run(env: &Env) -> Result<()> {
         return env.store.remove();
     }
     let mut errors: Vec<Error> = Vec::new();
-    // Delete even without a state file: a start that died before writing it may have
-    // loaded the conn.
-    if let Err(e) = env.ike.unload(&env.cfg.tunnel, env.deadline) {
-        errors.push(e);
-    }
-    // A generated conn's files and key go with it (the key is forgotten by pluto too).
+    // Everything that leaves the clients' SAs alone comes first. Deleting the conn sends
+    // them a Delete, and a client that keeps its tunnel up re-initiates toward the VIP at
+    // once, retransmitting with exponential back-off (0.5 s, 1 s, 2 s, 4 s, ...) until
+    // the VIP's next node answers: every moment this stop spends after the Delete delays
+    // the VIP's move and can cost a client a whole back-off step (tests/lab measures it).
+    // A generated conn's files and key go (pluto forgets the key; established SAs keep
+    // theirs until deleted below).
     if let Err(e) = env
         .ike
         .remove_generated(&env.generated_files(), env.deadline)
     {
         errors.push(e);
     }
-    if let Err(e) = env.ike.listen(env.deadline) {
+    // Only a tunnel that was running hands over to the fallback, loaded before the
+    // delete for the same reason.
+    let fallback = match (&env.cfg.fallbacktunnel, &state) {
+        (Some(f), Some(_)) if errors.is_empty() => Some(fallback::prepare(env, f)),
+        _ => None,
+    };
+    // Delete even without a state file: a start that died before writing it may have
+    // loaded the conn.
+    if let Err(e) = env.ike.unload(&env.cfg.tunnel, env.deadline) {
         errors.push(e);
     }
-    // Only a tunnel that was running hands over to the fallback.
-    if state.is_some() && errors.is_empty() {
-        if let Some(fallback) = &env.cfg.fallbacktunnel {
-            // Load it from confdir first: pluto only initiates conns it knows.
-            let up = env
-                .ike
-                .load(
-                    fallback,
-                    ConnSource::Confdir(&env.cfg.confdir),
-                    env.deadline,
-                )
-                .and_then(|()| env.ike.initiate_async(fallback, env.deadline));
-            match up {
-                Ok(()) => log::info!("initiating fallback tunnel {fallback}"),
-                // The fallback is a courtesy to this node's own traffic; it must not fail
-                // the stop (that would get the node fenced).
-                Err(e) => log::warn!("fallback tunnel {fallback}: {}", e.reason()),
-            }
-        }
+    if let (Some(prepared), true) = (fallback, errors.is_empty()) {
+        // The state goes first: the fallback's waiter takes a state file for a start
+        // that happened after it.
+        env.store.remove()?;
+        fallback::finish(env, prepared);
     }
     if errors.is_empty() {
         env.store.remove()?;

@@ -1,4 +1,4 @@
-//! libreswan: pluto driven through libreswan's own tools (`ipsec auto`, `ipsec whack`),
+//! libreswan: pluto driven through libreswan's own tools (addconn, whack),
 //! always with `--ctlsocket` so several plutos can run side by side.
 
 use std::ffi::{OsStr, OsString};
@@ -8,21 +8,26 @@ use std::time::Instant;
 use super::libreswan_conf::{
     render_conn, render_mesh, render_mesh_secrets, render_psk_secret, Version,
 };
-use super::libreswan_status::{established_peers, parse_status, secrets_files_loaded};
+use super::libreswan_status::{
+    cert_info, established_peers, parse_status, secrets_files_loaded, CertInfo, CertKey,
+};
 use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend, SaKind};
-use crate::config::{ConnName, Secret};
+use crate::config::{Auth, ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;
-use crate::mesh::config::MeshConfig;
+use crate::mesh::config::{MeshAuth, MeshConfig};
 use crate::mesh::plan::MeshPlan;
 use crate::state::write_atomic;
 
 pub struct Libreswan {
     /// The `ipsec` command, if found on PATH.
     ipsec: Option<PathBuf>,
-    /// libreswan's whack itself (`ipsec whack` is a shell wrapper that costs a fork and
-    /// a few milliseconds more), when it sits where `ipsec` expects it.
+    /// libreswan's whack and addconn themselves, when they sit where `ipsec` expects
+    /// them: `ipsec whack` is a shell wrapper, and `ipsec auto --add` two (auto, then
+    /// ipsec addconn), each a fork and exec more — milliseconds on a server, much more on
+    /// a loaded or emulated one, and stop and start run several of them in a row.
     whack: Option<PathBuf>,
+    addconn: Option<PathBuf>,
     ctlsocket: PathBuf,
     /// Where generated config files go (private, 0700).
     run_dir: PathBuf,
@@ -40,16 +45,18 @@ impl Libreswan {
         } else {
             exec::find_in_path("ipsec", path_env)
         };
-        let whack = ipsec.as_deref().and_then(|i| {
-            let prefix = i.parent()?.parent()?;
-            ["libexec/ipsec/whack", "lib/ipsec/whack"]
+        let tool = |name: &str| {
+            let prefix = ipsec.as_deref()?.parent()?.parent()?;
+            ["libexec/ipsec", "lib/ipsec"]
                 .iter()
-                .map(|p| prefix.join(p))
+                .map(|dir| prefix.join(dir).join(name))
                 .find(|p| p.is_file())
-        });
+        };
+        let (whack, addconn) = (tool("whack"), tool("addconn"));
         Libreswan {
             ipsec,
             whack,
+            addconn,
             ctlsocket: ctlsocket.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
         }
@@ -68,8 +75,9 @@ impl Libreswan {
     /// what the command printed.
     fn run(&self, sub: &str, args: &[&OsStr], deadline: Instant) -> Result<exec::Output> {
         let ipsec = self.ipsec()?;
-        let (program, mut argv): (&Path, Vec<OsString>) = match (&self.whack, sub) {
-            (Some(whack), "whack") => (whack, vec![]),
+        let (program, mut argv): (&Path, Vec<OsString>) = match (sub, &self.whack, &self.addconn) {
+            ("whack", Some(whack), _) => (whack, vec![]),
+            ("addconn", _, Some(addconn)) => (addconn, vec![]),
             _ => (ipsec, vec![sub.into()]),
         };
         argv.extend(["--ctlsocket".into(), self.ctlsocket.clone().into()]);
@@ -115,8 +123,25 @@ impl Libreswan {
         })
     }
 
-    /// A config file that pulls in every conn file of `confdir`, as /etc/ipsec.conf's
-    /// `include /etc/ipsec.d/*.conf` does, without touching /etc/ipsec.conf.
+    /// The key type of this end's certificate, from pluto's own NSS database (whose
+    /// location only pluto knows). A certificate pluto does not have, or without its
+    /// private key, is missing on this node: OCF_ERR_INSTALLED.
+    fn cert_key(&self, nickname: &str, deadline: Instant) -> Result<CertKey> {
+        let out = self.run("whack", &[OsStr::new("--listcerts")], deadline)?;
+        match cert_info(&out.stdout, nickname) {
+            Some(CertInfo {
+                key,
+                has_private_key: true,
+            }) => Ok(key),
+            Some(_) => Err(Error::Installed(format!(
+                "cert: pluto's NSS database has certificate {nickname:?} but not its private key; import it with its key (ipsec import FILE.p12)"
+            ))),
+            None => Err(Error::Installed(format!(
+                "cert: certificate {nickname:?} is not in pluto's NSS database on this node (ipsec whack --listcerts); import it (ipsec import FILE.p12)"
+            ))),
+        }
+    }
+
     /// A config file that pulls in every conn file of `confdir`, as /etc/ipsec.conf's
     /// `include /etc/ipsec.d/*.conf` does, without touching /etc/ipsec.conf. Only addconn
     /// reads it: it is a temporary file, gone when the returned handle is dropped.
@@ -174,12 +199,12 @@ impl IkeBackend for Libreswan {
             }
             ConnSource::File(file) => file.to_path_buf(),
         };
+        // What `ipsec auto --add NAME` runs (libreswan 5 dropped `ipsec auto`).
         self.run(
-            "auto",
+            "addconn",
             &[
                 OsStr::new("--config"),
                 config.as_os_str(),
-                OsStr::new("--add"),
                 OsStr::new(conn.as_str()),
             ],
             deadline,
@@ -203,8 +228,16 @@ impl IkeBackend for Libreswan {
         deadline: Instant,
     ) -> Result<()> {
         let version = self.version(deadline)?;
+        let cert_key = match spec.auth {
+            Auth::Cert(nick) => Some(self.cert_key(nick, deadline)?),
+            _ => None,
+        };
         ensure_private_dir(&self.run_dir)?;
-        write_atomic(&files.conn, render_conn(spec, version).as_bytes(), 0o600)?;
+        write_atomic(
+            &files.conn,
+            render_conn(spec, version, cert_key).as_bytes(),
+            0o600,
+        )?;
         let Some(psk) = psk else { return Ok(()) };
         write_atomic(
             &files.secrets,
@@ -223,10 +256,14 @@ impl IkeBackend for Libreswan {
         deadline: Instant,
     ) -> Result<()> {
         let version = self.version(deadline)?;
+        let cert_key = match &cfg.auth {
+            MeshAuth::Cert { nickname } => Some(self.cert_key(nickname, deadline)?),
+            MeshAuth::Psk { .. } => None,
+        };
         ensure_private_dir(&self.run_dir)?;
         write_atomic(
             &files.conn,
-            render_mesh(plan, cfg, version).as_bytes(),
+            render_mesh(plan, cfg, version, cert_key).as_bytes(),
             0o600,
         )?;
         match master {

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
+use super::libreswan_status::CertKey;
 use super::ConnSpec;
 use crate::config::{Auth, Secret};
 #[cfg(test)]
@@ -46,7 +47,9 @@ fn quoted(v: &str) -> String {
     }
 }
 
-pub fn render_conn(spec: &ConnSpec, version: Version) -> String {
+/// `cert_key`: the key type of this end's certificate (with auth=cert): libreswan 4 needs
+/// leftauth= and rightauth= together, so peers must present the same key type.
+pub fn render_conn(spec: &ConnSpec, version: Version, cert_key: Option<CertKey>) -> String {
     let mut c = String::new();
     let v5 = version.major >= 5;
     let _ = writeln!(
@@ -65,6 +68,9 @@ pub fn render_conn(spec: &ConnSpec, version: Version) -> String {
             let _ = writeln!(c, "\tleftcert={}", quoted(nick));
             let _ = writeln!(c, "\tleftid=%fromcert");
             let _ = writeln!(c, "\tleftsendcert=always");
+            if let Some(k) = cert_key {
+                let _ = writeln!(c, "\tleftauth={}\n\trightauth={}", k.auth(), k.auth());
+            }
         }
         // An existing conn is loaded from confdir, never rendered.
         Auth::Existing => {}
@@ -114,7 +120,12 @@ fn ike_lines(c: &mut String, v5: bool) {
 }
 
 /// Every conn of a mesh plan, in one file loaded in one batch (`addconn --autoall`).
-pub fn render_mesh(plan: &MeshPlan, cfg: &MeshConfig, version: Version) -> String {
+pub fn render_mesh(
+    plan: &MeshPlan,
+    cfg: &MeshConfig,
+    version: Version,
+    cert_key: Option<CertKey>,
+) -> String {
     let v5 = version.major >= 5;
     let mut c = String::from(
         "# Written by vipsec for the mesh; regenerated at start and reload. Do not edit.\n",
@@ -140,6 +151,9 @@ pub fn render_mesh(plan: &MeshPlan, cfg: &MeshConfig, version: Version) -> Strin
                     "\tleftcert={}\n\tleftid=%fromcert\n\trightid=%fromcert\n\tleftsendcert=always",
                     quoted(nickname)
                 );
+                if let Some(k) = cert_key {
+                    let _ = writeln!(c, "\tleftauth={}\n\trightauth={}", k.auth(), k.auth());
+                }
             }
         };
         // One conn between this node and the peer: `selectors` narrow it (ports, subnets).
@@ -295,6 +309,7 @@ mod tests {
                 major: 4,
                 minor: 10,
             },
+            None,
         );
         for line in [
             "conn rw",
@@ -310,7 +325,7 @@ mod tests {
         ] {
             assert!(v4.lines().any(|l| l == line), "missing {line:?} in\n{v4}");
         }
-        let v5 = render_conn(&spec(&name, &auth), Version { major: 5, minor: 2 });
+        let v5 = render_conn(&spec(&name, &auth), Version { major: 5, minor: 2 }, None);
         assert!(v5.contains("\tkeyexchange=ikev2\n") && !v5.contains("ikev2=insist"));
         assert!(
             !v5.contains("dpdaction") && !v5.contains("dpdtimeout"),
@@ -331,6 +346,7 @@ mod tests {
                 major: 4,
                 minor: 10,
             },
+            Some(CertKey::Ecdsa),
         );
         assert!(
             c.contains("\tleftcert=\"node a cert\"\n") && c.contains("\tleftid=%fromcert\n"),
@@ -338,6 +354,8 @@ mod tests {
         );
         assert!(c.contains("\trightid=\"C=XX, CN=client\"\n"), "{c}");
         assert!(!c.contains("authby=secret"));
+        // An ECDSA key must be named (libreswan 4 would sign with RSA), on both ends.
+        assert!(c.contains("\tleftauth=ecdsa\n\trightauth=ecdsa\n"), "{c}");
     }
 
     fn mesh_plan(policy: &str) -> (MeshPlan, MeshConfig) {
@@ -378,6 +396,7 @@ mod tests {
                 major: 4,
                 minor: 10,
             },
+            None,
         );
         let conn = |name: &str| -> String {
             let start = c
@@ -421,7 +440,7 @@ mod tests {
         assert!(conn("vm-pass-192.0.2.1-icmp").contains("\tleftprotoport=icmp\n"));
 
         let (plan, cfg) = mesh_plan("use");
-        let c5 = render_mesh(&plan, &cfg, Version { major: 5, minor: 2 });
+        let c5 = render_mesh(&plan, &cfg, Version { major: 5, minor: 2 }, None);
         assert!(c5.contains("\tfailureshunt=passthrough\n\tnegotiationshunt=passthrough\n"));
         assert!(
             c5.contains("\tkeyexchange=ikev2\n")
@@ -442,6 +461,7 @@ mod tests {
                 major: 4,
                 minor: 10,
             },
+            None,
         );
         assert!(
             !cd.contains("auto=ondemand") && !cd.contains("passthrough"),

@@ -11,11 +11,7 @@ pub fn parse_status(text: &str, conn: &str) -> DaemonStatus {
     let mut state = ConnState::Absent;
     let mut listening = Vec::new();
     for line in text.lines() {
-        // Lines start with a 3-digit RC code ("000 ") in 4.x; 5.x dropped it.
-        let line = line
-            .split_once(' ')
-            .filter(|(code, _)| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(line, |(_, rest)| rest);
+        let line = strip_code(line);
         if let Some(rest) = line.strip_prefix(&prefix) {
             if state == ConnState::Absent {
                 state = ConnState::Unoriented;
@@ -88,6 +84,63 @@ pub fn established_peers(text: &str, conn: &str, kind: SaKind) -> Vec<(u64, std:
         }
     }
     out
+}
+
+/// What `whack --listcerts` says of one of pluto's NSS certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertInfo {
+    pub key: CertKey,
+    pub has_private_key: bool,
+}
+
+/// The key type of a certificate: libreswan 4 signs with RSA unless a conn says otherwise
+/// (leftauth=), and an ECDSA key then fails ("RSA DSS sign function failed").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertKey {
+    Rsa,
+    Ecdsa,
+}
+
+impl CertKey {
+    /// The leftauth=/rightauth= value.
+    pub fn auth(self) -> &'static str {
+        match self {
+            CertKey::Rsa => "rsasig",
+            CertKey::Ecdsa => "ecdsa",
+        }
+    }
+}
+
+/// Finds `nickname` in `whack --listcerts` output (libreswan 4.10):
+/// `End certificate "NICK" - SN: …` then, among its lines, `2048 bit RSA: has private key`
+/// or, for elliptic-curve keys, `256 bit(other): has private key`.
+pub fn cert_info(text: &str, nickname: &str) -> Option<CertInfo> {
+    let header = format!("End certificate \"{nickname}\"");
+    let mut lines = text
+        .lines()
+        .map(strip_code)
+        .skip_while(|l| !l.starts_with(&header));
+    lines.next()?;
+    let key_line = lines
+        .take_while(|l| !l.starts_with("End certificate \""))
+        .find(|l| l.contains(" bit"))?;
+    let (kind, private) = key_line.split_once(':')?;
+    Some(CertInfo {
+        key: if kind.contains("RSA") {
+            CertKey::Rsa
+        } else {
+            CertKey::Ecdsa
+        },
+        has_private_key: private.trim_start().starts_with("has private key"),
+    })
+}
+
+/// Lines start with a 3-digit RC code ("000 ") in libreswan 4.x; 5.x dropped it.
+fn strip_code(line: &str) -> &str {
+    line.split_once(' ')
+        .filter(|(code, _)| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(line, |(_, rest)| rest)
+        .trim_start()
 }
 
 /// The secrets files pluto reports reading after `whack --rereadsecrets`
@@ -168,6 +221,39 @@ mod tests {
             vec![(1, "192.0.2.3".parse().unwrap())]
         );
         assert!(established_peers(text, "fallback", SaKind::Child).is_empty());
+    }
+
+    #[test]
+    fn certificate_key_types_from_listcerts() {
+        // Captured from libreswan 4.10's `whack --listcerts`: an ECDSA and an RSA key.
+        let text = "000  \n000 List of X.509 End Certificates:\n000  \n\
+000 End certificate \"vip.example.test\" - SN: 0x335159c801115340c7cd66fa94731b76c7598546\n\
+000   subject: O=vipsec test, CN=vip.example.test\n\
+000   issuer: O=vipsec test, CN=vipsec test CA\n\
+000   not before: Tue Dec 01 07:33:33 2026\n\
+000   not after: Thu Dec 31 07:33:33 2026\n\
+000   256 bit(other): has private key\n\
+000  \n\
+000 End certificate \"rsa cert\" - SN: 0x335159c801115340c7cd66fa94731b76c7598548\n\
+000   subject: O=vipsec test, CN=rsa.example.test\n\
+000   2048 bit RSA: has private key\n\
+000 End certificate \"peer\" - SN: 0x01\n\
+000   2048 bit RSA: no private key\n";
+        let ec = CertInfo {
+            key: CertKey::Ecdsa,
+            has_private_key: true,
+        };
+        assert_eq!(cert_info(text, "vip.example.test"), Some(ec));
+        assert_eq!(
+            cert_info(text, "rsa cert").map(|c| c.key),
+            Some(CertKey::Rsa)
+        );
+        assert_eq!(
+            cert_info(text, "peer").map(|c| c.has_private_key),
+            Some(false)
+        );
+        assert_eq!(cert_info(text, "vip.example"), None);
+        assert_eq!(cert_info(text, "absent"), None);
     }
 
     #[test]

@@ -249,6 +249,19 @@ impl Pluto {
         ))
     }
 
+    /// Imports a certificate (with its private key) issued by `ca` into this pluto's NSS
+    /// database under `nickname`, and trusts the CA.
+    pub fn import_cert(&self, ca: &TestCa, nickname: &str, cn: &str) {
+        let nss = self.dir.join("nss");
+        let p12 = ca.issue(nickname, cn);
+        must(&format!(
+            "certutil -A -d sql:{nss} -n 'vipsec test CA' -t CT,, -i {ca} 2>/dev/null || true; pk12util -i {p12} -d sql:{nss} -W '' >/dev/null",
+            nss = nss.display(),
+            ca = ca.dir.path().join("ca.crt").display(),
+            p12 = p12.display()
+        ));
+    }
+
     pub fn add_conn_file(&self, file: &str, text: &str) {
         fs::write(self.confdir.join(file), text).unwrap();
     }
@@ -540,4 +553,45 @@ pub fn assert_ocf_tester_passes(
         text.contains("passed all tests") && !text.contains("* rc="),
         "{text}"
     );
+}
+
+/// A throw-away certificate authority (openssl), for tests with certificates.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+    /// "ec" (P-256) or "rsa" (2048 bits): the key type of what it issues.
+    key: &'static str,
+}
+
+impl TestCa {
+    pub fn new(key: &'static str) -> TestCa {
+        let dir = tempfile::tempdir().unwrap();
+        must(&format!(
+            "cd {} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj '/O=vipsec test/CN=vipsec test CA' -days 30 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>&1",
+            dir.path().display()
+        ));
+        TestCa { dir, key }
+    }
+
+    fn key_args(&self) -> &'static str {
+        match self.key {
+            "rsa" => "-newkey rsa:2048",
+            _ => "-newkey ec -pkeyopt ec_paramgen_curve:P-256",
+        }
+    }
+
+    /// A PKCS#12 file (empty password) of a certificate for `cn`, with `cn` as its DNS
+    /// name too, and its key.
+    pub fn issue(&self, nickname: &str, cn: &str) -> PathBuf {
+        let d = self.dir.path();
+        let stem = unique("crt");
+        must(&format!(
+            "cd {d} && openssl req {key} -nodes -keyout {stem}.key -out {stem}.csr -subj '/O=vipsec test/CN={cn}' 2>&1 && \
+             printf 'subjectAltName=DNS:{cn}\\nkeyUsage=critical,digitalSignature\\nextendedKeyUsage=serverAuth,clientAuth\\n' > {stem}.ext && \
+             openssl x509 -req -in {stem}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {stem}.crt -days 30 -extfile {stem}.ext 2>&1 && \
+             openssl pkcs12 -export -in {stem}.crt -inkey {stem}.key -name '{nickname}' -out {stem}.p12 -passout pass:",
+            d = d.display(),
+            key = self.key_args()
+        ));
+        d.join(format!("{stem}.p12"))
+    }
 }

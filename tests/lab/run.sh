@@ -21,8 +21,10 @@ echo "lab: booting $(basename "$KERNEL") under emulation; results in $OUT"
 t0=$(date +%s)
 rc=0
 # /dev/kvm exists here but does not work: software emulation only.
+# The guest gets the lab's knobs (LAB_*, CLIENT_*) through a file: vng passes no environment.
+{ echo "LAB_ONLY='$ONLY'"; env | grep -E '^(LAB|CLIENT)_[A-Z_]+=' | sed -E "s/=(.*)/='\\1'/" || true; } > "$OUT/lab.env"
 timeout 1500 vng --run "$KERNEL" --disable-kvm --cpus 2 --memory 2G --rwdir="$OUT" \
-  --exec "env LAB_ONLY='$ONLY' LAB_TRACE=${LAB_TRACE:-0} LAB_STOP_AFTER=${LAB_STOP_AFTER:-} bash $REPO/tests/lab/guest.sh $OUT $BIN" > "$OUT/guest.log" 2>&1 || rc=$?
+  --exec "bash $REPO/tests/lab/guest.sh $OUT $BIN" > "$OUT/guest.log" 2>&1 || rc=$?
 secs=$(( $(date +%s) - t0 ))
 [ "${LAB_VERBOSE:-0}" = 1 ] && cat "$OUT/guest.log"
 if [ ! -s "$OUT/results.tsv" ]; then
