@@ -184,7 +184,8 @@ fallbacktunnel). Must exist and be a directory.",
         shortdesc: "Tunnel to bring up when this one goes down",
         longdesc: "Name of a conn that stop initiates (asynchronously, inside pluto) after \
 taking the main tunnel down, typically this node's own tunnel toward the VIP on its new \
-node. Must differ from tunnel.",
+node: such a conn comes up once the VIP has left this node (a detached waiter, for up to \
+120 s), and start takes it down again. Must differ from tunnel.",
     },
     Param {
         name: "ctlsocket",
@@ -235,7 +236,9 @@ appears on a command line or in a log.",
         reloadable: false,
         shortdesc: "NSS nickname of this node's certificate (auth=cert)",
         longdesc: "Nickname, in pluto's NSS database, of the certificate (with its private \
-key) this end presents; the local identity is taken from it (leftid=%fromcert).",
+key) this end presents; the local identity is taken from it (leftid=%fromcert). Its key \
+type (RSA or ECDSA, from pluto) sets leftauth/rightauth: peers present the same type. A \
+certificate pluto does not have is refused at start with 5.",
     },
     Param {
         name: "peer_id",
@@ -410,7 +413,8 @@ master secret is derived (HKDF-SHA256, a context of its own) from corosync_authk
         reloadable: false,
         shortdesc: "NSS nickname of this node's certificate (auth=cert)",
         longdesc: "Nickname, in pluto's NSS database, of this node's certificate with its \
-private key; peers then authenticate by the names in their certificates.",
+private key; peers then authenticate by the names in their certificates, with the same key \
+type (RSA or ECDSA) as this one.",
     },
     Param {
         name: "policy",

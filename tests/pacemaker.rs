@@ -27,12 +27,15 @@ fn vip_tunnel_lives_and_recovers_under_pacemaker() {
 
     cluster.must(&format!("pcs resource create vip ocf:heartbeat:IPaddr2 ip={VIP} cidr_netmask=24 nic=v0 op monitor interval=5s"));
     cluster.must(&format!(
-        "pcs resource create tun ocf:vipsec:ipsec tunnel=rw vip={VIP} fallbacktunnel=rw-back confdir={} ctlsocket={} op monitor interval=2s",
+        "pcs resource create tun ocf:vipsec:ipsec tunnel=rw vip={VIP} fallbacktunnel=rw-back confdir={} ctlsocket={} op monitor interval=2s --disabled",
         pluto.confdir.display(),
         pluto.ctlsocket.display()
     ));
     cluster.must("pcs constraint colocation add tun with vip INFINITY");
     cluster.must("pcs constraint order vip then tun");
+    // Created disabled, enabled once constrained: else the cluster may start it before
+    // the VIP (and ban it from the node when that start fails).
+    cluster.must("pcs resource enable tun");
     cluster.wait_role("vip", "Started", minute);
     cluster.wait_role("tun", "Started", minute);
     let oriented = |p: &Pluto| p.whack("--status").contains("\"rw\":     oriented;");

@@ -16,8 +16,17 @@ pub fn run(env: &Env) -> Result<()> {
     if !env.ike.daemon_running() {
         return Err(env.daemon_not_running());
     }
-    // This node holds the VIP (again): a stop's waiter must not bring the fallback up.
+    // This node holds the VIP (again): a stop's waiter must not bring the fallback up,
+    // and this node's own tunnel toward the VIP has no place here any more. It goes before
+    // anything makes pluto re-scan its interfaces: libreswan 4.10's pluto aborts (assertion
+    // in free_host_pair) when --listen finds the VIP back under a fallback that is still
+    // negotiating toward it (seen under Pacemaker: tests/pacemaker.rs).
     fallback::cancel(env);
+    if let Some(fallback) = &env.cfg.fallbacktunnel {
+        if let Err(e) = env.ike.unload(fallback, env.deadline) {
+            log::warn!("fallback tunnel {fallback}: {}", e.reason());
+        }
+    }
     let tunnel = &env.cfg.tunnel;
     let mut state = match env.store.read().ok().flatten() {
         Some(s) if env.ike.status(tunnel, env.deadline)?.conn == ConnState::Oriented => {
@@ -83,13 +92,6 @@ pub fn run(env: &Env) -> Result<()> {
             s
         }
     };
-    if let Some(fallback) = &env.cfg.fallbacktunnel {
-        // Nor has this node's own tunnel toward the VIP a place here any more. Taken down
-        // last: clients waiting for the VIP come first.
-        if let Err(e) = env.ike.unload(fallback, env.deadline) {
-            log::warn!("fallback tunnel {fallback}: {}", e.reason());
-        }
-    }
     // Remember which pluto has the conn: a monitor that finds the same pluto alive and
     // listening on the VIP need not ask it again.
     let instance = env.ike.daemon_instance();

@@ -12,6 +12,7 @@ T_START=$(date +%s.%N)
 . "$HERE/lib.sh"
 . "$HERE/vip.sh"
 . "$HERE/mesh.sh"
+. "$HERE/dnssec.sh"
 : > "$OUT/results.tsv"
 # Every command the lab runs, with timestamps, for a failure's post-mortem.
 if [ "${LAB_TRACE:-0}" = 1 ]; then
@@ -57,6 +58,10 @@ if want mesh; then
   scenario_mesh_rekey
   scenario_mesh_monitor_truth
   mesh_teardown
+fi
+if want dnssec; then
+  [ -s "$LAB/mesh.secret" ] || (umask 077; head -c 48 /dev/urandom > "$LAB/mesh.secret")
+  scenario_dnssec
 fi
 log "done"
 [ -s "$OUT/results.tsv" ] || { echo "no scenario ran" >&2; exit 1; }
