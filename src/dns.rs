@@ -302,3 +302,46 @@ fn system_resolver() -> Result<SocketAddr> {
 pub fn default_anchor() -> PathBuf {
     PathBuf::from(DEFAULT_ANCHOR)
 }
+
+/// The DNS name an IKE identity claims, as pluto prints it: `@host.example.com` (ID_FQDN),
+/// or a certificate's distinguished name whose CN is a host name
+/// (`O=Example, CN=host.example.com`). Addresses, e-mail style identities and DNs whose CN
+/// is no host name claim none (there is no name to check).
+pub fn identity_name(id: &str) -> Option<String> {
+    let id = id.trim().trim_matches('\'');
+    let candidate = if let Some(fqdn) = id.strip_prefix('@') {
+        fqdn.trim_start_matches('@').to_string()
+    } else if id.contains('=') {
+        id.split(',')
+            .map(str::trim)
+            .find_map(|rdn| rdn.strip_prefix("CN=").or_else(|| rdn.strip_prefix("cn=")))?
+            .to_string()
+    } else {
+        return None;
+    };
+    if candidate.contains('@') || !candidate.contains('.') {
+        return None;
+    }
+    crate::mesh::config::parse_dns_name("identity", &candidate).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identity_name;
+
+    #[test]
+    fn names_claimed_by_ike_identities() {
+        assert_eq!(identity_name("@c.lab.test").as_deref(), Some("c.lab.test"));
+        assert_eq!(
+            identity_name("O=vipsec lab, CN=C.Lab.Test").as_deref(),
+            Some("c.lab.test")
+        );
+        assert_eq!(
+            identity_name("'C=CA, ST=Ontario, CN=east.testing.libreswan.org, E=a@b.c'").as_deref(),
+            Some("east.testing.libreswan.org")
+        );
+        for none in ["192.0.2.3", "2001:db8::3", "user@example.com", "O=x, CN=client", "O=x", "@east", ""] {
+            assert_eq!(identity_name(none), None, "{none:?}");
+        }
+    }
+}

@@ -271,10 +271,12 @@ each peer; tunnel encapsulates it in ESP tunnel mode.",
         unique: false,
         reloadable: false,
         shortdesc: "DNSSEC for the peers' names: off, log or require",
-        longdesc: "With peer_id=@NAME, every peer with an established IKE SA must connect \
-from an address that NAME resolves to, with a DNSSEC-validated answer; monitor checks it \
-and, with require, deletes the SA of a peer that fails (and reports failure); log only \
-logs it. Default: require when peer_id is a name or auth=cert, else off.",
+        longdesc: "Every connected peer identified by a DNS name must connect from an \
+address that name resolves to, with a DNSSEC-validated answer: with peer_id=@NAME that \
+NAME; with auth=cert (and no such peer_id) the name in the identity the peer's certificate \
+gave it (an @FQDN, or the CN of its DN). Monitor checks it and, with require, deletes the \
+SA of a peer that fails (and reports failure); log only logs it. Default: require when \
+peer_id is a name or auth=cert, else off.",
     },
     DNSSEC_ANCHOR,
     Param {
@@ -503,8 +505,10 @@ never affected. Other addresses of the node (a VIP, another network) are not gua
         longdesc: "require: a peer given by name gets a conn only if its A/AAAA answers are \
 DNSSEC-validated (secure) from dnssec_anchor; insecure, bogus, expired, missing names and a \
 silent resolver mean no conn (monitor reports the peer, degraded). log: such peers are \
-logged and used anyway. off: the system resolver, unchecked. Default: require when a \
-peer is given by name or auth=cert, else off.",
+logged and used anyway. off: the system resolver, unchecked. With auth=cert, monitor \
+also requires every established SA's certificate name to securely resolve to that peer's \
+address (require: the SA is deleted and the peer reported, degraded). Default: require \
+when a peer is given by name or auth=cert, else off.",
     },
     DNSSEC_ANCHOR,
     Param {

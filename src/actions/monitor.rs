@@ -11,7 +11,8 @@
 use serde::Serialize;
 
 use super::Env;
-use crate::dns::{Checker, DnssecMode};
+use crate::config::Auth;
+use crate::dns::{identity_name, Checker, DnssecMode};
 use crate::error::{Error, Result};
 use crate::ike::{ConnState, SaKind};
 use crate::kernel::addr::AddressLocation;
@@ -156,34 +157,65 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
     Ok(())
 }
 
-/// With peer_id=@NAME, every connected peer must come from an address NAME securely
-/// resolves to. Under require a peer that does not is disconnected (its IKE SA deleted)
-/// and the monitor fails: for the VIP tunnel that peer is the service's whole purpose,
-/// and an impostor holding the tunnel is a failure, not a degradation.
+/// Every connected peer identified by a DNS name must come from an address that name
+/// securely resolves to: with peer_id=@NAME that name; with auth=cert and no such
+/// peer_id, the name in the identity each peer authenticated with (its certificate's,
+/// as pluto reports it: an @FQDN, or a DN's CN). Under require a peer that fails is
+/// disconnected (its IKE SA deleted) and the monitor fails: for the VIP tunnel that peer
+/// is the service's whole purpose, and an impostor holding the tunnel is a failure, not a
+/// degradation.
 fn check_peer_names(env: &Env, found: &mut Findings) -> Result<()> {
     let (cfg, mode) = (env.cfg, env.cfg.dnssec_mode());
-    let Some(name) = cfg.peer_name() else {
-        return Ok(());
-    };
     if mode == DnssecMode::Off {
         return Ok(());
     }
-    let peers = env
-        .ike
-        .established_peers(&cfg.tunnel, SaKind::Ike, env.deadline)?;
-    if peers.is_empty() {
+    // (IKE SA serial, peer address, the name it claims)
+    let claims: Vec<(u64, std::net::IpAddr, String)> = match (cfg.peer_name(), &cfg.auth) {
+        (Some(name), _) => env
+            .ike
+            .established_peers(&cfg.tunnel, SaKind::Ike, env.deadline)?
+            .into_iter()
+            .map(|(serial, addr)| (serial, addr, name.to_string()))
+            .collect(),
+        (None, Auth::Cert(_)) => {
+            let mut claims = Vec::new();
+            let tunnel = cfg.tunnel.as_str();
+            for p in env.ike.peer_identities(env.deadline)? {
+                if p.conn != tunnel {
+                    continue;
+                }
+                let Some(address) = p.address else { continue };
+                match identity_name(&p.id) {
+                    Some(name) => claims.push((p.ike_serial, address, name)),
+                    None => log::debug!(
+                        "peer {address} authenticated as {:?}, which names no host: no DNS check",
+                        p.id
+                    ),
+                }
+            }
+            // One IKE SA may carry several Child SAs: one verdict each.
+            claims.sort();
+            claims.dedup();
+            claims
+        }
+        (None, _) => return Ok(()),
+    };
+    if claims.is_empty() {
         return Ok(());
     }
     let mut checker = Checker::new(&cfg.dnssec_anchor, cfg.resolver, env.deadline)?;
     let mut refused = Vec::new();
-    for (serial, addr) in peers {
-        let verdict = checker.check(name, addr, env.deadline);
+    let mut deleted = std::collections::BTreeSet::new();
+    for (serial, addr, name) in claims {
+        let verdict = checker.check(&name, addr, env.deadline);
         if verdict.accepted {
             continue;
         }
         let what = format!("peer {addr} presented @{name}, but {}", verdict.reason);
         if mode == DnssecMode::Require {
-            env.ike.delete_state(serial, env.deadline)?;
+            if deleted.insert(serial) {
+                env.ike.delete_state(serial, env.deadline)?;
+            }
             refused.push(format!("{what}; its IKE SA #{serial} was deleted"));
         } else {
             found.warnings.push(format!("{what} (dnssec=log: kept)"));

@@ -9,9 +9,12 @@ use super::libreswan_conf::{
     render_conn, render_mesh, render_mesh_secrets, render_psk_secret, Version,
 };
 use super::libreswan_status::{
-    cert_info, established_peers, parse_status, secrets_files_loaded, CertInfo, CertKey,
+    cert_info, established_peers, parse_status, peer_identities, secrets_files_loaded, CertInfo,
+    CertKey,
 };
-use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend, SaKind};
+use super::{
+    ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend, PeerIdentity, SaKind,
+};
 use crate::config::{Auth, ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;
@@ -381,6 +384,15 @@ impl IkeBackend for Libreswan {
     ) -> Result<Vec<(u64, std::net::IpAddr)>> {
         let out = self.run("whack", &[OsStr::new("--showstates")], deadline)?;
         Ok(established_peers(&out.stdout, conn.as_str(), kind))
+    }
+
+    fn peer_identities(&self, deadline: Instant) -> Result<Vec<PeerIdentity>> {
+        let traffic = self.run("whack", &[OsStr::new("--trafficstatus")], deadline)?;
+        if !traffic.stdout.contains("id='") {
+            return Ok(Vec::new());
+        }
+        let states = self.run("whack", &[OsStr::new("--showstates")], deadline)?;
+        Ok(peer_identities(&traffic.stdout, &states.stdout))
     }
 
     fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()> {

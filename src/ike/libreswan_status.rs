@@ -86,6 +86,63 @@ pub fn established_peers(text: &str, conn: &str, kind: SaKind) -> Vec<(u64, std:
     out
 }
 
+/// The identity (as pluto prints it) each peer authenticated with, per established Child
+/// SA in `whack --trafficstatus`:
+/// `006 #2: "rw"[1] 192.0.2.3, type=ESP, add_time=…, maxBytes=2^63B, id='O=Lab, CN=c.lab.test'`,
+/// with its conn (instances `rw[N]` count as `rw`), and the serial of the IKE SA it belongs
+/// to, from `whack --showstates` (`…; IKE SA #1; idle;`).
+pub fn peer_identities(trafficstatus: &str, showstates: &str) -> Vec<super::PeerIdentity> {
+    let mut out = Vec::new();
+    for line in trafficstatus.lines().map(strip_code) {
+        let Some((head, id)) = line.split_once(", id='") else {
+            continue;
+        };
+        let id = id.strip_suffix('\'').unwrap_or(id).to_string();
+        let mut words = head.split_whitespace();
+        let Some(serial) = words
+            .next()
+            .and_then(|w| w.strip_prefix('#')?.strip_suffix(':')?.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let Some(name) = words.next() else { continue };
+        let Some(conn) = name
+            .trim_end_matches(',')
+            .split('[')
+            .next()
+            .and_then(|q| q.strip_prefix('"')?.strip_suffix('"'))
+        else {
+            continue;
+        };
+        // Instances name their peer next ("rw"[1] 192.0.2.3,); a conn with a fixed peer
+        // does not (its peer is the conn's right=).
+        let address = words
+            .next()
+            .and_then(|w| w.trim_end_matches(',').parse().ok());
+        let ike_serial = parent_of(showstates, serial).unwrap_or(serial);
+        out.push(super::PeerIdentity {
+            conn: conn.to_string(),
+            ike_serial,
+            address,
+            id,
+        });
+    }
+    out
+}
+
+/// The IKE SA a Child SA belongs to (`#2: … ; IKE SA #1; …` in `whack --showstates`).
+fn parent_of(showstates: &str, child: u64) -> Option<u64> {
+    let prefix = format!("#{child}: ");
+    showstates
+        .lines()
+        .map(strip_code)
+        .filter(|l| l.starts_with(&prefix))
+        .find_map(|l| {
+            let rest = &l[l.find("IKE SA #")? + "IKE SA #".len()..];
+            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+}
+
 /// What `whack --listcerts` says of one of pluto's NSS certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CertInfo {
@@ -221,6 +278,36 @@ mod tests {
             vec![(1, "192.0.2.3".parse().unwrap())]
         );
         assert!(established_peers(text, "fallback", SaKind::Child).is_empty());
+    }
+
+    #[test]
+    fn identities_of_peers_with_child_sas() {
+        // #2 and its showstates lines as captured from libreswan 4.10 in tests/lab (5b).
+        let traffic = "006 #2: \"rw\"[1] 192.0.2.3, type=ESP, add_time=1764576000, inBytes=84, outBytes=84, maxBytes=2^63B, id='O=vipsec lab, CN=c.lab.test'\n\
+006 #4: \"rw\"[2] 2001:db8::7, type=ESP, add_time=1764576001, inBytes=0, outBytes=0, maxBytes=2^63B, id='@x.lab.test'\n\
+006 #6: \"rw-b\"[1] 192.0.2.9, type=ESP, add_time=1764576001, inBytes=0, outBytes=0, maxBytes=2^63B, id='@y.lab.test'\n\
+006 #8: \"vm-192.0.2.2\", type=ESP, add_time=1764576002, inBytes=0, outBytes=0, maxBytes=2^63B, id='O=vipsec lab, CN=b.lab.test'\n";
+        let states = "000 #1: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest; idle;\n\
+000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); newest; eroute owner; IKE SA #1; idle;\n\
+000 #7: \"vm-192.0.2.2\":500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest; idle;\n\
+000 #8: \"vm-192.0.2.2\":500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); newest; IKE SA #7; idle;\n";
+        let all = peer_identities(traffic, states);
+        assert_eq!(all.len(), 4, "{all:?}");
+        // A conn with a fixed peer: pluto names no address (the conn's right= is it).
+        assert_eq!(
+            (all[3].conn.as_str(), all[3].ike_serial, all[3].address),
+            ("vm-192.0.2.2", 7, None)
+        );
+        let ids: Vec<_> = all.into_iter().filter(|p| p.conn == "rw").collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_eq!(
+            (ids[0].ike_serial, ids[0].address, ids[0].id.as_str()),
+            (1, "192.0.2.3".parse().ok(), "O=vipsec lab, CN=c.lab.test")
+        );
+        assert_eq!(
+            (ids[1].ike_serial, ids[1].address, ids[1].id.as_str()),
+            (4, "2001:db8::7".parse().ok(), "@x.lab.test")
+        );
     }
 
     #[test]

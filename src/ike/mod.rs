@@ -67,6 +67,20 @@ pub struct GeneratedFiles {
     pub secrets: PathBuf,
 }
 
+/// The identity a peer authenticated with, as the IKE daemon reports it, for one of a
+/// conn's established Child SAs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The conn (for a template's instances, the template's name).
+    pub conn: String,
+    /// The IKE SA carrying it (deleting it disconnects the peer).
+    pub ike_serial: u64,
+    /// The peer's address, when the daemon names it (instances of a road-warrior conn);
+    /// for a conn with a fixed peer it is that conn's peer.
+    pub address: Option<IpAddr>,
+    pub id: String,
+}
+
 pub trait IkeBackend: Sync {
     /// The daemon's tools are installed (OCF_ERR_INSTALLED otherwise).
     fn check_installed(&self) -> Result<()>;
@@ -128,6 +142,8 @@ pub trait IkeBackend: Sync {
         kind: SaKind,
         deadline: Instant,
     ) -> Result<Vec<(u64, IpAddr)>>;
+    /// The identities the peers of all established Child SAs authenticated with.
+    fn peer_identities(&self, deadline: Instant) -> Result<Vec<PeerIdentity>>;
     /// Deletes one IKE SA (and its Child SAs), notifying the peer.
     fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()>;
 }

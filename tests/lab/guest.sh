@@ -62,6 +62,9 @@ fi
 if want dnssec; then
   [ -s "$LAB/mesh.secret" ] || (umask 077; head -c 48 /dev/urandom > "$LAB/mesh.secret")
   scenario_dnssec
+  scenario_vip_cert_names
+  scenario_mesh_cert_names
+  kill "$NAMED_PID" 2>/dev/null; wait "$NAMED_PID" 2>/dev/null || true
 fi
 log "done"
 [ -s "$OUT/results.tsv" ] || { echo "no scenario ran" >&2; exit 1; }

@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 use crate::ike::ConnState;
 use crate::kernel::guard;
 use crate::kernel::xfrm::{self, XfrmView};
-use crate::mesh::config::Policy;
+use std::collections::BTreeMap;
+
+use crate::dns::{identity_name, Checker, DnssecMode};
+use crate::mesh::config::{MeshAuth, Policy};
 use crate::mesh::corosync::PeerSource;
 use crate::state::LockKind;
 
@@ -254,11 +257,13 @@ fn check(
         // Switched off on purpose: traffic goes in clear, and that is what was asked for.
         return Ok(());
     }
+    let refused = check_certificate_names(env, &state, peers)?;
     let mut down: Vec<String> = peers
         .iter()
-        .filter(|p| !p.sa)
+        .filter(|p| !p.sa && !refused.iter().any(|(a, _)| *a == p.peer))
         .map(|p| p.listed_as.clone())
         .collect();
+    down.extend(refused.into_iter().map(|(_, why)| why));
     down.extend(skipped.iter().map(|s| format!("{} ({})", s.peer, s.reason)));
     if !down.is_empty() {
         return Err(Error::Degraded(format!(
@@ -268,4 +273,70 @@ fn check(
         )));
     }
     Ok(())
+}
+
+/// With auth=cert any certificate of the mesh's CA is accepted from any peer address
+/// (rightid=%fromcert), so a node could present its own valid certificate from another
+/// node's address. Each established SA's identity (its certificate's name, as pluto
+/// reports it) must therefore securely resolve to the address the SA is with. Under
+/// require a peer that fails is disconnected (its IKE SA deleted) and named: one peer of
+/// a mesh is degraded, not this node's failure. Returns those peers.
+fn check_certificate_names(
+    env: &MeshEnv,
+    state: &MeshState,
+    peers: &mut [PeerReport],
+) -> Result<Vec<(IpAddr, String)>> {
+    let mode = env.cfg.dnssec.unwrap_or(DnssecMode::Require);
+    if !matches!(env.cfg.auth, MeshAuth::Cert { .. }) || mode == DnssecMode::Off {
+        return Ok(Vec::new());
+    }
+    let conns: BTreeMap<&str, IpAddr> = state
+        .plan
+        .peers
+        .iter()
+        .flat_map(|p| p.conns.iter().map(move |c| (c.as_str(), p.address)))
+        .collect();
+    let mut claims: Vec<(u64, IpAddr, String)> = env
+        .ike
+        .peer_identities(env.deadline)?
+        .into_iter()
+        .filter_map(|p| {
+            // The mesh's conns each have one peer: the plan says which.
+            let peer = *conns.get(p.conn.as_str())?;
+            if p.address.is_some_and(|a| a != peer) {
+                return None;
+            }
+            Some((p.ike_serial, peer, identity_name(&p.id)?))
+        })
+        .collect();
+    claims.sort();
+    claims.dedup();
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut checker = Checker::new(&env.cfg.dnssec_anchor, env.cfg.resolver, env.deadline)?;
+    let names: Vec<String> = claims.iter().map(|(_, _, n)| n.clone()).collect();
+    checker.lookup_all(&names, env.deadline);
+    let mut refused = Vec::new();
+    let mut deleted = std::collections::BTreeSet::new();
+    for (serial, addr, name) in claims {
+        let verdict = checker.check(&name, addr, env.deadline);
+        if verdict.accepted {
+            continue;
+        }
+        let what = format!("peer {addr} presented {name}, but {}", verdict.reason);
+        if mode == DnssecMode::Require {
+            if deleted.insert(serial) {
+                env.ike.delete_state(serial, env.deadline)?;
+            }
+            log::warn!("{what}; its IKE SA #{serial} was deleted");
+            for p in peers.iter_mut().filter(|p| p.peer == addr) {
+                p.sa = false;
+            }
+            refused.push((addr, format!("{addr} (refused by DNSSEC: {what})")));
+        } else {
+            log::warn!("{what} (dnssec=log: kept)");
+        }
+    }
+    Ok(refused)
 }
