@@ -340,7 +340,15 @@ mod tests {
             identity_name("'C=CA, ST=Ontario, CN=east.testing.libreswan.org, E=a@b.c'").as_deref(),
             Some("east.testing.libreswan.org")
         );
-        for none in ["192.0.2.3", "2001:db8::3", "user@example.com", "O=x, CN=client", "O=x", "@east", ""] {
+        for none in [
+            "192.0.2.3",
+            "2001:db8::3",
+            "user@example.com",
+            "O=x, CN=client",
+            "O=x",
+            "@east",
+            "",
+        ] {
             assert_eq!(identity_name(none), None, "{none:?}");
         }
     }

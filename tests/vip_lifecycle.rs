@@ -593,3 +593,78 @@ fn generated_cert_conn_authenticates_with_an_ecdsa_certificate() {
     }
     expect(&lab.ocf("stop", &params), 0, "stop");
 }
+
+/// A fallback toward the VIP itself (this node's own tunnel to the VIP's next home)
+/// cannot be oriented while the VIP is still here, as it is when Pacemaker stops the
+/// tunnel: stop leaves a waiter that initiates it once the VIP has gone, and a start in
+/// between ends the waiter and takes the fallback down.
+#[test]
+fn fallback_toward_the_vip_comes_up_once_the_vip_has_left() {
+    const VIP: &str = "203.0.113.20";
+    let lab = Lab::new(VIP);
+    // The node's own address stays when the VIP (the subnet's first address) goes.
+    must(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.conf.v0.promote_secondaries=1",
+        lab.ns.name
+    ));
+    lab.add_vip();
+    lab.ns.ip("addr add 203.0.113.21/24 dev v0");
+    lab.pluto.add_conn_file(
+        "back.conf",
+        &format!("conn back\n\tleft=203.0.113.21\n\tright={VIP}\n\tauthby=secret\n\tikev2=yes\n\tauto=ignore\n"),
+    );
+    lab.pluto
+        .add_conn_file("rw.conf", &Lab::road_warrior_conn("rw", VIP));
+    let fb = [("OCF_RESKEY_fallbacktunnel", "back")];
+    let waiter = lab.state_dir.join("vipsec-vip-tunnel.fallback-waiter");
+    let wait_until = |what: &str, ok: &dyn Fn() -> bool| {
+        let t0 = std::time::Instant::now();
+        while !ok() {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(15),
+                "timed out waiting for {what}\npluto log:\n{}",
+                lab.pluto.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+
+    expect(&lab.ocf("start", &fb), 0, "start");
+    let t0 = std::time::Instant::now();
+    expect(&lab.ocf("stop", &fb), 0, "stop with the VIP still here");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "stop waited for the VIP to leave"
+    );
+    wait_until("the waiter to record itself", &|| waiter.exists());
+    assert!(
+        !lab.pluto.whack("--showstates").contains("\"back\""),
+        "the fallback was initiated toward a local address"
+    );
+
+    // The VIP comes back to this node before leaving: start ends the waiter and the
+    // fallback.
+    expect(&lab.ocf("start", &fb), 0, "start again");
+    assert!(!waiter.exists(), "start left the waiter");
+    assert!(
+        !lab.pluto.whack("--status").contains("\"back\":"),
+        "start left the fallback loaded"
+    );
+
+    // Stop, then the VIP leaves (Pacemaker's order): the fallback is initiated.
+    expect(&lab.ocf("stop", &fb), 0, "stop");
+    wait_until("the waiter to record itself", &|| waiter.exists());
+    lab.del_vip();
+    wait_until("the fallback to be initiated", &|| {
+        lab.pluto.whack("--showstates").contains("\"back\"")
+    });
+    wait_until("the waiter to finish", &|| !waiter.exists());
+    assert!(
+        lab.pluto
+            .whack("--status")
+            .contains("\"back\":     oriented;"),
+        "{}",
+        lab.pluto.whack("--status")
+    );
+    expect(&lab.ocf("monitor", &fb), 7, "monitor after stop");
+}

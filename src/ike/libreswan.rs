@@ -12,9 +12,7 @@ use super::libreswan_status::{
     cert_info, established_peers, parse_status, peer_identities, secrets_files_loaded, CertInfo,
     CertKey,
 };
-use super::{
-    ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend, PeerIdentity, SaKind,
-};
+use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend, PeerIdentity, SaKind};
 use crate::config::{Auth, ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;

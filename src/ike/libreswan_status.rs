@@ -139,7 +139,10 @@ fn parent_of(showstates: &str, child: u64) -> Option<u64> {
         .filter(|l| l.starts_with(&prefix))
         .find_map(|l| {
             let rest = &l[l.find("IKE SA #")? + "IKE SA #".len()..];
-            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
         })
 }
 

@@ -54,6 +54,7 @@ if want vip || want_named dpd || want_named fallback; then
 fi
 if want mesh; then
   mesh_setup
+  scenario_mesh_rollout
   scenario_mesh_require
   scenario_mesh_rekey
   scenario_mesh_monitor_truth
