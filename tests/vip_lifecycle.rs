@@ -339,13 +339,7 @@ fn generated_psk_conn_negotiates_ike_with_a_real_client() {
         &format!("conn c\n\tleft=192.0.2.41\n\tleftid=@client.example.test\n\tright={VIP}\n\trightid={VIP}\n\tauthby=secret\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n"),
     );
     cpluto.whack("--rereadsecrets");
-    must(&format!(
-        "ip netns exec {} ipsec auto --ctlsocket {} --config {}/c.conf --add c",
-        client.name,
-        cpluto.ctlsocket.display(),
-        cpluto.confdir.display()
-    ));
-    cpluto.whack("--name c --initiate --asynchronous");
+    cpluto.add_and_initiate("c.conf", "c");
     let t0 = std::time::Instant::now();
     loop {
         let (c, a) = (
@@ -429,13 +423,7 @@ fn dnssec_checks_the_address_peers_connect_from() {
             client.name,
             cpluto.ctlsocket.display()
         ));
-        must(&format!(
-            "ip netns exec {} ipsec auto --ctlsocket {} --config {}/c.conf --add c",
-            client.name,
-            cpluto.ctlsocket.display(),
-            cpluto.confdir.display()
-        ));
-        cpluto.whack("--name c --initiate --asynchronous");
+        cpluto.add_and_initiate("c.conf", "c");
         let t0 = std::time::Instant::now();
         while !lab
             .pluto
@@ -563,13 +551,7 @@ fn generated_cert_conn_authenticates_with_an_ecdsa_certificate() {
         "c.conf",
         &format!("conn c\n\tleft=192.0.2.51\n\tleftcert=client\n\tleftid=%fromcert\n\tleftauth=ecdsa\n\tright={VIP}\n\trightid=%fromcert\n\trightauth=ecdsa\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n"),
     );
-    must(&format!(
-        "ip netns exec {} ipsec auto --ctlsocket {} --config {}/c.conf --add c",
-        client.name,
-        cpluto.ctlsocket.display(),
-        cpluto.confdir.display()
-    ));
-    cpluto.whack("--name c --initiate --asynchronous");
+    cpluto.add_and_initiate("c.conf", "c");
     // This kernel has no ESP, so the Child SA (and with it the IKE SA) fails right after;
     // the IKE SA's authentication, both ways, is what is asserted.
     let t0 = std::time::Instant::now();

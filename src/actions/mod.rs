@@ -4,6 +4,7 @@
 pub mod fallback;
 pub mod mesh;
 pub mod monitor;
+pub mod peer_names;
 pub mod reload;
 pub mod start;
 pub mod stop;

@@ -10,9 +10,10 @@
 
 use serde::Serialize;
 
+use super::peer_names::{self, Claim};
 use super::Env;
 use crate::config::Auth;
-use crate::dns::{identity_name, Checker, DnssecMode};
+use crate::dns::{identity_name, DnssecMode};
 use crate::error::{Error, Result};
 use crate::ike::{ConnState, SaKind};
 use crate::kernel::addr::AddressLocation;
@@ -169,61 +170,56 @@ fn check_peer_names(env: &Env, found: &mut Findings) -> Result<()> {
     if mode == DnssecMode::Off {
         return Ok(());
     }
-    // (IKE SA serial, peer address, the name it claims)
-    let claims: Vec<(u64, std::net::IpAddr, String)> = match (cfg.peer_name(), &cfg.auth) {
+    let claims: Vec<Claim> = match (cfg.peer_name(), &cfg.auth) {
         (Some(name), _) => env
             .ike
             .established_peers(&cfg.tunnel, SaKind::Ike, env.deadline)?
             .into_iter()
-            .map(|(serial, addr)| (serial, addr, name.to_string()))
+            .map(|(ike_serial, address)| Claim {
+                ike_serial,
+                address,
+                name: name.to_string(),
+                shown: format!("@{name}"),
+            })
             .collect(),
         (None, Auth::Cert(_)) => {
-            let mut claims = Vec::new();
             let tunnel = cfg.tunnel.as_str();
+            let mut claims = Vec::new();
             for p in env.ike.peer_identities(env.deadline)? {
-                if p.conn != tunnel {
+                let Some(address) = p.address.filter(|_| p.conn == tunnel) else {
                     continue;
-                }
-                let Some(address) = p.address else { continue };
+                };
                 match identity_name(&p.id) {
-                    Some(name) => claims.push((p.ike_serial, address, name)),
+                    Some(name) => claims.push(Claim {
+                        ike_serial: p.ike_serial,
+                        address,
+                        shown: name.clone(),
+                        name,
+                    }),
                     None => log::debug!(
                         "peer {address} authenticated as {:?}, which names no host: no DNS check",
                         p.id
                     ),
                 }
             }
-            // One IKE SA may carry several Child SAs: one verdict each.
-            claims.sort();
-            claims.dedup();
             claims
         }
         (None, _) => return Ok(()),
     };
-    if claims.is_empty() {
-        return Ok(());
-    }
-    let mut checker = Checker::new(&cfg.dnssec_anchor, cfg.resolver, env.deadline)?;
-    let mut refused = Vec::new();
-    let mut deleted = std::collections::BTreeSet::new();
-    for (serial, addr, name) in claims {
-        let verdict = checker.check(&name, addr, env.deadline);
-        if verdict.accepted {
-            continue;
-        }
-        let what = format!("peer {addr} presented @{name}, but {}", verdict.reason);
-        if mode == DnssecMode::Require {
-            if deleted.insert(serial) {
-                env.ike.delete_state(serial, env.deadline)?;
-            }
-            refused.push(format!("{what}; its IKE SA #{serial} was deleted"));
-        } else {
-            found.warnings.push(format!("{what} (dnssec=log: kept)"));
-        }
-    }
-    match refused.is_empty() {
-        true => Ok(()),
-        false => Err(Error::Generic(refused.join("; "))),
+    let outcome = peer_names::judge(
+        env.ike,
+        &cfg.dnssec_anchor,
+        cfg.resolver,
+        mode,
+        claims,
+        env.deadline,
+    )?;
+    found.warnings.extend(outcome.tolerated);
+    if outcome.refused.is_empty() {
+        Ok(())
+    } else {
+        let refused: Vec<String> = outcome.refused.into_iter().map(|r| r.what).collect();
+        Err(Error::Generic(refused.join("; ")))
     }
 }
 

@@ -262,6 +262,17 @@ impl Pluto {
         ));
     }
 
+    /// Loads conn `name` from `file` in confdir and initiates it, without waiting.
+    pub fn add_and_initiate(&self, file: &str, name: &str) {
+        must(&format!(
+            "ip netns exec {} ipsec auto --ctlsocket {} --config {}/{file} --add {name}",
+            self.netns,
+            self.ctlsocket.display(),
+            self.confdir.display()
+        ));
+        self.whack(&format!("--name {name} --initiate --asynchronous"));
+    }
+
     pub fn add_conn_file(&self, file: &str, text: &str) {
         fs::write(self.confdir.join(file), text).unwrap();
     }

@@ -14,7 +14,8 @@ use crate::kernel::guard;
 use crate::kernel::xfrm::{self, XfrmView};
 use std::collections::BTreeMap;
 
-use crate::dns::{identity_name, Checker, DnssecMode};
+use crate::actions::peer_names::{self, Claim};
+use crate::dns::{identity_name, DnssecMode};
 use crate::mesh::config::{MeshAuth, Policy};
 use crate::mesh::corosync::PeerSource;
 use crate::state::LockKind;
@@ -296,47 +297,46 @@ fn check_certificate_names(
         .iter()
         .flat_map(|p| p.conns.iter().map(move |c| (c.as_str(), p.address)))
         .collect();
-    let mut claims: Vec<(u64, IpAddr, String)> = env
+    let claims: Vec<Claim> = env
         .ike
         .peer_identities(env.deadline)?
         .into_iter()
         .filter_map(|p| {
             // The mesh's conns each have one peer: the plan says which.
-            let peer = *conns.get(p.conn.as_str())?;
-            if p.address.is_some_and(|a| a != peer) {
+            let address = *conns.get(p.conn.as_str())?;
+            if p.address.is_some_and(|a| a != address) {
                 return None;
             }
-            Some((p.ike_serial, peer, identity_name(&p.id)?))
+            let name = identity_name(&p.id)?;
+            Some(Claim {
+                ike_serial: p.ike_serial,
+                address,
+                shown: name.clone(),
+                name,
+            })
         })
         .collect();
-    claims.sort();
-    claims.dedup();
-    if claims.is_empty() {
-        return Ok(Vec::new());
+    let outcome = peer_names::judge(
+        env.ike,
+        &env.cfg.dnssec_anchor,
+        env.cfg.resolver,
+        mode,
+        claims,
+        env.deadline,
+    )?;
+    for w in &outcome.tolerated {
+        log::warn!("{w}");
     }
-    let mut checker = Checker::new(&env.cfg.dnssec_anchor, env.cfg.resolver, env.deadline)?;
-    let names: Vec<String> = claims.iter().map(|(_, _, n)| n.clone()).collect();
-    checker.lookup_all(&names, env.deadline);
     let mut refused = Vec::new();
-    let mut deleted = std::collections::BTreeSet::new();
-    for (serial, addr, name) in claims {
-        let verdict = checker.check(&name, addr, env.deadline);
-        if verdict.accepted {
-            continue;
+    for r in outcome.refused {
+        log::warn!("{}", r.what);
+        for p in peers.iter_mut().filter(|p| p.peer == r.address) {
+            p.sa = false;
         }
-        let what = format!("peer {addr} presented {name}, but {}", verdict.reason);
-        if mode == DnssecMode::Require {
-            if deleted.insert(serial) {
-                env.ike.delete_state(serial, env.deadline)?;
-            }
-            log::warn!("{what}; its IKE SA #{serial} was deleted");
-            for p in peers.iter_mut().filter(|p| p.peer == addr) {
-                p.sa = false;
-            }
-            refused.push((addr, format!("{addr} (refused by DNSSEC: {what})")));
-        } else {
-            log::warn!("{what} (dnssec=log: kept)");
-        }
+        refused.push((
+            r.address,
+            format!("{} (refused by DNSSEC: {})", r.address, r.what),
+        ));
     }
     Ok(refused)
 }
