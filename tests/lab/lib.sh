@@ -129,6 +129,20 @@ done_scenario() {
   log "=== $SCEN: $result"
 }
 
+# ping_start LOG HOST DEST: ping every 0.1 s with timestamps, in the background; PING_PID
+# is ping itself (not a subshell: a background job here ignores SIGINT, and killing a
+# subshell would leave ping running).
+ping_start() {
+  ip netns exec "lab-$2" ping -D -i 0.1 -W 1 "$3" > "$1" 2>&1 &
+  PING_PID=$!
+  BG_PIDS+=($PING_PID)
+}
+# Requests without a reply among those up to the last one answered (icmp_seq from 1).
+ping_lost() {
+  awk -F'icmp_seq=' '/bytes from/ { split($2, a, " "); n = a[1] + 0; seen[n] = 1; if (n > max) max = n }
+    END { lost = 0; for (i = 1; i <= max; i++) if (!(i in seen)) lost++; print lost + 0 }' "$1"
+}
+
 # Largest gap (s) between consecutive replies on a `ping -D` log, from time FROM on.
 ping_gap() {
   awk -v from="$2" -F'[][]' '/bytes from/ { t=$2+0; if (t >= from) { if (last) { g=t-last; if (g>max) max=g } } last=t }

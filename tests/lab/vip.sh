@@ -120,8 +120,7 @@ scenario_vip_on_a() {
 failover() {
   local from=$1 to=$2 label=$3
   local plog=$LAB/ping-$label.log
-  on c ping -D -i 0.1 -W 1 $VIP > "$plog" 2>&1 & local pp=$!
-  BG_PIDS+=($pp)
+  ping_start "$plog" c $VIP; local pp=$PING_PID
   sleep 1
   cap_start "fo-$label" c
   local t0; t0=$(now)
@@ -178,8 +177,7 @@ scenario_crash_failover() {
   scenario "2b failover B->A after B died (no delete)"
   whack a --name fallback --delete >/dev/null 2>&1 || true
   local plog=$LAB/ping-crash.log
-  on c ping -D -i 0.1 -W 1 $VIP > "$plog" 2>&1 & local pp=$!
-  BG_PIDS+=($pp)
+  ping_start "$plog" c $VIP; local pp=$PING_PID
   sleep 1
   cap_start crash c
   local t0; t0=$(now)
