@@ -79,9 +79,12 @@ cap_start() {
   local name=$1 h=$2; shift 2
   on "$h" tcpdump -U -n -i eth0 -Q out -w "$LAB/$name.pcap" "$@" >/dev/null 2>&1 &
   eval "CAP_${name//-/_}=$!"
-  # tcpdump needs a moment to attach under emulation
+  # tcpdump needs a moment to attach under emulation: its file header comes first, the
+  # capture a little later (a transfer right after the header was seen once went
+  # uncounted).
   local i
   for i in $(seq 50); do [ -s "$LAB/$name.pcap" ] && break; sleep 0.1; done
+  sleep 0.5
 }
 cap_stop() {
   local pid; eval "pid=\$CAP_${1//-/_}"
