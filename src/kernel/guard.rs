@@ -161,16 +161,21 @@ pub fn installed(locals: &[IpAddr], deadline: Instant) -> Result<Vec<Rule>> {
 pub fn apply(locals: &[IpAddr], desired: &[Rule], deadline: Instant) -> Result<(usize, usize)> {
     let present: HashSet<Rule> = installed(locals, deadline)?.into_iter().collect();
     let wanted: HashSet<&Rule> = desired.iter().collect();
-    let add: Vec<Rule> = desired
+    // Allows go in before the blocks they carve holes in, and blocks come out before
+    // their allows: otherwise, for a moment, a start drops the peers' and the excluded
+    // traffic (the lab's rollout lost a ping to it).
+    let mut add: Vec<Rule> = desired
         .iter()
         .filter(|r| !present.contains(*r))
         .cloned()
         .collect();
-    let remove: Vec<Rule> = present
+    add.sort_by_key(|r| !r.allow);
+    let mut remove: Vec<Rule> = present
         .iter()
         .filter(|r| !wanted.contains(r))
         .cloned()
         .collect();
+    remove.sort_by_key(|r| r.allow);
     if add.is_empty() && remove.is_empty() {
         return Ok((0, 0));
     }
