@@ -39,7 +39,8 @@ pub struct Prepared<'a> {
     fallback: &'a ConnName,
     /// The load's error, if it failed.
     load_error: Option<Error>,
-    oriented: bool,
+    /// The daemon can negotiate it from this node now (its local end is here).
+    ready: bool,
 }
 
 /// Stop's first half (main conn still up): loads the fallback, so it is there even if
@@ -51,15 +52,15 @@ pub fn prepare<'a>(env: &Env, fallback: &'a ConnName) -> Prepared<'a> {
         ConnSource::Confdir(&env.cfg.confdir),
         env.deadline,
     );
-    let oriented = loaded.is_ok()
+    let ready = loaded.is_ok()
         && matches!(
-            env.ike.status(fallback, env.deadline).map(|s| s.conn),
-            Ok(ConnState::Oriented)
+            env.ike.conn_state(fallback, env.deadline),
+            Ok(ConnState::Ready)
         );
     Prepared {
         fallback,
         load_error: loaded.err(),
-        oriented,
+        ready,
     }
 }
 
@@ -69,7 +70,7 @@ pub fn prepare<'a>(env: &Env, fallback: &'a ConnName) -> Prepared<'a> {
 /// node fenced.
 pub fn finish(env: &Env, prepared: Prepared) {
     let fallback = prepared.fallback;
-    if prepared.oriented {
+    if prepared.ready {
         match env.ike.initiate_async(fallback, env.deadline) {
             Ok(()) => log::info!("initiating fallback tunnel {fallback}"),
             Err(e) => log::warn!("fallback tunnel {fallback}: {}", e.reason()),
@@ -88,7 +89,10 @@ pub fn finish(env: &Env, prepared: Prepared) {
         Ok(None) => {
             let why = match prepared.load_error {
                 Some(e) => e.reason().to_string(),
-                None => "pluto cannot orient it on this node".to_string(),
+                None => format!(
+                    "{} cannot negotiate it from this node",
+                    env.ike.daemon_name()
+                ),
             };
             log::warn!("fallback tunnel {fallback} not started: {why}");
         }
@@ -209,11 +213,11 @@ pub fn wait_then_bring_up(env: &Env) -> Result<()> {
         return Ok(());
     }
     let _ = fs::remove_file(waiter_file(env));
-    // pluto orients conns against the interfaces it knows: re-scan first, now that the
-    // VIP is gone, then load the fallback again (it was unoriented) and initiate it.
+    // The daemon binds conns to the addresses it knows: re-scan first, now that the VIP
+    // is gone, then load the fallback again (it could not be served before) and initiate it.
     let up = env
         .ike
-        .listen(deadline)
+        .rescan_addresses(deadline)
         .and_then(|()| {
             env.ike
                 .load(fallback, ConnSource::Confdir(&env.cfg.confdir), deadline)

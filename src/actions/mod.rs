@@ -49,8 +49,9 @@ impl Env<'_> {
 
     pub fn daemon_not_running(&self) -> Error {
         Error::Generic(format!(
-            "pluto is not running (no answer on {}); start the ipsec service, or set ctlsocket to the running pluto's socket",
-            self.cfg.ctlsocket.display()
+            "{name} is not running (no answer on {}); start the ipsec service, or set ctlsocket to the running {name}'s socket",
+            self.cfg.ctlsocket.display(),
+            name = self.ike.daemon_name()
         ))
     }
 }

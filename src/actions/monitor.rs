@@ -1,4 +1,4 @@
-//! monitor: three honest states. 0: started, VIP here, conn loaded and oriented.
+//! monitor: three honest states. 0: started, VIP here, conn loaded and ready.
 //! 7: cleanly stopped (no state). 1: started but broken.
 //!
 //! Depth 0 (every interval) asks only the kernel: the VIP is here, the pluto that
@@ -55,7 +55,7 @@ pub fn run(env: &Env) -> (Report, Result<()>) {
         Ok(()) => (
             "running",
             format!(
-                "tunnel {} is loaded and oriented on VIP {}",
+                "tunnel {} is loaded and ready on VIP {}",
                 env.cfg.tunnel, env.cfg.vip
             ),
         ),
@@ -117,29 +117,32 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
     let ask_daemon = env.ctx.check_level >= 10 || state.daemon_instance != Some(daemon);
     if ask_daemon {
         if state.daemon_instance.is_some_and(|d| d != daemon) {
-            found
-                .warnings
-                .push("pluto was restarted since start; asking it for the conn".into());
+            found.warnings.push(format!(
+                "{} was restarted since start; asking it for the conn",
+                env.ike.daemon_name()
+            ));
         }
-        match env.ike.status(tunnel, env.deadline)?.conn {
-            ConnState::Oriented => {}
-            ConnState::Unoriented => {
+        let name = env.ike.daemon_name();
+        match env.ike.conn_state(tunnel, env.deadline)? {
+            ConnState::Ready => {}
+            ConnState::Loaded => {
                 return Err(Error::Generic(format!(
-                    "tunnel {tunnel} is loaded but not oriented on VIP {}; pluto may not listen on it (whack --listen)",
+                    "tunnel {tunnel} is loaded but {name} cannot serve it on VIP {}; restart the resource to make {name} rescan its addresses",
                     cfg.vip
                 )))
             }
             ConnState::Absent => {
                 return Err(Error::Generic(format!(
-                    "tunnel {tunnel} is not loaded in pluto{}",
-                    if state.daemon_instance != Some(daemon) { " (pluto was restarted since start)" } else { "" }
+                    "tunnel {tunnel} is not loaded in {name}{}",
+                    if state.daemon_instance != Some(daemon) { format!(" ({name} was restarted since start)") } else { String::new() }
                 )))
             }
         }
     }
     if !sockets::udp_bound(cfg.vip, &IKE_PORTS) {
         return Err(Error::Generic(format!(
-            "pluto does not listen for IKE on VIP {} (UDP 500/4500); restart the resource to make it listen",
+            "{} does not listen for IKE on VIP {} (UDP 500/4500); restart the resource to make it listen",
+            env.ike.daemon_name(),
             cfg.vip
         )));
     }
@@ -245,7 +248,8 @@ fn check_child_sas_in_kernel(env: &Env, view: &xfrm::XfrmView) -> Result<()> {
             .collect();
         if !missing.is_empty() {
             broken.push(format!(
-                "pluto's IPsec SA #{serial} with {peer} has no {} SA in the kernel",
+                "{}'s IPsec SA #{serial} with {peer} has no {} SA in the kernel",
+                env.ike.daemon_name(),
                 missing.join(" or ")
             ));
         }

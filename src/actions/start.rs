@@ -1,5 +1,5 @@
-//! start: where the VIP is local, load the conn, make pluto listen on the VIP, and return
-//! only once pluto has the conn oriented on this node.
+//! start: where the VIP is local, load the conn, make the IKE daemon serve the VIP, and
+//! return only once the daemon is ready to serve the conn on this node.
 
 use super::{fallback, validate, Env};
 use crate::config::Auth;
@@ -29,9 +29,9 @@ pub fn run(env: &Env) -> Result<()> {
     }
     let tunnel = &env.cfg.tunnel;
     let mut state = match env.store.read().ok().flatten() {
-        Some(s) if env.ike.status(tunnel, env.deadline)?.conn == ConnState::Oriented => {
+        Some(s) if env.ike.conn_state(tunnel, env.deadline)? == ConnState::Ready => {
             log::info!(
-                "tunnel {tunnel} is already loaded and oriented on VIP {}",
+                "tunnel {tunnel} is already loaded and ready on VIP {}",
                 env.cfg.vip
             );
             s
@@ -68,32 +68,33 @@ pub fn run(env: &Env) -> Result<()> {
                 env.ike
                     .load(tunnel, ConnSource::File(&files.conn), env.deadline)?;
             }
-            // pluto only binds addresses it has seen: the VIP may be newer than pluto.
-            env.ike.listen(env.deadline)?;
-            match env.ike.status(tunnel, env.deadline)?.conn {
-                ConnState::Oriented => {}
-                ConnState::Unoriented => {
+            // The daemon only serves addresses it has seen: the VIP may be newer than it.
+            env.ike.rescan_addresses(env.deadline)?;
+            let daemon = env.ike.daemon_name();
+            match env.ike.conn_state(tunnel, env.deadline)? {
+                ConnState::Ready => {}
+                ConnState::Loaded => {
                     return Err(Error::Generic(format!(
-                        "pluto loaded {tunnel} but cannot orient it on VIP {}: check that the conn's left (or right) is the VIP",
+                        "{daemon} loaded {tunnel} but cannot serve it on VIP {}: check that the conn's local end is the VIP",
                         env.cfg.vip
                     )))
                 }
                 ConnState::Absent => {
                     return Err(Error::Generic(format!(
-                        "pluto does not list {tunnel} after loading it; see pluto's log"
+                        "{daemon} does not list {tunnel} after loading it; see {daemon}'s log"
                     )))
                 }
             }
             log::info!(
-                "tunnel {tunnel} loaded and oriented on VIP {} ({})",
+                "tunnel {tunnel} loaded and ready on VIP {} ({})",
                 env.cfg.vip,
                 at.interface
             );
             s
         }
     };
-    // Remember which pluto has the conn: a monitor that finds the same pluto alive and
-    // listening on the VIP need not ask it again.
+    // Remember which daemon instance has the conn: a monitor that finds the same one
+    // alive and listening on the VIP need not ask it again.
     let instance = env.ike.daemon_instance();
     if state.daemon_instance != instance {
         state.daemon_instance = instance;

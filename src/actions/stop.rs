@@ -20,7 +20,8 @@ pub fn run(env: &Env) -> Result<()> {
         // Without pluto no conn is loaded and no SA negotiated: the tunnel is down.
         if state.is_some() {
             log::warn!(
-                "pluto is not running; tunnel {} is down with it",
+                "{} is not running; tunnel {} is down with it",
+                env.ike.daemon_name(),
                 env.cfg.tunnel
             );
         }

@@ -3,7 +3,6 @@
 use super::Env;
 use crate::config::{Auth, Secret};
 use crate::error::{Error, Result};
-use crate::ike::libreswan::conn_defined_in;
 
 /// Returns the pre-shared key it checked (auth=psk), so start need not read it again.
 pub fn run(env: &Env) -> Result<Option<Secret>> {
@@ -11,29 +10,29 @@ pub fn run(env: &Env) -> Result<Option<Secret>> {
     cfg.check_local()?;
     let psk = cfg.load_psk()?;
     env.ike.check_installed()?;
-    let confdir = cfg.confdir.display().to_string();
-    let confdir = confdir.trim_end_matches('/');
-    let tunnel_defined = conn_defined_in(&cfg.confdir, &cfg.tunnel)?;
+    let ike = env.ike;
+    let tunnel_defined = ike.conn_defined_in(&cfg.confdir, &cfg.tunnel)?;
+    let where_ = |conn| ike.definition_words(&cfg.confdir, conn);
     match (&cfg.auth, tunnel_defined) {
         (Auth::Existing, false) => {
             return Err(Error::configured(
                 "tunnel",
-                format!("no 'conn {}' in {confdir}/*.conf; define it there, fix confdir, or set auth to have vipsec generate it", cfg.tunnel),
+                format!("no {}; define it there, fix confdir, or set auth to have vipsec generate it", where_(&cfg.tunnel)),
             ))
         }
         (Auth::Psk | Auth::Cert(_), true) => {
             return Err(Error::configured(
                 "tunnel",
-                format!("'conn {}' is defined in {confdir}/*.conf, but auth= asks vipsec to generate it; unset auth or rename one of them", cfg.tunnel),
+                format!("{} is defined, but auth= asks vipsec to generate it; unset auth or rename one of them", where_(&cfg.tunnel)),
             ))
         }
         _ => {}
     }
     if let Some(fallback) = &cfg.fallbacktunnel {
-        if !conn_defined_in(&cfg.confdir, fallback)? {
+        if !ike.conn_defined_in(&cfg.confdir, fallback)? {
             return Err(Error::configured(
                 "fallbacktunnel",
-                format!("no 'conn {fallback}' in {confdir}/*.conf; define it there or fix confdir"),
+                format!("no {}; define it there or fix confdir", where_(fallback)),
             ));
         }
     }

@@ -9,10 +9,10 @@ use super::libreswan_conf::{
     render_conn, render_mesh, render_mesh_secrets, render_psk_secret, Version,
 };
 use super::libreswan_status::{
-    cert_info, established_peers, parse_status, peer_identities, secrets_files_loaded, CertInfo,
-    CertKey,
+    cert_info, established_peers, parse_connectionstatus, parse_status, peer_identities,
+    secrets_files_loaded, CertInfo, CertKey, ConnReport, UNKNOWN_NAME,
 };
-use super::{ConnSource, ConnSpec, DaemonStatus, GeneratedFiles, IkeBackend, PeerIdentity, SaKind};
+use super::{ConnSource, ConnSpec, ConnState, GeneratedFiles, IkeBackend, PeerIdentity, SaKind};
 use crate::config::{Auth, ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;
@@ -32,6 +32,9 @@ pub struct Libreswan {
     ctlsocket: PathBuf,
     /// Where generated config files go (private, 0700).
     run_dir: PathBuf,
+    /// The installed libreswan's version, asked once per invocation: the config dialect
+    /// and the status queries depend on it.
+    version: std::sync::OnceLock<Version>,
 }
 
 impl Libreswan {
@@ -60,6 +63,7 @@ impl Libreswan {
             addconn,
             ctlsocket: ctlsocket.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
+            version: std::sync::OnceLock::new(),
         }
     }
 
@@ -75,6 +79,32 @@ impl Libreswan {
     /// `ipsec <sub> --ctlsocket S <args…>`; a non-zero exit becomes an error carrying
     /// what the command printed.
     fn run(&self, sub: &str, args: &[&OsStr], deadline: Instant) -> Result<exec::Output> {
+        let out = self.run_raw(sub, args, deadline)?;
+        if !out.success() {
+            return Err(self.failed(sub, args, &out));
+        }
+        Ok(out)
+    }
+
+    fn failed(&self, sub: &str, args: &[&OsStr], out: &exec::Output) -> Error {
+        let version = self
+            .version
+            .get()
+            .map(|v| format!(" (libreswan {}.{})", v.major, v.minor))
+            .unwrap_or_default();
+        Error::Generic(format!(
+            "ipsec {sub} {} failed{version} (exit {}): {}",
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            out.status,
+            out.complaint()
+        ))
+    }
+
+    /// The same, whatever the exit code.
+    fn run_raw(&self, sub: &str, args: &[&OsStr], deadline: Instant) -> Result<exec::Output> {
         let ipsec = self.ipsec()?;
         let (program, mut argv): (&Path, Vec<OsString>) = match (sub, &self.whack, &self.addconn) {
             ("whack", Some(whack), _) => (whack, vec![]),
@@ -83,19 +113,29 @@ impl Libreswan {
         };
         argv.extend(["--ctlsocket".into(), self.ctlsocket.clone().into()]);
         argv.extend(args.iter().map(|a| a.to_os_string()));
-        let out = exec::run(program.as_os_str(), &argv, deadline)?;
-        if !out.success() {
-            return Err(Error::Generic(format!(
-                "ipsec {sub} {} failed (exit {}): {}",
-                args.iter()
-                    .map(|a| a.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                out.status,
-                out.complaint()
-            )));
+        exec::run(program.as_os_str(), &argv, deadline)
+    }
+
+    /// `whack --name CONN --connectionstatus` (libreswan 5.x), read.
+    fn connection_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnReport> {
+        let args = [
+            OsStr::new("--name"),
+            OsStr::new(conn.as_str()),
+            OsStr::new("--connectionstatus"),
+        ];
+        let out = self.run_raw("whack", &args, deadline)?;
+        let text = format!("{}{}", out.stdout, out.stderr);
+        match parse_connectionstatus(&text, conn.as_str()) {
+            Ok(report) => Ok(report),
+            Err(_) if !out.success() => Err(self.failed("whack", &args, &out)),
+            Err(why) => {
+                let v = self.version(deadline)?;
+                Err(Error::Generic(format!(
+                    "cannot read libreswan {}.{}'s status of {conn}: {why}",
+                    v.major, v.minor
+                )))
+            }
         }
-        Ok(out)
     }
 
     /// Makes pluto reread its secrets and checks that it read ours.
@@ -113,15 +153,20 @@ impl Libreswan {
         Ok(())
     }
 
-    /// The installed libreswan's version (the generated config depends on it).
+    /// The installed libreswan's version (the generated config and the status queries
+    /// depend on it), from `ipsec --version`, once per invocation.
     fn version(&self, deadline: Instant) -> Result<Version> {
+        if let Some(v) = self.version.get() {
+            return Ok(*v);
+        }
         let out = exec::run(self.ipsec()?.as_os_str(), &["--version"], deadline)?;
-        Version::parse(&out.stdout).ok_or_else(|| {
+        let v = Version::parse(&out.stdout).ok_or_else(|| {
             Error::Generic(format!(
                 "cannot tell the libreswan version from {:?}",
                 out.stdout.trim()
             ))
-        })
+        })?;
+        Ok(*self.version.get_or_init(|| v))
     }
 
     /// The key type of this end's certificate, from pluto's own NSS database (whose
@@ -181,8 +226,30 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 }
 
 impl IkeBackend for Libreswan {
+    fn daemon_name(&self) -> &'static str {
+        "pluto"
+    }
+
     fn check_installed(&self) -> Result<()> {
         self.ipsec().map(|_| ())
+    }
+
+    fn conn_defined_in(&self, confdir: &Path, conn: &ConnName) -> Result<bool> {
+        conn_defined_in(confdir, conn)
+    }
+
+    fn definition_words(&self, confdir: &Path, conn: &ConnName) -> String {
+        let dir = confdir.display().to_string();
+        format!("'conn {conn}' in {}/*.conf", dir.trim_end_matches('/'))
+    }
+
+    fn generated_conns(&self, file: &Path) -> Vec<String> {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("conn "))
+            .map(|n| n.trim().to_string())
+            .collect()
     }
 
     fn daemon_instance(&self) -> Option<u64> {
@@ -341,23 +408,28 @@ impl IkeBackend for Libreswan {
         Ok(())
     }
 
-    fn listen(&self, deadline: Instant) -> Result<()> {
+    fn rescan_addresses(&self, deadline: Instant) -> Result<()> {
         self.run("whack", &[OsStr::new("--listen")], deadline)
             .map(|_| ())
     }
 
     fn unload(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
         // --delete also takes down the conn's SAs (sending delete notifications to the peer).
-        self.run(
-            "whack",
-            &[
-                OsStr::new("--name"),
-                OsStr::new(conn.as_str()),
-                OsStr::new("--delete"),
-            ],
-            deadline,
-        )
-        .map(|_| ())
+        let args = [
+            OsStr::new("--name"),
+            OsStr::new(conn.as_str()),
+            OsStr::new("--delete"),
+        ];
+        let out = self.run_raw("whack", &args, deadline)?;
+        // A conn pluto does not have is already unloaded: 4.x says so with exit 0,
+        // 5.x with exit 21 (RC_UNKNOWN_NAME).
+        let unknown =
+            out.status == 21 && format!("{}{}", out.stdout, out.stderr).contains(UNKNOWN_NAME);
+        if out.success() || unknown {
+            Ok(())
+        } else {
+            Err(self.failed("whack", &args, &out))
+        }
     }
 
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
@@ -380,6 +452,16 @@ impl IkeBackend for Libreswan {
         kind: SaKind,
         deadline: Instant,
     ) -> Result<Vec<(u64, std::net::IpAddr)>> {
+        if self.version(deadline)?.major >= 5 {
+            // One conn's report, whatever else pluto holds.
+            let report = self.connection_status(conn, deadline)?;
+            return Ok(report
+                .sas
+                .into_iter()
+                .filter(|(k, _, _)| *k == kind)
+                .map(|(_, serial, peer)| (serial, peer))
+                .collect());
+        }
         let out = self.run("whack", &[OsStr::new("--showstates")], deadline)?;
         Ok(established_peers(&out.stdout, conn.as_str(), kind))
     }
@@ -403,7 +485,11 @@ impl IkeBackend for Libreswan {
         .map(|_| ())
     }
 
-    fn status(&self, conn: &ConnName, deadline: Instant) -> Result<DaemonStatus> {
+    fn conn_state(&self, conn: &ConnName, deadline: Instant) -> Result<ConnState> {
+        if self.version(deadline)?.major >= 5 {
+            return Ok(self.connection_status(conn, deadline)?.state);
+        }
+        // libreswan 4.x has no per-conn query: the full status, every conn in it.
         let out = self.run("whack", &[OsStr::new("--status")], deadline)?;
         Ok(parse_status(&out.stdout, conn.as_str()))
     }
@@ -411,7 +497,7 @@ impl IkeBackend for Libreswan {
 
 /// Is `conn NAME` defined in one of confdir's *.conf files? (What ocf:heartbeat:ipsec's
 /// validate-all meant to check, without its substring match.)
-pub fn conn_defined_in(confdir: &Path, conn: &ConnName) -> Result<bool> {
+fn conn_defined_in(confdir: &Path, conn: &ConnName) -> Result<bool> {
     let entries = std::fs::read_dir(confdir)
         .map_err(|e| Error::configured("confdir", format!("{}: {e}", confdir.display())))?;
     for entry in entries.flatten() {

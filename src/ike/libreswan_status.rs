@@ -1,41 +1,132 @@
 //! The one place that reads libreswan's text output. libreswan 4.x offers no structured
-//! per-conn query: orientation and listening interfaces only appear in `whack --status`.
+//! per-conn query: orientation only appears in `whack --status` (every conn); 5.x has
+//! `whack --name X --connectionstatus`, which reports that conn alone.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use super::{ConnState, DaemonStatus, SaKind};
+use super::{ConnState, SaKind};
 
-/// Reads a conn's orientation and pluto's IKE interfaces from `whack --status` output.
-pub fn parse_status(text: &str, conn: &str) -> DaemonStatus {
+/// A conn's state from libreswan 4.x's `whack --status` output
+/// (`000 "rw":     oriented; my_ip=unset; …`). A conn that is listed without an
+/// orientation word counts as not ready (fail closed).
+pub fn parse_status(text: &str, conn: &str) -> ConnState {
     let prefix = format!("\"{conn}\":");
     let mut state = ConnState::Absent;
-    let mut listening = Vec::new();
     for line in text.lines() {
         let line = strip_code(line);
         if let Some(rest) = line.strip_prefix(&prefix) {
             if state == ConnState::Absent {
-                state = ConnState::Unoriented;
+                state = ConnState::Loaded;
             }
             match rest.trim_start().split(';').next() {
-                Some("oriented") => state = ConnState::Oriented,
-                Some("unoriented") => state = ConnState::Unoriented,
+                Some("oriented") => state = ConnState::Ready,
+                Some("unoriented") => state = ConnState::Loaded,
                 _ => {}
             }
-        } else if let Some(rest) = line.strip_prefix("interface ") {
-            // "interface v0 UDP 192.0.2.10:500" / "interface lo UDP [::1]:4500"
-            let mut words = rest.split_whitespace();
-            let (_ifname, proto, addr) = (words.next(), words.next(), words.next());
-            if proto == Some("UDP") {
-                if let Some(sa) = addr.and_then(|a| a.parse::<SocketAddr>().ok()) {
-                    listening.push(sa);
+        }
+    }
+    state
+}
+
+/// What libreswan 5.x's `whack --name X --connectionstatus` says of conn X and its
+/// instances (`"X"[N]`): the conn's own state, and every established SA with its peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnReport {
+    pub state: ConnState,
+    /// (kind, serial, peer address) of each established IKE and Child SA.
+    pub sas: Vec<(SaKind, u64, IpAddr)>,
+}
+
+/// pluto's words for a name it does not know (4.x and 5.x).
+pub const UNKNOWN_NAME: &str = "no connection or alias named";
+
+/// Reads `whack --name X --connectionstatus` (libreswan 5.x):
+/// `"rw":   host: oriented; local: 192.0.2.10; remote: %any;` for the conn,
+/// `"rw"[1]:   host: oriented; local: 192.0.2.100; remote: 192.0.2.3; established IKE SA: #2;`
+/// for an instance, `"rw"[1]:   routing: routed-tunnel; established Child SA: #3;`.
+/// Output that does not say either "unknown" or the conn's `host:` is an error (the
+/// caller names the daemon version): never read as "absent" or "no peers".
+pub fn parse_connectionstatus(text: &str, conn: &str) -> Result<ConnReport, String> {
+    let own = format!("\"{conn}\":");
+    let instance = format!("\"{conn}\"[");
+    let mut state = None;
+    let mut sas: Vec<(SaKind, u64, IpAddr)> = Vec::new();
+    // The peer of the conn or instance whose lines are being read (its `host:` line
+    // names it), and which one that is (None: the conn itself).
+    let mut remote: Option<IpAddr> = None;
+    let mut current: Option<Option<&str>> = None;
+    for line in text.lines().map(strip_code) {
+        let (which, rest) = if let Some(rest) = line.strip_prefix(&own) {
+            (None, rest)
+        } else if let Some(after) = line.strip_prefix(&instance) {
+            match after.split_once("]:") {
+                Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => (Some(n), rest),
+                _ => continue,
+            }
+        } else {
+            continue;
+        };
+        if current != Some(which) {
+            current = Some(which);
+            remote = None;
+        }
+        let rest = rest.trim_start();
+        if let Some(host) = rest.strip_prefix("host:") {
+            let fields = fields_of(host);
+            let oriented = match fields.first().map(|(k, _)| *k) {
+                Some("oriented") => true,
+                Some("unoriented") => false,
+                _ => return Err(format!("unrecognised host line {line:?}")),
+            };
+            remote = fields
+                .iter()
+                .find(|(k, _)| *k == "remote" || *k == "right")
+                .and_then(|(_, v)| v.parse().ok());
+            if line.starts_with(&own) {
+                state = Some(if oriented {
+                    ConnState::Ready
+                } else {
+                    ConnState::Loaded
+                });
+            }
+        }
+        for (key, value) in fields_of(rest) {
+            let kind = match key {
+                "established IKE SA" => SaKind::Ike,
+                "established Child SA" | "established IPsec SA" => SaKind::Child,
+                _ => continue,
+            };
+            let serial = value.strip_prefix('#').and_then(|n| n.parse().ok());
+            if let (Some(serial), Some(peer)) = (serial, remote) {
+                if !sas.contains(&(kind, serial, peer)) {
+                    sas.push((kind, serial, peer));
                 }
             }
         }
     }
-    DaemonStatus {
-        conn: state,
-        listening,
+    match state {
+        Some(state) => Ok(ConnReport { state, sas }),
+        None if text.contains(UNKNOWN_NAME) => Ok(ConnReport {
+            state: ConnState::Absent,
+            sas: Vec::new(),
+        }),
+        None => Err(format!(
+            "no status line for {conn:?} in {:?}",
+            text.lines().next().unwrap_or("")
+        )),
     }
+}
+
+/// `key: value; key: value;` → pairs (a bare word is a key with an empty value).
+fn fields_of(text: &str) -> Vec<(&str, &str)> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|f| match f.split_once(": ") {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => (f.trim_end_matches(':'), ""),
+        })
+        .collect()
 }
 
 /// (state serial, peer address) of every established IKE SA of `conn` (or of its
@@ -220,31 +311,6 @@ pub fn secrets_files_loaded(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    // Captured from libreswan 4.10's pluto (Debian 12), one conn "rw" loaded.
-    const ORIENTED_4_10: &str = r#"000 using kernel interface: xfrm
-000  
-000 interface v0 UDP 192.0.2.10:4500
-000 interface v0 UDP 192.0.2.10:500
-000 interface lo UDP [::1]:4500
-000 interface lo UDP [::1]:500
-000 interface lo UDP 127.0.0.1:4500
-000 interface lo UDP 127.0.0.1:500
-000  
-000 Connection list:
-000  
-000 "rw": 192.0.2.10...%any; unrouted; eroute owner: #0
-000 "rw":     oriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
-000 "rw":   xauth us:none, xauth them:none,  my_username=[any]; their_username=[any]
-000 "rw-backup": 192.0.2.11...%any; unrouted; eroute owner: #0
-000 "rw-backup":     unoriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
-000  
-000 Total IPsec connections: loaded 2, active 0
-"#;
-
-    const UNORIENTED_4_10: &str = r#"000 "rw": 192.0.2.10...%any; unrouted; eroute owner: #0
-000 "rw":     unoriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
-"#;
-
     #[test]
     fn established_ike_sas_of_a_road_warrior_conn() {
         // Captured from libreswan 4.10 (`whack --showstates`), one client connected to "rw".
@@ -359,39 +425,78 @@ mod tests {
         );
     }
 
-    #[test]
-    fn oriented_conn_and_interfaces() {
-        let s = parse_status(ORIENTED_4_10, "rw");
-        assert_eq!(s.conn, ConnState::Oriented);
-        assert!(s.listening.contains(&"192.0.2.10:500".parse().unwrap()));
-        assert!(s.listening.contains(&"[::1]:4500".parse().unwrap()));
-        assert_eq!(s.listening.len(), 6);
-    }
+    // Captured from libreswan 4.10's pluto (Debian 12), two conns loaded.
+    const STATUS_4_10: &str = r#"000 using kernel interface: xfrm
+000 interface v0 UDP 192.0.2.10:4500
+000 Connection list:
+000  
+000 "rw": 192.0.2.10...%any; unrouted; eroute owner: #0
+000 "rw":     oriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
+000 "rw":   xauth us:none, xauth them:none,  my_username=[any]; their_username=[any]
+000 "rw-backup": 192.0.2.11...%any; unrouted; eroute owner: #0
+000 "rw-backup":     unoriented; my_ip=unset; their_ip=unset; my_updown=ipsec _updown;
+000  
+000 Total IPsec connections: loaded 2, active 0
+"#;
 
     #[test]
-    fn names_match_exactly() {
+    fn libreswan_4_status_names_match_exactly() {
+        for (conn, state) in [
+            ("rw", ConnState::Ready),
+            ("rw-backup", ConnState::Loaded),
+            ("r", ConnState::Absent),
+            ("rw-b", ConnState::Absent),
+        ] {
+            assert_eq!(parse_status(STATUS_4_10, conn), state, "{conn}");
+        }
+        assert_eq!(parse_status("", "rw"), ConnState::Absent);
+    }
+
+    // Captured from libreswan 5.2's pluto (Debian 13): a road-warrior conn with one
+    // client's IKE SA, then a conn whose local end is not on this node.
+    const CONNECTIONSTATUS_5_2: &str = r#""vip"[1]: 192.0.2.100[@vip]...192.0.2.3[@client]; unrouted; my_ip=unset; their_ip=unset;
+"vip"[1]:   host: oriented; local: 192.0.2.100; remote: 192.0.2.3; established IKE SA: #2;
+"vip"[1]:   my_updown=ipsec _updown;
+"vip"[1]:   our idtype: ID_FQDN; our id=@vip; their idtype: ID_FQDN; their id=@client
+"vip"[1]:   routing: unrouted; established IKE SA: #2;
+"vip"[1]:   conn serial: $4, instantiated from: $3;
+"vip": 192.0.2.100[@vip]...%any[@client]; unrouted; my_ip=unset; their_ip=unset;
+"vip":   host: oriented; local: 192.0.2.100; remote: %any;
+"vip":   routing: unrouted;
+"vip":   conn serial: $3;
+"#;
+    const UNORIENTED_5_2: &str = r#""rw2": 192.0.2.99...%any; unoriented; my_ip=unset; their_ip=unset;
+"rw2":   host: unoriented; left: 192.0.2.99; right: %any;
+"rw2":   leftupdown=ipsec _updown; rightupdown=ipsec _updown;
+"#;
+
+    #[test]
+    fn libreswan_5_connectionstatus() {
+        let r = parse_connectionstatus(CONNECTIONSTATUS_5_2, "vip").unwrap();
+        assert_eq!(r.state, ConnState::Ready);
+        assert_eq!(r.sas, vec![(SaKind::Ike, 2, "192.0.2.3".parse().unwrap())]);
+        let r = parse_connectionstatus(UNORIENTED_5_2, "rw2").unwrap();
+        assert_eq!((r.state, r.sas.len()), (ConnState::Loaded, 0));
+        // A Child SA on the routing line; IPv6 peers.
+        let text = "\"m\":   host: oriented; local: 2001:db8::1; remote: 2001:db8::2; established IKE SA: #7;\n\"m\":   routing: routed-tunnel; established Child SA: #8;\n";
+        let r = parse_connectionstatus(text, "m").unwrap();
         assert_eq!(
-            parse_status(ORIENTED_4_10, "rw-backup").conn,
-            ConnState::Unoriented
+            r.sas,
+            vec![
+                (SaKind::Ike, 7, "2001:db8::2".parse().unwrap()),
+                (SaKind::Child, 8, "2001:db8::2".parse().unwrap())
+            ]
         );
-        assert_eq!(parse_status(ORIENTED_4_10, "r").conn, ConnState::Absent);
-        assert_eq!(parse_status(ORIENTED_4_10, "rw-b").conn, ConnState::Absent);
     }
 
     #[test]
-    fn unoriented_and_absent() {
-        assert_eq!(
-            parse_status(UNORIENTED_4_10, "rw").conn,
-            ConnState::Unoriented
-        );
-        assert_eq!(parse_status("", "rw").conn, ConnState::Absent);
-    }
-
-    #[test]
-    fn libreswan_5_lines_without_codes() {
-        let text = "\"rw\": 192.0.2.10...%any; unrouted;\n\"rw\":     oriented; my_ip=unset;\ninterface v0 UDP 192.0.2.10:500\n";
-        let s = parse_status(text, "rw");
-        assert_eq!(s.conn, ConnState::Oriented);
-        assert_eq!(s.listening, vec!["192.0.2.10:500".parse().unwrap()]);
+    fn libreswan_5_unknown_and_unrecognised() {
+        // 5.2 prints this (exit 0 for --connectionstatus, 21 for --delete).
+        let r = parse_connectionstatus("no connection or alias named \"nope\"'\n", "nope").unwrap();
+        assert_eq!(r.state, ConnState::Absent);
+        // Another conn's lines, or words vipsec cannot read, are errors, not "absent".
+        assert!(parse_connectionstatus(CONNECTIONSTATUS_5_2, "vi").is_err());
+        assert!(parse_connectionstatus("\"vip\":   host: sideways;\n", "vip").is_err());
+        assert!(parse_connectionstatus("", "vip").is_err());
     }
 }

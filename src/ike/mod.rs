@@ -5,7 +5,7 @@ pub mod libreswan;
 pub mod libreswan_conf;
 pub mod libreswan_status;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,22 +24,17 @@ pub enum SaKind {
     Child,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What the daemon can do with a conn on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnState {
     /// The daemon does not know the conn.
     Absent,
-    /// Loaded, but no local interface holds its local end (e.g. the VIP is elsewhere).
-    Unoriented,
-    /// Loaded and bound to a local address: ready to negotiate.
-    Oriented,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DaemonStatus {
-    pub conn: ConnState,
-    /// Addresses the daemon listens on for IKE.
-    pub listening: Vec<SocketAddr>,
+    /// Known, but its local end is not an address of this node (e.g. the VIP is
+    /// elsewhere): it cannot serve or negotiate here.
+    Loaded,
+    /// Known and bound to a local address: ready to serve and negotiate.
+    Ready,
 }
 
 /// Where a conn's definition is.
@@ -82,8 +77,18 @@ pub struct PeerIdentity {
 }
 
 pub trait IkeBackend: Sync {
+    /// The daemon, as messages name it ("pluto").
+    fn daemon_name(&self) -> &'static str;
     /// The daemon's tools are installed (OCF_ERR_INSTALLED otherwise).
     fn check_installed(&self) -> Result<()>;
+    /// Whether `conn` is defined in the hand-written configuration under `confdir`.
+    fn conn_defined_in(&self, confdir: &Path, conn: &ConnName) -> Result<bool>;
+    /// Where such a definition goes, in the daemon's words, for messages
+    /// ("'conn rw' in /etc/ipsec.d/*.conf").
+    fn definition_words(&self, confdir: &Path, conn: &ConnName) -> String;
+    /// The names of the conns in a generated file (what a stop that lost its state
+    /// must remove).
+    fn generated_conns(&self, file: &Path) -> Vec<String>;
     /// Names the running daemon instance (it changes when the daemon restarts, and a
     /// restarted daemon has forgotten what it was told); `None` when it is not running.
     /// Asks the kernel, not the daemon: cheap enough for every monitor.
@@ -128,13 +133,15 @@ pub trait IkeBackend: Sync {
     /// Removes a generated conn's files (absent files are fine) and makes the daemon
     /// forget the key.
     fn remove_generated(&self, files: &GeneratedFiles, deadline: Instant) -> Result<()>;
-    /// Makes the daemon (re)scan interfaces, so it listens on addresses that appeared.
-    fn listen(&self, deadline: Instant) -> Result<()>;
+    /// Makes the daemon (re)scan interfaces, so it serves addresses that appeared and
+    /// lets go of those that left.
+    fn rescan_addresses(&self, deadline: Instant) -> Result<()>;
     /// Takes the conn's SAs down and forgets the conn. Absent conns are not an error.
     fn unload(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
     /// Starts negotiating `conn` inside the daemon without waiting for the result.
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
-    fn status(&self, conn: &ConnName, deadline: Instant) -> Result<DaemonStatus>;
+    /// Whether the daemon has the conn, and whether it can serve it on this node.
+    fn conn_state(&self, conn: &ConnName, deadline: Instant) -> Result<ConnState>;
     /// (serial, peer address) of the conn's established IKE SAs or Child (IPsec) SAs.
     fn established_peers(
         &self,

@@ -279,8 +279,9 @@ impl MeshEnv<'_> {
 
     pub fn daemon_not_running(&self) -> Error {
         Error::Generic(format!(
-            "pluto is not running (no listener on {}); start the ipsec service, or set ctlsocket to the running pluto's socket",
-            self.cfg.ctlsocket.display()
+            "{name} is not running (no listener on {}); start the ipsec service, or set ctlsocket to the running {name}'s socket",
+            self.cfg.ctlsocket.display(),
+            name = self.ike.daemon_name()
         ))
     }
 
@@ -316,15 +317,4 @@ impl MeshEnv<'_> {
                 .collect()
         })
     }
-}
-
-/// Conn names found in a generated file (`conn NAME` lines): what stop removes when the
-/// state file is lost.
-pub fn conns_in_file(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("conn "))
-        .map(|n| n.trim().to_string())
-        .collect()
 }

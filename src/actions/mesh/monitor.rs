@@ -188,12 +188,13 @@ fn check(
         return Err(env.daemon_not_running());
     };
     if state.daemon_instance != Some(daemon) || env.ctx.check_level >= 10 {
-        // pluto restarted (and forgot its conns), or a deep check: ask it.
+        // The daemon restarted (and forgot its conns), or a deep check: ask it.
         if let Some(first) = state.plan.peers.first() {
             let conn = crate::config::ConnName::parse("conn", first.main_conn())?;
-            if env.ike.status(&conn, env.deadline)?.conn == ConnState::Absent {
+            if env.ike.conn_state(&conn, env.deadline)? == ConnState::Absent {
                 return Err(Error::Generic(format!(
-                    "pluto no longer has the mesh's conns (restarted since start?); restart the resource"
+                    "{} no longer has the mesh's conns (restarted since start?); restart the resource",
+                    env.ike.daemon_name()
                 )));
             }
         }

@@ -2,7 +2,7 @@
 //! remove the generated files and keys. Idempotent; works from the generated file when
 //! the state file is gone.
 
-use super::{conns_in_file, MeshEnv, MeshState};
+use super::{MeshEnv, MeshState};
 use crate::error::{Error, Result};
 use crate::kernel::guard;
 use crate::state::LockKind;
@@ -21,7 +21,7 @@ pub fn run(env: &MeshEnv) -> Result<()> {
         .as_ref()
         .map(|s| s.plan.all_conns().into_iter().collect())
         .unwrap_or_default();
-    for c in conns_in_file(&files.conn) {
+    for c in env.ike.generated_conns(&files.conn) {
         if !conns.contains(&c) {
             conns.push(c);
         }
