@@ -17,6 +17,41 @@ pub fn vipsec_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vipsec"))
 }
 
+/// The distribution root the IKE daemon and the agent run from, when the suite runs
+/// against another distribution's libreswan (`VIPSEC_TEST_ROOT`, a root made by
+/// tests/debian13-root.sh: Debian 13's libreswan 5.2 and Pacemaker 3). `None`: the host's.
+/// Paths under /tmp and the checkout are the same inside the root and out.
+pub fn test_root() -> Option<&'static Path> {
+    static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = PathBuf::from(std::env::var_os("VIPSEC_TEST_ROOT")?);
+        assert!(
+            root.join("usr/sbin/ipsec").exists(),
+            "VIPSEC_TEST_ROOT={} has no usr/sbin/ipsec (build it with tests/debian13-root.sh)",
+            root.display()
+        );
+        Some(root)
+    })
+    .as_deref()
+}
+
+/// `cmd` as a shell command line run from the daemon's distribution (the test root, if
+/// any), outside any namespace: `ipsec initnss`, `certutil`, `pk12util`.
+pub fn distro_sh(cmd: &str) -> String {
+    match test_root() {
+        Some(root) => format!("chroot {} {cmd}", root.display()),
+        None => cmd.to_string(),
+    }
+}
+
+/// A path of the daemon's distribution (the test root's, if any) as seen from the host.
+pub fn distro_path(path: &str) -> PathBuf {
+    match test_root() {
+        Some(root) => root.join(path.trim_start_matches('/')),
+        None => PathBuf::from(path),
+    }
+}
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A short name unique to this process and call, usable for namespaces and interfaces.
@@ -92,11 +127,32 @@ impl Netns {
         must(&format!("ip -n {} {args}", self.name));
     }
 
-    /// Runs a command inside the namespace.
+    /// Runs a command inside the namespace, from the daemon's distribution (the test
+    /// root, if any): pluto, the agent, ocf-tester.
     pub fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]);
+        if let Some(root) = test_root() {
+            c.arg("chroot").arg(root);
+        }
+        c.arg(program);
+        c
+    }
+
+    /// Runs one of the host's programs inside the namespace (named, test tools).
+    pub fn host_cmd(&self, program: impl AsRef<OsStr>) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).arg(program);
         c
+    }
+
+    /// The prefix of a shell command line that runs inside the namespace, from the
+    /// daemon's distribution (as `cmd`).
+    pub fn exec_prefix(&self) -> String {
+        match test_root() {
+            Some(root) => format!("ip netns exec {} chroot {}", self.name, root.display()),
+            None => format!("ip netns exec {}", self.name),
+        }
     }
 }
 
@@ -114,6 +170,8 @@ pub struct Pluto {
     pub confdir: PathBuf,
     child: Option<Child>,
     netns: String,
+    /// `ip netns exec NS [chroot ROOT]`
+    exec: String,
 }
 
 impl Pluto {
@@ -122,10 +180,10 @@ impl Pluto {
         for d in ["run", "nss", "ipsec.d"] {
             fs::create_dir_all(dir.join(d)).unwrap();
         }
-        must(&format!(
+        must(&distro_sh(&format!(
             "ipsec initnss --nssdir {} >/dev/null",
             dir.join("nss").display()
-        ));
+        )));
         // As the stock /etc/ipsec.secrets does for /etc/ipsec.d.
         let secrets = dir.join("ipsec.secrets");
         fs::write(
@@ -145,6 +203,7 @@ impl Pluto {
             confdir,
             child: None,
             netns: ns.name.clone(),
+            exec: ns.exec_prefix(),
         };
         p.spawn();
         p
@@ -152,8 +211,10 @@ impl Pluto {
 
     fn spawn(&mut self) {
         let d = &self.dir;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.netns, "ipsec", "pluto", "--nofork"])
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("exec {} \"$@\"", self.exec)).arg("sh");
+        let child = cmd
+            .args(["ipsec", "pluto", "--nofork"])
             .arg("--config")
             .arg(d.join("ipsec.conf"))
             .arg("--rundir")
@@ -188,20 +249,13 @@ impl Pluto {
     /// agent with no parameters talks to. Only `log_dir` is the test's.
     pub fn start_system(ns: &Netns, log_dir: &Path) -> Pluto {
         fs::create_dir_all(log_dir).unwrap();
-        if !Path::new("/var/lib/ipsec/nss/cert9.db").exists() {
-            must("ipsec initnss >/dev/null");
+        if !distro_path("/var/lib/ipsec/nss/cert9.db").exists() {
+            must(&distro_sh("ipsec initnss >/dev/null"));
         }
         let log = log_dir.join("pluto.log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.name,
-                "ipsec",
-                "pluto",
-                "--nofork",
-                "--logfile",
-            ])
+        let child = ns
+            .cmd("ipsec")
+            .args(["pluto", "--nofork", "--logfile"])
             .arg(&log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -214,9 +268,10 @@ impl Pluto {
             confdir: PathBuf::from("/etc/ipsec.d"),
             child: Some(child),
             netns: ns.name.clone(),
+            exec: ns.exec_prefix(),
         };
         let t0 = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&p.ctlsocket).is_err() {
+        while std::os::unix::net::UnixStream::connect(distro_path("/run/pluto/pluto.ctl")).is_err() {
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
                 "the system pluto did not open /run/pluto/pluto.ctl"
@@ -238,15 +293,40 @@ impl Pluto {
         self.kill();
         let _ = fs::remove_file(&self.ctlsocket);
         let _ = fs::remove_file(self.dir.join("run/pluto.pid"));
+        // A test root's chroot keeps the same paths for private plutos (under /tmp).
         self.spawn();
     }
 
     pub fn whack(&self, args: &str) -> String {
         must(&format!(
-            "ip netns exec {} ipsec whack --ctlsocket {} {args}",
-            self.netns,
+            "{} ipsec whack --ctlsocket {} {args}",
+            self.exec,
             self.ctlsocket.display()
         ))
+    }
+
+    /// Whether pluto has `conn` oriented (bound to a local address), in either version's
+    /// words: 4.x `"rw":     oriented;`, 5.x `"rw":   host: oriented;`.
+    pub fn oriented(&self, conn: &str) -> bool {
+        let status = self.whack("--status");
+        status.contains(&format!("\"{conn}\":     oriented;"))
+            || status.contains(&format!("\"{conn}\":   host: oriented;"))
+    }
+
+    /// Whether pluto listens for IKE on `addr` port 500 (4.x `UDP 192.0.2.1:500`, 5.x
+    /// `192.0.2.1:UDP/500`; IPv6 in brackets).
+    pub fn listens_on(&self, addr: &str) -> bool {
+        let a = if addr.contains(':') { format!("[{addr}]") } else { addr.to_string() };
+        let status = self.whack("--status");
+        status.contains(&format!("UDP {a}:500")) || status.contains(&format!("{a}:UDP/500"))
+    }
+
+    /// The installed libreswan's major version (4 on Debian 12, 5 on Debian 13).
+    pub fn major_version(&self) -> u32 {
+        let v = must(&distro_sh("ipsec --version"));
+        v.split_whitespace()
+            .find_map(|w| w.trim_start_matches('v').split('.').next()?.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Imports a certificate (with its private key) issued by `ca` into this pluto's NSS
@@ -254,8 +334,9 @@ impl Pluto {
     pub fn import_cert(&self, ca: &TestCa, nickname: &str, cn: &str) {
         let nss = self.dir.join("nss");
         let p12 = ca.issue(nickname, cn);
+        let (certutil, pk12util) = (distro_sh("certutil"), distro_sh("pk12util"));
         must(&format!(
-            "certutil -A -d sql:{nss} -n 'vipsec test CA' -t CT,, -i {ca} 2>/dev/null || true; pk12util -i {p12} -d sql:{nss} -W '' >/dev/null",
+            "{certutil} -A -d sql:{nss} -n 'vipsec test CA' -t CT,, -i {ca} 2>/dev/null || true; {pk12util} -i {p12} -d sql:{nss} -W '' >/dev/null",
             nss = nss.display(),
             ca = ca.dir.path().join("ca.crt").display(),
             p12 = p12.display()
@@ -264,9 +345,10 @@ impl Pluto {
 
     /// Loads conn `name` from `file` in confdir and initiates it, without waiting.
     pub fn add_and_initiate(&self, file: &str, name: &str) {
+        // addconn: what `ipsec auto --add` runs on 4.x; 5.x deprecates `ipsec auto`.
         must(&format!(
-            "ip netns exec {} ipsec auto --ctlsocket {} --config {}/{file} --add {name}",
-            self.netns,
+            "{} ipsec addconn --ctlsocket {} --config {}/{file} {name}",
+            self.exec,
             self.ctlsocket.display(),
             self.confdir.display()
         ));
@@ -297,8 +379,8 @@ impl Drop for Pluto {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = sh(&format!(
-                "ip netns exec {} ipsec whack --ctlsocket {} --shutdown >/dev/null 2>&1",
-                self.netns,
+                "{} ipsec whack --ctlsocket {} --shutdown >/dev/null 2>&1",
+                self.exec,
                 self.ctlsocket.display()
             ));
             let t0 = Instant::now();
@@ -520,14 +602,17 @@ pub const INSTALLED_AGENT: &str = "/usr/lib/ocf/resource.d/vipsec/ipsec";
 /// Puts this build where Pacemaker looks for ocf:vipsec:ipsec (once per test process).
 /// A copy, not a symlink: ocf-tester runs meta-data as `nobody`, who may not be able to
 /// reach the build directory (CI clones under /root).
+/// With a test root, it goes into the root's resource.d (the path returned is the one
+/// seen from inside the root, where Pacemaker and ocf-tester run).
 pub fn install_agent() -> &'static Path {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        fs::create_dir_all("/usr/lib/ocf/resource.d/vipsec").unwrap();
-        let tmp = format!("{INSTALLED_AGENT}.{}", std::process::id());
+        let installed = distro_path(INSTALLED_AGENT);
+        fs::create_dir_all(installed.parent().unwrap()).unwrap();
+        let tmp = format!("{}.{}", installed.display(), std::process::id());
         fs::copy(vipsec_bin(), &tmp).unwrap();
         fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        fs::rename(&tmp, INSTALLED_AGENT).unwrap();
+        fs::rename(&tmp, installed).unwrap();
     });
     Path::new(INSTALLED_AGENT)
 }

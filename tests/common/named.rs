@@ -104,7 +104,7 @@ zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n",
         );
         std::fs::write(d.join("named.conf"), conf).unwrap();
         let mut cmd = match netns {
-            Some(ns) => ns.cmd("named"),
+            Some(ns) => ns.host_cmd("named"),
             None => Command::new("named"),
         };
         let child = cmd
