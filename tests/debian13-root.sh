@@ -7,7 +7,8 @@
 # outside the clone, so a second run reuses it: VIPSEC_ROOT_CACHE (default
 # /var/cache/vipsec-tests). Then made usable: /proc, /sys, /dev, /tmp and this checkout
 # are bind-mounted at their own paths, so a path means the same inside and out.
-# Prints the root's path on stdout. Idempotent.
+# Prints the root's path on stdout. Idempotent. `tests/debian13-root.sh --unmount` takes
+# the mounts down again: do that before removing the cache, or rm would follow them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -19,6 +20,12 @@ MIRROR=${VIPSEC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PKGS=(libreswan iproute2 procps resource-agents libxml2-utils
       pacemaker pacemaker-cli-utils corosync pcs)
 STAMP=$ROOT/.vipsec-packages
+if [ "${1:-}" = --unmount ]; then
+  for d in "$REPO" /tmp /dev /sys /proc; do
+    mountpoint -q "$ROOT$d" && umount -R "$ROOT$d"
+  done
+  exit 0
+fi
 say() { echo "debian13-root: $*" >&2; }
 
 if [ "$(cat "$STAMP" 2>/dev/null)" != "${PKGS[*]}" ]; then

@@ -218,7 +218,7 @@ fn crm_resource_validate_returns_the_agents_code_and_reason() {
     .unwrap();
     let confdir = format!("confdir={}", tmp.path().display());
     let run = |opts: &[&str]| {
-        let mut c = std::process::Command::new("crm_resource");
+        let mut c = distro_cmd("crm_resource");
         c.args([
             "--validate",
             "--class",

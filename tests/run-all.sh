@@ -8,10 +8,17 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked
 ./packaging/build.sh
 VIPSEC_REQUIRE_PACKAGES=1 cargo test --locked --no-fail-fast 2>&1 | tee target/test-output.txt
+# The tests that drive pluto (and Pacemaker), again against Debian 13's libreswan 5.2 and
+# Pacemaker 3.0, run from a Debian 13 root (built once, cached outside the clone).
+ROOT=$(./tests/debian13-root.sh)
+VIPSEC_TEST_ROOT=$ROOT VIPSEC_REQUIRE_PACKAGES=1 cargo test --locked --no-fail-fast \
+  --test vip_lifecycle --test mesh --test ocf_tools --test pacemaker 2>&1 \
+  | sed -u 's/^test result:/test result (libreswan 5.2):/' | tee target/test-output-debian13.txt
 ./tests/bench.sh
 # Real ESP: the lab boots Debian's kernel under emulation (this kernel has no ESP).
 ./tests/lab/run.sh | tee target/lab-output.txt
 # One closing line for the whole run.
 passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
+passed5=$(grep -Eo '^test result \(libreswan 5.2\): ok\. [0-9]+ passed' target/test-output-debian13.txt | awk '{s+=$6} END {print s+0}')
 lab=$(grep -Eo '^lab: [0-9]+/[0-9]+ scenarios passed' target/lab-output.txt | awk '{print $2}')
-echo "$passed passed, 0 failed; real-kernel lab: $lab scenarios passed"
+echo "$passed passed on libreswan $(ipsec --version | awk '{print $2}') (host), $passed5 on libreswan 5.2 (Debian 13 root), 0 failed; real-kernel lab: $lab scenarios passed"

@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{must, Netns};
+use super::{distro_path, distro_sh, must, Netns};
 
 pub const NODE: &str = "node1";
 
 pub struct Cluster {
     pub dir: PathBuf,
-    netns: String,
+    /// `ip netns exec NS [chroot ROOT]`: commands run in the cluster's namespace, from
+    /// the distribution under test.
+    exec: String,
     corosync: Option<Child>,
     pacemakerd: Option<Child>,
 }
@@ -21,10 +23,12 @@ pub struct Cluster {
 impl Cluster {
     pub fn start(ns: &Netns, dir: &std::path::Path) -> Cluster {
         fs::create_dir_all(dir).unwrap();
-        must(&format!(
-            "chown root:haclient {d} && chmod 0775 {d}",
+        // The distribution's own haclient (its gid may differ from the host's).
+        must(&distro_sh(&format!(
+            "chown root:haclient {d}",
             d = dir.display()
-        ));
+        )));
+        must(&format!("chmod 0775 {}", dir.display()));
         let conf = dir.join("corosync.conf");
         fs::write(
             &conf,
@@ -37,10 +41,14 @@ nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}
         )
         .unwrap();
         // A fresh CIB, pre-seeded: DC elected in ~2 s, no fencing on a test node.
-        let _ = sh_quiet("rm -f /var/lib/pacemaker/cib/cib* /var/lib/pacemaker/pengine/*");
-        fs::create_dir_all("/var/lib/pacemaker/cib").unwrap();
+        let lib = distro_path("/var/lib/pacemaker");
+        let _ = sh_quiet(&format!(
+            "rm -f {l}/cib/cib* {l}/pengine/*",
+            l = lib.display()
+        ));
+        fs::create_dir_all(lib.join("cib")).unwrap();
         fs::write(
-            "/var/lib/pacemaker/cib/cib.xml",
+            lib.join("cib/cib.xml"),
             r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
   <configuration>
     <crm_config>
@@ -57,17 +65,18 @@ nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}
 "#,
         )
         .unwrap();
-        must("chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml && chmod 600 /var/lib/pacemaker/cib/cib.xml");
+        must(&distro_sh("chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml"));
+        must(&distro_sh("chmod 600 /var/lib/pacemaker/cib/cib.xml"));
         let mut c = Cluster {
             dir: dir.to_path_buf(),
-            netns: ns.name.clone(),
+            exec: ns.exec_prefix(),
             corosync: None,
             pacemakerd: None,
         };
         let log = fs::File::create(dir.join("corosync.log")).unwrap();
         c.corosync = Some(
-            Command::new("ip")
-                .args(["netns", "exec", &ns.name, "corosync", "-f", "-c"])
+            ns.cmd("corosync")
+                .args(["-f", "-c"])
                 .arg(&conf)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
@@ -80,8 +89,7 @@ nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}
         });
         let out = fs::File::create(dir.join("pacemakerd.out")).unwrap();
         c.pacemakerd = Some(
-            Command::new("ip")
-                .args(["netns", "exec", &ns.name, "pacemakerd"])
+            ns.cmd("pacemakerd")
                 .env("PCMK_logfile", dir.join("pacemaker.log"))
                 .env("PCMK_logfacility", "none")
                 .stdin(Stdio::null())
@@ -99,12 +107,18 @@ nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}
         c
     }
 
+    fn sh(&self, cmd: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!("exec {} sh -c \"$1\"", self.exec))
+            .arg("sh")
+            .arg(cmd);
+        c
+    }
+
     /// A command inside the cluster's namespace; its stdout+stderr.
     pub fn run(&self, cmd: &str) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.netns, "sh", "-c", cmd])
-            .output()
-            .unwrap();
+        let out = self.sh(cmd).output().unwrap();
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -113,18 +127,12 @@ nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}
     }
 
     pub fn run_ok(&self, cmd: &str) -> bool {
-        Command::new("ip")
-            .args(["netns", "exec", &self.netns, "sh", "-c", cmd])
-            .output()
-            .is_ok_and(|o| o.status.success())
+        self.sh(cmd).output().is_ok_and(|o| o.status.success())
     }
 
     #[track_caller]
     pub fn must(&self, cmd: &str) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.netns, "sh", "-c", cmd])
-            .output()
-            .unwrap();
+        let out = self.sh(cmd).output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -44,6 +44,19 @@ pub fn distro_sh(cmd: &str) -> String {
     }
 }
 
+/// A program of the daemon's distribution (the test root's, if any), outside any
+/// namespace: crm_resource, pcs.
+pub fn distro_cmd(program: &str) -> Command {
+    match test_root() {
+        Some(root) => {
+            let mut c = Command::new("chroot");
+            c.arg(root).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 /// A path of the daemon's distribution (the test root's, if any) as seen from the host.
 pub fn distro_path(path: &str) -> PathBuf {
     match test_root() {
@@ -362,12 +375,16 @@ impl Pluto {
     /// pluto's serial number of a loaded conn ("conn serial: $N"): it changes when the
     /// conn is deleted and loaded again, so it tells untouched conns from reloaded ones.
     pub fn conn_serial(&self, conn: &str) -> String {
-        self.whack("--status")
+        let status = self.whack("--status");
+        let serial = status
             .lines()
             .find(|l| l.contains(&format!("\"{conn}\":")) && l.contains("conn serial:"))
             .and_then(|l| l.split("conn serial: ").nth(1))
             .unwrap_or("")
-            .to_string()
+            .to_string();
+        // Two empty serials would compare equal: a conn missing is a failure here.
+        assert!(!serial.is_empty(), "no conn serial of {conn} in:\n{status}");
+        serial
     }
 
     pub fn log(&self) -> String {
