@@ -39,9 +39,18 @@ impl Output {
     }
 }
 
+/// The most output kept from one command (libreswan 4's full status with a thousand conns
+/// is about 2 MB); the rest is read and dropped, so a runaway child cannot exhaust memory.
+const OUTPUT_LIMIT: u64 = 32 << 20;
+
 /// Runs `program args…` with no stdin, capturing output, killed at `deadline`.
 /// Arguments must never contain secrets: argv is world-readable in /proc.
+///
+/// The child leads a process group of its own: at the deadline the whole group is
+/// killed, so a wrapper script's grandchildren cannot live on and act later. The caller
+/// returns as soon as the child has exited and closed its output: no polling delay.
 pub fn run<S: AsRef<OsStr>>(program: &OsStr, args: &[S], deadline: Instant) -> Result<Output> {
+    use std::os::unix::process::CommandExt;
     let shown = || {
         let mut s = program.to_string_lossy().into_owned();
         for a in args {
@@ -56,40 +65,70 @@ pub fn run<S: AsRef<OsStr>>(program: &OsStr, args: &[S], deadline: Instant) -> R
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| Error::Generic(format!("cannot run {}: {e}", shown())))?;
-    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
-    let mut out_pipe = child.stdout.take();
-    let mut err_pipe = child.stderr.take();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = out_pipe.as_mut() {
-            let _ = p.read_to_string(&mut s);
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe; each
+    // says when its pipe is closed (normally: the child exited).
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let reader = |pipe: Option<Box<dyn Read + Send>>, done: std::sync::mpsc::Sender<()>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(p) = pipe {
+                let mut p = p.take(OUTPUT_LIMIT);
+                let _ = p.read_to_end(&mut bytes);
+                let _ = std::io::copy(p.get_mut(), &mut std::io::sink());
+            }
+            let _ = done.send(());
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let out_reader = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        done_tx.clone(),
+    );
+    let err_reader = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        done_tx,
+    );
+    let kill_group = |child: &mut std::process::Child| {
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let timed_out = || {
+        Error::Generic(format!(
+            "{} did not finish within the action's timeout and was killed",
+            shown()
+        ))
+    };
+    // Both pipes closed, or the deadline.
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            kill_group(&mut child);
+            return Err(timed_out());
         }
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = err_pipe.as_mut() {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    });
-    let mut sleep = Duration::from_micros(200);
+    }
+    // A child that closed its output may still be exiting.
+    let mut sleep = Duration::from_micros(50);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Generic(format!(
-                    "{} did not finish within the action's timeout and was killed",
-                    shown()
-                )));
+                kill_group(&mut child);
+                return Err(timed_out());
             }
             Ok(None) => {
                 std::thread::sleep(sleep.min(deadline.saturating_duration_since(Instant::now())));
-                sleep = (sleep * 2).min(Duration::from_millis(20));
+                sleep = (sleep * 2).min(Duration::from_millis(5));
             }
             Err(e) => return Err(Error::Generic(format!("waiting for {}: {e}", shown()))),
         }
@@ -145,6 +184,41 @@ mod tests {
         .unwrap_err();
         assert!(t0.elapsed() < Duration::from_secs(2));
         assert!(e.reason().contains("sleep 10 did not finish"), "{e}");
+    }
+
+    #[test]
+    fn a_grandchild_holding_the_output_is_killed_with_its_parent() {
+        // The wrapper exits at once, its child keeps stdout open and would act later.
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("acted");
+        let t0 = Instant::now();
+        let script = format!("(sleep 1; touch {}) & exit 0", mark.display());
+        let e = run(
+            OsStr::new("sh"),
+            &["-c", script.as_str()],
+            t0 + Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert!(e.reason().contains("did not finish"), "{e}");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !mark.exists(),
+            "the grandchild survived the deadline and acted"
+        );
+    }
+
+    #[test]
+    fn output_beyond_the_limit_is_dropped_not_kept() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let out = run(
+            OsStr::new("sh"),
+            &["-c", "head -c 40000000 /dev/zero | tr '\\0' x"],
+            deadline,
+        )
+        .unwrap();
+        assert_eq!(out.status, 0);
+        assert_eq!(out.stdout.len() as u64, OUTPUT_LIMIT);
     }
 
     #[test]

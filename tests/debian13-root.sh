@@ -17,7 +17,7 @@ ROOT=$CACHE/trixie
 MIRROR=${VIPSEC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What the tests run from the root. libreswan cannot go in debootstrap's --include (it
 # depends on a virtual package), so it is installed with apt-get afterwards.
-PKGS=(libreswan iproute2 procps resource-agents libxml2-utils
+PKGS=(libreswan iproute2 procps resource-agents libxml2-utils hyperfine
       pacemaker pacemaker-cli-utils corosync pcs)
 STAMP=$ROOT/.vipsec-packages
 if [ "${1:-}" = --unmount ]; then

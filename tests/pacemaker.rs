@@ -88,7 +88,8 @@ fn vip_tunnel_lives_and_recovers_under_pacemaker() {
         // Pacemaker 2.1 says 'error', 3.0 'Error occurred'; the reason is vipsec's.
         failed_ops.contains("Failed Resource Actions")
             && failed_ops.contains("tun 2s-interval monitor on node1 returned '")
-            && failed_ops.contains("(tunnel rw is not loaded in pluto (pluto was restarted since start)"),
+            && failed_ops
+                .contains("(tunnel rw is not loaded in pluto (pluto was restarted since start)"),
         "{failed_ops}"
     );
 

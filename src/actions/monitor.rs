@@ -15,7 +15,8 @@ use super::Env;
 use crate::config::Auth;
 use crate::dns::{identity_name, DnssecMode};
 use crate::error::{Error, Result};
-use crate::ike::{ConnState, SaKind};
+use crate::ike::{ConnState, ConnStatus, SaKind};
+
 use crate::kernel::addr::AddressLocation;
 use crate::kernel::{sockets, xfrm};
 use crate::state::LockKind;
@@ -115,7 +116,14 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
         return Err(env.daemon_not_running());
     };
     let ask_daemon = env.ctx.check_level >= 10 || state.daemon_instance != Some(daemon);
-    if ask_daemon {
+    // The daemon's view of the conn (its state and SAs), asked once, when needed.
+    let checks_names = cfg.peer_name().is_some() && cfg.dnssec_mode() != DnssecMode::Off;
+    let status = if ask_daemon || checks_names {
+        Some(env.ike.conn_status(tunnel, env.deadline)?)
+    } else {
+        None
+    };
+    if let (true, Some(status)) = (ask_daemon, &status) {
         if state.daemon_instance.is_some_and(|d| d != daemon) {
             found.warnings.push(format!(
                 "{} was restarted since start; asking it for the conn",
@@ -123,7 +131,7 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
             ));
         }
         let name = env.ike.daemon_name();
-        match env.ike.conn_state(tunnel, env.deadline)? {
+        match status.state {
             ConnState::Ready => {}
             ConnState::Loaded => {
                 return Err(Error::Generic(format!(
@@ -146,10 +154,10 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
             cfg.vip
         )));
     }
-    check_peer_names(env, found)?;
-    if env.ctx.check_level >= 10 {
+    check_peer_names(env, status.as_ref(), found)?;
+    if let (true, Some(status)) = (env.ctx.check_level >= 10, &status) {
         let view = xfrm::dump(env.deadline)?.involving(cfg.vip);
-        check_child_sas_in_kernel(env, &view)?;
+        check_child_sas_in_kernel(env, status, &view)?;
         if !view.sas.iter().any(|s| s.established) {
             found.warnings.push(format!(
                 "tunnel {tunnel}: no peer has an SA with VIP {} right now (fine for a road-warrior conn between clients)",
@@ -168,15 +176,15 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
 /// disconnected (its IKE SA deleted) and the monitor fails: for the VIP tunnel that peer
 /// is the service's whole purpose, and an impostor holding the tunnel is a failure, not a
 /// degradation.
-fn check_peer_names(env: &Env, found: &mut Findings) -> Result<()> {
+fn check_peer_names(env: &Env, status: Option<&ConnStatus>, found: &mut Findings) -> Result<()> {
     let (cfg, mode) = (env.cfg, env.cfg.dnssec_mode());
     if mode == DnssecMode::Off {
         return Ok(());
     }
     let claims: Vec<Claim> = match (cfg.peer_name(), &cfg.auth) {
-        (Some(name), _) => env
-            .ike
-            .established_peers(&cfg.tunnel, SaKind::Ike, env.deadline)?
+        (Some(name), _) => status
+            .map(|s| s.peers(SaKind::Ike))
+            .unwrap_or_default()
             .into_iter()
             .map(|(ike_serial, address)| Claim {
                 ike_serial,
@@ -229,13 +237,10 @@ fn check_peer_names(env: &Env, found: &mut Findings) -> Result<()> {
 /// Every Child SA pluto believes in must be in the kernel, both ways: an SA lost from
 /// the kernel (flushed by hand, a crashed helper) leaves pluto content while the peer's
 /// traffic is dropped. Restarting the resource renegotiates it.
-fn check_child_sas_in_kernel(env: &Env, view: &xfrm::XfrmView) -> Result<()> {
+fn check_child_sas_in_kernel(env: &Env, status: &ConnStatus, view: &xfrm::XfrmView) -> Result<()> {
     let vip = env.cfg.vip;
     let mut broken: Vec<String> = Vec::new();
-    for (serial, peer) in env
-        .ike
-        .established_peers(&env.cfg.tunnel, SaKind::Child, env.deadline)?
-    {
+    for (serial, peer) in status.peers(SaKind::Child) {
         let has = |src, dst| {
             view.sas
                 .iter()

@@ -10,9 +10,12 @@ use super::libreswan_conf::{
 };
 use super::libreswan_status::{
     cert_info, established_peers, parse_connectionstatus, parse_status, peer_identities,
-    secrets_files_loaded, CertInfo, CertKey, ConnReport, UNKNOWN_NAME,
+    secrets_files_loaded, CertInfo, CertKey, UNKNOWN_NAME,
 };
-use super::{ConnSource, ConnSpec, ConnState, GeneratedFiles, IkeBackend, PeerIdentity, SaKind};
+use super::{
+    ConnSource, ConnSpec, ConnStatus, EstablishedSa, GeneratedFiles, IkeBackend, PeerIdentity,
+    SaKind,
+};
 use crate::config::{Auth, ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;
@@ -117,7 +120,7 @@ impl Libreswan {
     }
 
     /// `whack --name CONN --connectionstatus` (libreswan 5.x), read.
-    fn connection_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnReport> {
+    fn connection_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnStatus> {
         let args = [
             OsStr::new("--name"),
             OsStr::new(conn.as_str()),
@@ -154,12 +157,14 @@ impl Libreswan {
     }
 
     /// The installed libreswan's version (the generated config and the status queries
-    /// depend on it), from `ipsec --version`, once per invocation.
+    /// depend on it), from `whack --version` (= `ipsec --version`), once per invocation.
     fn version(&self, deadline: Instant) -> Result<Version> {
         if let Some(v) = self.version.get() {
             return Ok(*v);
         }
-        let out = exec::run(self.ipsec()?.as_os_str(), &["--version"], deadline)?;
+        // whack prints the same as `ipsec --version` without the shell wrapper.
+        let program = self.whack.as_deref().unwrap_or(self.ipsec()?);
+        let out = exec::run(program.as_os_str(), &["--version"], deadline)?;
         let v = Version::parse(&out.stdout).ok_or_else(|| {
             Error::Generic(format!(
                 "cannot tell the libreswan version from {:?}",
@@ -446,26 +451,6 @@ impl IkeBackend for Libreswan {
         .map(|_| ())
     }
 
-    fn established_peers(
-        &self,
-        conn: &ConnName,
-        kind: SaKind,
-        deadline: Instant,
-    ) -> Result<Vec<(u64, std::net::IpAddr)>> {
-        if self.version(deadline)?.major >= 5 {
-            // One conn's report, whatever else pluto holds.
-            let report = self.connection_status(conn, deadline)?;
-            return Ok(report
-                .sas
-                .into_iter()
-                .filter(|(k, _, _)| *k == kind)
-                .map(|(_, serial, peer)| (serial, peer))
-                .collect());
-        }
-        let out = self.run("whack", &[OsStr::new("--showstates")], deadline)?;
-        Ok(established_peers(&out.stdout, conn.as_str(), kind))
-    }
-
     fn peer_identities(&self, deadline: Instant) -> Result<Vec<PeerIdentity>> {
         let traffic = self.run("whack", &[OsStr::new("--trafficstatus")], deadline)?;
         if !traffic.stdout.contains("id='") {
@@ -485,13 +470,24 @@ impl IkeBackend for Libreswan {
         .map(|_| ())
     }
 
-    fn conn_state(&self, conn: &ConnName, deadline: Instant) -> Result<ConnState> {
+    fn conn_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnStatus> {
         if self.version(deadline)?.major >= 5 {
-            return Ok(self.connection_status(conn, deadline)?.state);
+            // One conn's report, whatever else pluto holds.
+            return self.connection_status(conn, deadline);
         }
-        // libreswan 4.x has no per-conn query: the full status, every conn in it.
+        // libreswan 4.x has no per-conn query: the full status (every conn, then every
+        // state) answers both questions in one call.
         let out = self.run("whack", &[OsStr::new("--status")], deadline)?;
-        Ok(parse_status(&out.stdout, conn.as_str()))
+        let state = parse_status(&out.stdout, conn.as_str());
+        let sas = [SaKind::Ike, SaKind::Child]
+            .into_iter()
+            .flat_map(|kind| {
+                established_peers(&out.stdout, conn.as_str(), kind)
+                    .into_iter()
+                    .map(move |(serial, peer)| EstablishedSa { kind, serial, peer })
+            })
+            .collect();
+        Ok(ConnStatus { state, sas })
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::{ConnState, SaKind};
+use super::{ConnState, ConnStatus, EstablishedSa, SaKind};
 
 /// A conn's state from libreswan 4.x's `whack --status` output
 /// (`000 "rw":     oriented; my_ip=unset; …`). A conn that is listed without an
@@ -28,15 +28,6 @@ pub fn parse_status(text: &str, conn: &str) -> ConnState {
     state
 }
 
-/// What libreswan 5.x's `whack --name X --connectionstatus` says of conn X and its
-/// instances (`"X"[N]`): the conn's own state, and every established SA with its peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnReport {
-    pub state: ConnState,
-    /// (kind, serial, peer address) of each established IKE and Child SA.
-    pub sas: Vec<(SaKind, u64, IpAddr)>,
-}
-
 /// pluto's words for a name it does not know (4.x and 5.x).
 pub const UNKNOWN_NAME: &str = "no connection or alias named";
 
@@ -46,11 +37,11 @@ pub const UNKNOWN_NAME: &str = "no connection or alias named";
 /// for an instance, `"rw"[1]:   routing: routed-tunnel; established Child SA: #3;`.
 /// Output that does not say either "unknown" or the conn's `host:` is an error (the
 /// caller names the daemon version): never read as "absent" or "no peers".
-pub fn parse_connectionstatus(text: &str, conn: &str) -> Result<ConnReport, String> {
+pub fn parse_connectionstatus(text: &str, conn: &str) -> Result<ConnStatus, String> {
     let own = format!("\"{conn}\":");
     let instance = format!("\"{conn}\"[");
     let mut state = None;
-    let mut sas: Vec<(SaKind, u64, IpAddr)> = Vec::new();
+    let mut sas: Vec<EstablishedSa> = Vec::new();
     // The peer of the conn or instance whose lines are being read (its `host:` line
     // names it), and which one that is (None: the conn itself).
     let mut remote: Option<IpAddr> = None;
@@ -98,15 +89,16 @@ pub fn parse_connectionstatus(text: &str, conn: &str) -> Result<ConnReport, Stri
             };
             let serial = value.strip_prefix('#').and_then(|n| n.parse().ok());
             if let (Some(serial), Some(peer)) = (serial, remote) {
-                if !sas.contains(&(kind, serial, peer)) {
-                    sas.push((kind, serial, peer));
+                let sa = EstablishedSa { kind, serial, peer };
+                if !sas.contains(&sa) {
+                    sas.push(sa);
                 }
             }
         }
     }
     match state {
-        Some(state) => Ok(ConnReport { state, sas }),
-        None if text.contains(UNKNOWN_NAME) => Ok(ConnReport {
+        Some(state) => Ok(ConnStatus { state, sas }),
+        None if text.contains(UNKNOWN_NAME) => Ok(ConnStatus {
             state: ConnState::Absent,
             sas: Vec::new(),
         }),
@@ -474,18 +466,20 @@ mod tests {
     fn libreswan_5_connectionstatus() {
         let r = parse_connectionstatus(CONNECTIONSTATUS_5_2, "vip").unwrap();
         assert_eq!(r.state, ConnState::Ready);
-        assert_eq!(r.sas, vec![(SaKind::Ike, 2, "192.0.2.3".parse().unwrap())]);
+        assert_eq!(
+            r.peers(SaKind::Ike),
+            vec![(2, "192.0.2.3".parse().unwrap())]
+        );
+        assert!(r.peers(SaKind::Child).is_empty());
         let r = parse_connectionstatus(UNORIENTED_5_2, "rw2").unwrap();
         assert_eq!((r.state, r.sas.len()), (ConnState::Loaded, 0));
         // A Child SA on the routing line; IPv6 peers.
         let text = "\"m\":   host: oriented; local: 2001:db8::1; remote: 2001:db8::2; established IKE SA: #7;\n\"m\":   routing: routed-tunnel; established Child SA: #8;\n";
         let r = parse_connectionstatus(text, "m").unwrap();
+        let peer = "2001:db8::2".parse().unwrap();
         assert_eq!(
-            r.sas,
-            vec![
-                (SaKind::Ike, 7, "2001:db8::2".parse().unwrap()),
-                (SaKind::Child, 8, "2001:db8::2".parse().unwrap())
-            ]
+            (r.peers(SaKind::Ike), r.peers(SaKind::Child)),
+            (vec![(7, peer)], vec![(8, peer)])
         );
     }
 

@@ -37,6 +37,33 @@ pub enum ConnState {
     Ready,
 }
 
+/// One established SA of a conn (or of its instances), as the daemon reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EstablishedSa {
+    pub kind: SaKind,
+    /// The daemon's number for it (an IKE SA's deletes it and its Child SAs).
+    pub serial: u64,
+    pub peer: IpAddr,
+}
+
+/// A conn as the daemon sees it: can it serve here, and which SAs carry its peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnStatus {
+    pub state: ConnState,
+    pub sas: Vec<EstablishedSa>,
+}
+
+impl ConnStatus {
+    /// (serial, peer) of the established SAs of one kind.
+    pub fn peers(&self, kind: SaKind) -> Vec<(u64, IpAddr)> {
+        self.sas
+            .iter()
+            .filter(|sa| sa.kind == kind)
+            .map(|sa| (sa.serial, sa.peer))
+            .collect()
+    }
+}
+
 /// Where a conn's definition is.
 pub enum ConnSource<'a> {
     /// Somewhere in the *.conf files of a directory (ocf:heartbeat:ipsec's confdir).
@@ -140,15 +167,12 @@ pub trait IkeBackend: Sync {
     fn unload(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
     /// Starts negotiating `conn` inside the daemon without waiting for the result.
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
+    /// The conn's state and established SAs, in one query of the daemon.
+    fn conn_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnStatus>;
     /// Whether the daemon has the conn, and whether it can serve it on this node.
-    fn conn_state(&self, conn: &ConnName, deadline: Instant) -> Result<ConnState>;
-    /// (serial, peer address) of the conn's established IKE SAs or Child (IPsec) SAs.
-    fn established_peers(
-        &self,
-        conn: &ConnName,
-        kind: SaKind,
-        deadline: Instant,
-    ) -> Result<Vec<(u64, IpAddr)>>;
+    fn conn_state(&self, conn: &ConnName, deadline: Instant) -> Result<ConnState> {
+        self.conn_status(conn, deadline).map(|s| s.state)
+    }
     /// The identities the peers of all established Child SAs authenticated with.
     fn peer_identities(&self, deadline: Instant) -> Result<Vec<PeerIdentity>>;
     /// Deletes one IKE SA (and its Child SAs), notifying the peer.

@@ -65,7 +65,9 @@ nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}
 "#,
         )
         .unwrap();
-        must(&distro_sh("chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml"));
+        must(&distro_sh(
+            "chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml",
+        ));
         must(&distro_sh("chmod 600 /var/lib/pacemaker/cib/cib.xml"));
         let mut c = Cluster {
             dir: dir.to_path_buf(),

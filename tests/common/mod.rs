@@ -225,7 +225,9 @@ impl Pluto {
     fn spawn(&mut self) {
         let d = &self.dir;
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(format!("exec {} \"$@\"", self.exec)).arg("sh");
+        cmd.arg("-c")
+            .arg(format!("exec {} \"$@\"", self.exec))
+            .arg("sh");
         let child = cmd
             .args(["ipsec", "pluto", "--nofork"])
             .arg("--config")
@@ -284,7 +286,8 @@ impl Pluto {
             exec: ns.exec_prefix(),
         };
         let t0 = Instant::now();
-        while std::os::unix::net::UnixStream::connect(distro_path("/run/pluto/pluto.ctl")).is_err() {
+        while std::os::unix::net::UnixStream::connect(distro_path("/run/pluto/pluto.ctl")).is_err()
+        {
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
                 "the system pluto did not open /run/pluto/pluto.ctl"
@@ -329,7 +332,11 @@ impl Pluto {
     /// Whether pluto listens for IKE on `addr` port 500 (4.x `UDP 192.0.2.1:500`, 5.x
     /// `192.0.2.1:UDP/500`; IPv6 in brackets).
     pub fn listens_on(&self, addr: &str) -> bool {
-        let a = if addr.contains(':') { format!("[{addr}]") } else { addr.to_string() };
+        let a = if addr.contains(':') {
+            format!("[{addr}]")
+        } else {
+            addr.to_string()
+        };
         let status = self.whack("--status");
         status.contains(&format!("UDP {a}:500")) || status.contains(&format!("{a}:UDP/500"))
     }
