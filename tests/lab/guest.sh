@@ -5,6 +5,7 @@ set -uo pipefail
 OUT=$1
 VIPSEC=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck disable=SC1091
 [ -f "$OUT/lab.env" ] && set -a && . "$OUT/lab.env" && set +a
 T_START=$(date +%s.%N)
@@ -67,5 +68,30 @@ if want dnssec; then
   scenario_mesh_cert_names
   kill "$NAMED_PID" 2>/dev/null; wait "$NAMED_PID" 2>/dev/null || true
 fi
+# The same VIP and mesh scenarios on another distribution's libreswan (Debian 13's 5.2),
+# in this same boot: every pluto restarted from that root.
+if [ -n "${LAB_ROOT5:-}" ] && [ -x "$LAB_ROOT5/usr/sbin/ipsec" ] && { want vip || want mesh || want_named libreswan5; }; then
+  if use_distro_root "$LAB_ROOT5" "libreswan 5.2"; then
+    if want vip || want_named libreswan5; then
+      vip_setup
+      scenario_vip_on_a
+      scenario_failover
+      scenario_fallback
+      scenario_vip_monitor_truth
+      vip_teardown
+    fi
+    if want mesh || want_named libreswan5; then
+      mesh_setup
+      scenario_mesh_rollout
+      scenario_mesh_require
+      scenario_mesh_rekey
+      scenario_mesh_monitor_truth
+      mesh_teardown
+    fi
+  else
+    printf 'switch to %s\tFAIL\t-\t-\t-\t0\tplutos did not start from that root\n' "$LAB_ROOT5" >> "$OUT/results.tsv"
+  fi
+fi
 log "done"
+
 [ -s "$OUT/results.tsv" ] || { echo "no scenario ran" >&2; exit 1; }

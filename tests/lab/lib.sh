@@ -11,6 +11,11 @@ now() { date +%s.%N; }
 elapsed() { echo "$(now) - $T_START" | bc; }
 # on HOST CMD...: run CMD in HOST's namespace
 on() { local h=$1; shift; ip netns exec "lab-$h" "$@"; }
+# The IKE daemon's distribution: empty for the guest's own (the host's libreswan), or
+# (chroot ROOT) once use_distro_root has switched to another root's (Debian 13's 5.2).
+IN=()
+# ond HOST CMD...: run the daemon side (ipsec, pluto, vipsec) in HOST's namespace.
+ond() { local h=$1; shift; ip netns exec "lab-$h" "${IN[@]}" "$@"; }
 
 bridge_up() {
   ip netns add lab-sw
@@ -37,11 +42,11 @@ host_add() {
 pluto_start() {
   local h=$1 d=$LAB/$1
   mkdir -p "$d/run" "$d/nss" "$d/ipsec.d" "$d/state" "$d/vipsec"
-  [ -f "$d/nss/cert9.db" ] || ipsec initnss --nssdir "$d/nss" >/dev/null
+  [ -f "$d/nss/cert9.db" ] || "${IN[@]}" ipsec initnss --nssdir "$d/nss" >/dev/null
   (umask 077; echo "include $d/ipsec.d/*.secrets" > "$d/ipsec.secrets")
   printf 'config setup\n\tlogfile=%s/pluto.log\n\tplutodebug=none\n' "$d" > "$d/ipsec.conf"
   rm -f "$d/run/pluto.ctl" "$d/run/pluto.pid"
-  on "$h" ipsec pluto --nofork --config "$d/ipsec.conf" --rundir "$d/run" --nssdir "$d/nss" \
+  ond "$h" ipsec pluto --nofork --config "$d/ipsec.conf" --rundir "$d/run" --nssdir "$d/nss" \
     --ipsecdir "$d/ipsec.d" --secretsfile "$d/ipsec.secrets" --logfile "$d/pluto.log" \
     --no-dnssec </dev/null >>"$d/pluto.out" 2>&1 &
   eval "PLUTO_$h=$!"
@@ -70,8 +75,31 @@ pluto_kill() {
   rm -f "$LAB/$1/run/pluto.pid"
 }
 
-whack() { local h=$1; shift; on "$h" ipsec whack --ctlsocket "$LAB/$h/run/pluto.ctl" "$@"; }
-addconn() { on "$1" ipsec auto --ctlsocket "$LAB/$1/run/pluto.ctl" --config "$2" --add "$3" >/dev/null; }
+whack() { local h=$1; shift; ond "$h" ipsec whack --ctlsocket "$LAB/$h/run/pluto.ctl" "$@"; }
+# What `ipsec auto --add` runs (libreswan 5 deprecates `ipsec auto`).
+addconn() { ond "$1" ipsec addconn --ctlsocket "$LAB/$1/run/pluto.ctl" --config "$2" "$3" >/dev/null; }
+
+# use_distro_root ROOT LABEL: every pluto is stopped and started again from ROOT (a
+# distribution root such as tests/debian13-root.sh makes), with fresh NSS databases;
+# later scenarios' names end in " [LABEL]". The guest sees ROOT's files but not the
+# host's mounts under it: /proc, /sys, /dev, /tmp and the checkout are bound here.
+use_distro_root() {
+  local root=$1 h d
+  for h in $(ip netns list | awk '/^lab-/{print substr($1,5)}'); do
+    [ -S "$LAB/$h/run/pluto.ctl" ] && pluto_stop "$h"
+  done
+  # Mounted over whatever the guest sees there (the host's own mounts may show through).
+  mount -t proc proc "$root/proc"
+  for d in /sys /dev /tmp "$REPO"; do mount --rbind "$d" "$root$d" || return 1; done
+
+  IN=(chroot "$root")
+  SCEN_SUFFIX=" [$2]"
+  for h in a b c d o; do
+    rm -rf "$LAB/$h/nss" "$LAB/$h/ipsec.d" "$LAB/$h/state" "$LAB/$h/vipsec"
+    pluto_start "$h" || return 1
+  done
+  log "plutos restarted from $root: $("${IN[@]}" ipsec --version | head -1)"
+}
 
 # Captures: cap_start NAME HOST [tcpdump args...] (outbound only by default, so a
 # receiver's decrypted copies are never counted); cap_count NAME FILTER.
@@ -112,7 +140,8 @@ wait_for() {
 
 # Results: one scenario at a time. check COND-CMD... / fail MSG accumulate; done_scenario
 # writes a row of the summary table.
-scenario() { SCEN=$1; SCEN_FAIL=(); OUTAGE=-; ESP=-; PLAIN=-; SCEN_T0=$(now); log "=== $SCEN"; }
+scenario() { SCEN="$1${SCEN_SUFFIX:-}"; SCEN_FAIL=(); OUTAGE=-; ESP=-; PLAIN=-; SCEN_T0=$(now); log "=== $SCEN"; }
+
 fail() { SCEN_FAIL+=("$*"); log "FAIL: $*"; }
 expect() {  # expect "what" CMD...: CMD must succeed
   local what=$1; shift

@@ -9,7 +9,7 @@ mesh_agent() {
   local depth=()
   [ "$action" = monitor ] && depth=(--check-level "${DEPTH:-0}")
   HA_RSCTMP=$LAB/$h/state VIPSEC_RUN_DIR=$LAB/$h/vipsec HA_LOGFILE=$LAB/agent-$h.log \
-    on "$h" "$VIPSEC" mesh "$action" "${depth[@]}" --instance mesh --peers "$MESH_PEERS" \
+    ond "$h" "$VIPSEC" mesh "$action" "${depth[@]}" --instance mesh --peers "$MESH_PEERS" \
     --secret_file "$LAB/mesh.secret" --ctlsocket "$LAB/$h/run/pluto.ctl" \
     --confdir "$LAB/$h/ipsec.d" --policy "${MESH_POLICY:-require}" --dnssec off "$@"
 }

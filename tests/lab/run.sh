@@ -15,6 +15,12 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (apt
 command -v vng >/dev/null || die "virtme-ng missing (pip install virtme-ng==1.42)"
 BIN=$REPO/target/release/vipsec
 [ -x "$BIN" ] || cargo build --release --locked
+# Debian 13's libreswan 5.2: the VIP and mesh scenarios run again from its root, in the
+# same boot (LAB_ROOT5=none: the guest's own libreswan only).
+LAB_ROOT5=${LAB_ROOT5:-$("$REPO/tests/debian13-root.sh")}
+[ "$LAB_ROOT5" = none ] && LAB_ROOT5=
+export LAB_ROOT5
+
 OUT=$(mktemp -d /tmp/vipsec-lab-out.XXXXXX)
 ONLY=${*:-all}
 echo "lab: booting $(basename "$KERNEL") under emulation; results in $OUT"
@@ -22,7 +28,7 @@ t0=$(date +%s)
 rc=0
 # /dev/kvm exists here but does not work: software emulation only.
 # The guest gets the lab's knobs (LAB_*, CLIENT_*) through a file: vng passes no environment.
-{ echo "LAB_ONLY='$ONLY'"; env | grep -E '^(LAB|CLIENT)_[A-Z_]+=' | sed -E "s/=(.*)/='\\1'/" || true; } > "$OUT/lab.env"
+{ echo "LAB_ONLY='$ONLY'"; env | grep -E '^(LAB|CLIENT)_[A-Z0-9_]+=' | sed -E "s/=(.*)/='\\1'/" || true; } > "$OUT/lab.env"
 timeout 1500 vng --run "$KERNEL" --disable-kvm --cpus 2 --memory 2G --rwdir="$OUT" \
   --exec "bash $REPO/tests/lab/guest.sh $OUT $BIN" > "$OUT/guest.log" 2>&1 || rc=$?
 secs=$(( $(date +%s) - t0 ))

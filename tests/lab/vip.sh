@@ -11,7 +11,7 @@ vip_agent() {
   local depth=()  # by hand the monitor depth is a flag (Pacemaker sets OCF_CHECK_LEVEL)
   [ "$action" = monitor ] && depth=(--check-level "${DEPTH:-0}")
   HA_RSCTMP=$LAB/$h/state VIPSEC_RUN_DIR=$LAB/$h/vipsec HA_LOGFILE=$LAB/agent-$h.log \
-    on "$h" "$VIPSEC" "$action" "${depth[@]}" \
+    ond "$h" "$VIPSEC" "$action" "${depth[@]}" \
     --instance vip-tunnel --tunnel rw --vip $VIP --confdir "$LAB/$h/ipsec.d" \
     --ctlsocket "$LAB/$h/run/pluto.ctl" --auth psk --psk_file "$PSK_FILE" \
     --fallbacktunnel fallback "$@"
