@@ -322,7 +322,7 @@ pub fn identity_name(id: &str) -> Option<String> {
     if candidate.contains('@') || !candidate.contains('.') {
         return None;
     }
-    crate::mesh::config::parse_dns_name("identity", &candidate).ok()
+    crate::config::parse_dns_name("identity", &candidate).ok()
 }
 
 #[cfg(test)]

@@ -7,14 +7,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::actions::mesh::MeshEnv;
-use crate::actions::{self, Env};
-use crate::config::{self, Context, IpsecConfig, RawParams, DEFAULT_STATE_DIR};
+use crate::agents::ipsec::config::IpsecConfig;
+use crate::agents::ipsec::{self, Env as IpsecEnv};
+use crate::agents::mesh::config::MeshConfig;
+use crate::agents::mesh::{self, MeshEnv};
+use crate::agents::{Printing, Verb};
+use crate::config::{self, Context, RawParams, DEFAULT_STATE_DIR};
 use crate::error::{Error, Result};
 use crate::ike::libreswan::Libreswan;
-use crate::kernel::addr::find_local_address;
 use crate::logging::{self, LogSettings};
-use crate::mesh::config::MeshConfig;
+
 use crate::metadata::{self, OcfVersion};
 use crate::params::Agent;
 use crate::state::StateStore;
@@ -44,6 +46,18 @@ impl Action {
             "reload-agent" | "reload" => Action::ReloadAgent,
             "usage" | "help" => Action::Usage,
             _ => return None,
+        })
+    }
+
+    /// The agent verb this action is (meta-data, usage and the tools are not).
+    fn verb(self) -> Option<Verb> {
+        Some(match self {
+            Action::Start => Verb::Start,
+            Action::Stop => Verb::Stop,
+            Action::Monitor => Verb::Monitor,
+            Action::ValidateAll => Verb::ValidateAll,
+            Action::ReloadAgent => Verb::ReloadAgent,
+            Action::MetaData | Action::Usage | Action::Vip | Action::CheckDns => return None,
         })
     }
 
@@ -305,11 +319,11 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
 
     if inv.action == Action::Vip {
         logging::init(&LogSettings::from_env("vip", |k| env.get(k).cloned()));
-        return vip_action(inv, deadline);
+        return crate::tools::vip::run(&inv.raw, inv.json, deadline);
     }
     if inv.action == Action::CheckDns {
         logging::init(&LogSettings::from_env("check-dns", |k| env.get(k).cloned()));
-        return check_dns_action(inv, deadline);
+        return crate::tools::check_dns::run(&inv.raw, inv.json, deadline);
     }
 
     // Logging is tagged with the instance, which may need the tunnel name: parse first,
@@ -384,11 +398,20 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
     );
     let store = StateStore::new(&ctx.state_dir, &ctx.instance);
     log::debug!("{} (timeout {timeout:?})", inv.action.name());
+    let Some(verb) = inv.action.verb() else {
+        return Ok(());
+    };
+    let printing = match (inv.by_hand, inv.json) {
+        (false, _) => Printing::Quiet,
+        (true, false) => Printing::Text,
+        (true, true) => Printing::Json,
+    };
     let result = match &cfg {
-        AgentConfig::Ipsec(cfg) => run_ipsec(
-            inv,
-            env.contains_key(actions::fallback::WAITER_ENV),
-            Env {
+        AgentConfig::Ipsec(cfg) => ipsec::run(
+            verb,
+            printing,
+            env.contains_key(ipsec::fallback::WAITER_ENV),
+            &IpsecEnv {
                 cfg,
                 ctx: &ctx,
                 ike: &ike,
@@ -396,9 +419,10 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
                 deadline,
             },
         ),
-        AgentConfig::Mesh(cfg) => run_mesh(
-            inv,
-            MeshEnv {
+        AgentConfig::Mesh(cfg) => mesh::run(
+            verb,
+            printing,
+            &MeshEnv {
                 cfg,
                 path_env: env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH),
                 ctx: &ctx,
@@ -418,150 +442,4 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
 enum AgentConfig {
     Ipsec(IpsecConfig),
     Mesh(MeshConfig),
-}
-
-fn run_mesh(inv: &Invocation, env: MeshEnv) -> Result<()> {
-    match inv.action {
-        Action::Start => actions::mesh::start::run(&env),
-        Action::Stop => actions::mesh::stop::run(&env),
-        Action::ReloadAgent => actions::mesh::reload::run(&env),
-        Action::ValidateAll => env.validate().map(|_| ()),
-        Action::Monitor => {
-            let (report, result) = actions::mesh::monitor::run(&env);
-            if inv.by_hand {
-                if inv.json {
-                    print_json(&report);
-                } else {
-                    println!("{}: {}", report.state, report.reason);
-                    for p in &report.peers {
-                        println!(
-                            "  {:<40} policy {:<3} SA {}",
-                            p.listed_as,
-                            if p.policy { "yes" } else { "no" },
-                            if p.sa { "up" } else { "down" }
-                        );
-                    }
-                    for s in &report.skipped {
-                        println!("  {:<40} skipped: {}", s.peer, s.reason);
-                    }
-                }
-            }
-            result
-        }
-        Action::MetaData | Action::Usage | Action::Vip | Action::CheckDns => Ok(()),
-    }
-}
-
-fn print_json<T: serde::Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
-}
-
-fn run_ipsec(inv: &Invocation, fallback_waiter: bool, action_env: Env) -> Result<()> {
-    match inv.action {
-        Action::Start => actions::start::run(&action_env),
-        // The detached part of a stop (actions/fallback.rs).
-        Action::Stop if fallback_waiter => actions::fallback::wait_then_bring_up(&action_env),
-        Action::Stop => actions::stop::run(&action_env),
-        Action::ReloadAgent => actions::reload::run(&action_env),
-        Action::ValidateAll => actions::validate::run(&action_env).map(|_| ()),
-        Action::Monitor => {
-            let (report, result) = actions::monitor::run(&action_env);
-            if inv.by_hand {
-                if inv.json {
-                    print_json(&report);
-                } else {
-                    let vip = match &report.vip_interface {
-                        Some(i) => format!("VIP {} is here (on {i})", report.vip),
-                        None => format!("VIP {} is not on this node", report.vip),
-                    };
-                    println!("{}: {} — {vip}", report.state, report.reason);
-                }
-            }
-            result
-        }
-        Action::MetaData | Action::Usage | Action::Vip | Action::CheckDns => Ok(()),
-    }
-}
-
-fn check_dns_action(inv: &Invocation, deadline: Instant) -> Result<()> {
-    let name = inv
-        .raw
-        .get("peer")
-        .ok_or_else(|| Error::configured("peer", "required: pass --peer NAME"))?;
-    let name = crate::mesh::config::parse_dns_name("peer", name)?;
-    let address = config::parse_host_address(
-        "address",
-        inv.raw
-            .get("address")
-            .ok_or_else(|| Error::configured("address", "required: pass --address IP"))?,
-    )?;
-    let resolver = inv
-        .raw
-        .get("resolver")
-        .map(|r| crate::dns::parse_resolver("resolver", r))
-        .transpose()?;
-    let anchor = inv
-        .raw
-        .get("dnssec_anchor")
-        .map(PathBuf::from)
-        .unwrap_or_else(crate::dns::default_anchor);
-    let mut checker = crate::dns::Checker::new(&anchor, resolver, deadline)?;
-    let v = checker.check(&name, address, deadline);
-    if inv.json {
-        print_json(&v);
-    } else {
-        println!(
-            "{}: {} (addresses found: {}; chain {})",
-            if v.accepted { "accepted" } else { "refused" },
-            v.reason,
-            if v.addresses.is_empty() {
-                "none".into()
-            } else {
-                v.addresses
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-            if v.secure {
-                "validated"
-            } else {
-                "not validated"
-            }
-        );
-    }
-    if v.accepted {
-        Ok(())
-    } else {
-        Err(Error::Generic(format!("{name}: {}", v.reason)))
-    }
-}
-
-fn vip_action(inv: &Invocation, deadline: Instant) -> Result<()> {
-    let raw = inv.raw.get("vip").ok_or_else(|| {
-        Error::configured("vip", "required parameter is missing; pass --vip ADDRESS")
-    })?;
-    let vip = config::parse_host_address("vip", raw)?;
-    let at = find_local_address(vip, deadline)?;
-    if inv.json {
-        let v = serde_json::json!({ "vip": vip, "local": at.is_some(), "location": at });
-        print_json(&v);
-    } else {
-        match &at {
-            Some(a) => println!(
-                "VIP {vip} is configured on this node: {} (/{})",
-                a.interface, a.prefix_len
-            ),
-            None => println!("VIP {vip} is not configured on this node"),
-        }
-    }
-    match at {
-        Some(_) => Ok(()),
-        None => Err(Error::NotRunning(format!(
-            "VIP {vip} is not configured on this node"
-        ))),
-    }
 }

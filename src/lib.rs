@@ -5,7 +5,7 @@
 //! /usr/lib/ocf/resource.d/vipsec/ipsec it is the resource agent of that type, reading
 //! its parameters from OCF_RESKEY_*. Both end in the same validated configuration.
 
-pub mod actions;
+pub mod agents;
 pub mod cli;
 pub mod config;
 pub mod dns;
@@ -16,7 +16,7 @@ pub mod ike;
 pub mod kernel;
 pub mod keys;
 pub mod logging;
-pub mod mesh;
 pub mod metadata;
 pub mod params;
 pub mod state;
+pub mod tools;

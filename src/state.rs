@@ -6,45 +6,18 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::instance_file_stem;
 use crate::error::{Error, Result};
 
 pub const STATE_FORMAT: u32 = 1;
-
-/// What a started `ocf:vipsec:ipsec` resource brought up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IpsecState {
-    pub format: u32,
-    pub instance: String,
-    pub tunnel: String,
-    pub vip: IpAddr,
-    pub fallbacktunnel: Option<String>,
-    pub ctlsocket: PathBuf,
-    pub confdir: PathBuf,
-    /// The IKE daemon instance that had the conn oriented when start returned.
-    #[serde(default)]
-    pub daemon_instance: Option<u64>,
-    /// Seconds since the epoch.
-    pub started_at: u64,
-}
-
-impl IpsecState {
-    pub fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
 
 pub struct StateStore {
     dir: PathBuf,
@@ -126,14 +99,6 @@ impl StateStore {
         }
     }
 
-    pub fn read(&self) -> Result<Option<IpsecState>> {
-        self.read_json()
-    }
-
-    pub fn write(&self, state: &IpsecState) -> Result<()> {
-        self.write_json(state)
-    }
-
     /// Any agent's state; the `format` field must be the one this vipsec writes.
     pub fn read_json<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>> {
         let path = self.path();
@@ -196,14 +161,26 @@ impl StateStore {
             let Ok(text) = fs::read_to_string(entry.path()) else {
                 continue;
             };
-            if let Ok(state) = serde_json::from_str::<IpsecState>(&text) {
-                if state.tunnel == tunnel {
-                    return Some(state.instance);
+            // Any agent's state that names this tunnel (only the ipsec agent's do).
+            let Ok(state) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if state["tunnel"].as_str() == Some(tunnel) {
+                if let Some(instance) = state["instance"].as_str() {
+                    return Some(instance.to_string());
                 }
             }
         }
         None
     }
+}
+
+/// Seconds since the epoch (0 if the clock is before it).
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Write `data` to `path` atomically: a temp file in the same directory, fsync, rename.
@@ -224,6 +201,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agents::ipsec::state::IpsecState;
 
     fn sample(instance: &str) -> IpsecState {
         IpsecState {
@@ -243,18 +221,21 @@ mod tests {
     fn write_read_remove_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path(), "vip-tunnel");
-        assert_eq!(store.read().unwrap(), None);
-        store.write(&sample("vip-tunnel")).unwrap();
+        assert_eq!(store.read_json::<IpsecState>().unwrap(), None);
+        store.write_json(&sample("vip-tunnel")).unwrap();
         let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(store.read().unwrap(), Some(sample("vip-tunnel")));
+        assert_eq!(
+            store.read_json::<IpsecState>().unwrap(),
+            Some(sample("vip-tunnel"))
+        );
         assert_eq!(
             StateStore::find_instance_by_tunnel(dir.path(), "rw").as_deref(),
             Some("vip-tunnel")
         );
         store.remove().unwrap();
         store.remove().unwrap();
-        assert_eq!(store.read().unwrap(), None);
+        assert_eq!(store.read_json::<IpsecState>().unwrap(), None);
         // No temp files left behind.
         let left: Vec<_> = fs::read_dir(dir.path())
             .unwrap()

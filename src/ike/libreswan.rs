@@ -16,11 +16,12 @@ use super::{
     ConnSource, ConnSpec, ConnStatus, EstablishedSa, GeneratedFiles, IkeBackend, PeerIdentity,
     SaKind,
 };
-use crate::config::{Auth, ConnName, Secret};
+use crate::agents::ipsec::config::Auth;
+use crate::agents::mesh::config::{MeshAuth, MeshConfig};
+use crate::agents::mesh::plan::MeshPlan;
+use crate::config::{ConnName, Secret};
 use crate::error::{Error, Result};
 use crate::exec;
-use crate::mesh::config::{MeshAuth, MeshConfig};
-use crate::mesh::plan::MeshPlan;
 use crate::state::write_atomic;
 
 pub struct Libreswan {

@@ -7,12 +7,13 @@ use std::net::IpAddr;
 
 use super::libreswan_status::CertKey;
 use super::ConnSpec;
-use crate::config::{Auth, Secret};
+use crate::agents::ipsec::config::Auth;
+use crate::agents::mesh::config::{MeshAuth, MeshConfig, Policy};
+use crate::agents::mesh::plan::{forward_pairs, pass_conns_for, MeshPlan};
+use crate::config::Secret;
 #[cfg(test)]
 use crate::config::{ConnName, Mode};
 use crate::keys::pair_psk;
-use crate::mesh::config::{MeshAuth, MeshConfig, Policy};
-use crate::mesh::plan::{forward_pairs, pass_conns_for, MeshPlan};
 
 /// Version of the installed libreswan, from `ipsec --version` ("Libreswan 4.10").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -365,11 +366,15 @@ mod tests {
         raw.set("policy", policy);
         raw.set("secure_ports", "5432");
         let cfg = MeshConfig::parse(&raw).unwrap();
-        let peer = |a: &str, l: &str| crate::mesh::plan::PlannedPeer {
+        let peer = |a: &str, l: &str| crate::agents::mesh::plan::PlannedPeer {
             address: a.parse().unwrap(),
             local: l.parse().unwrap(),
             listed_as: a.into(),
-            conns: crate::mesh::plan::conns_for(&cfg, l.parse().unwrap(), a.parse().unwrap()),
+            conns: crate::agents::mesh::plan::conns_for(
+                &cfg,
+                l.parse().unwrap(),
+                a.parse().unwrap(),
+            ),
         };
         let mut plan = MeshPlan {
             peers: vec![

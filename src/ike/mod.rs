@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::{Auth, ConnName, Mode, Secret};
+use crate::agents::ipsec::config::Auth;
+use crate::agents::mesh::config::MeshConfig;
+use crate::agents::mesh::plan::MeshPlan;
+use crate::config::{ConnName, Mode, Secret};
 use crate::error::Result;
-use crate::mesh::config::MeshConfig;
-use crate::mesh::plan::MeshPlan;
 
 /// Which of a conn's SAs: the IKE SA (the authenticated peer) or its Child SAs (the
 /// kernel's ESP SAs that carry traffic).

@@ -1,7 +1,8 @@
 //! validate-all: everything start would need, checked without touching anything.
 
 use super::Env;
-use crate::config::{Auth, Secret};
+use crate::agents::ipsec::config::Auth;
+use crate::config::Secret;
 use crate::error::{Error, Result};
 
 /// Returns the pre-shared key it checked (auth=psk), so start need not read it again.

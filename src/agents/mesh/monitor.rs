@@ -14,10 +14,10 @@ use crate::kernel::guard;
 use crate::kernel::xfrm::{self, XfrmView};
 use std::collections::BTreeMap;
 
-use crate::actions::peer_names::{self, Claim};
+use crate::agents::mesh::config::{MeshAuth, Policy};
+use crate::agents::mesh::corosync::PeerSource;
+use crate::agents::peer_names::{self, Claim};
 use crate::dns::{identity_name, DnssecMode};
-use crate::mesh::config::{MeshAuth, Policy};
-use crate::mesh::corosync::PeerSource;
 use crate::state::LockKind;
 
 #[derive(Debug, Serialize)]
@@ -45,7 +45,7 @@ pub struct Report {
     pub key_source: Option<String>,
     pub peers: Vec<PeerReport>,
     /// Listed peers without a conn (names that do not resolve, no route).
-    pub skipped: Vec<crate::mesh::plan::Skipped>,
+    pub skipped: Vec<crate::agents::mesh::plan::Skipped>,
     pub peers_without_sa: Vec<String>,
 }
 
@@ -164,7 +164,7 @@ fn list(names: &[String]) -> String {
 fn check(
     env: &MeshEnv,
     peers: &mut Vec<PeerReport>,
-    skipped: &mut Vec<crate::mesh::plan::Skipped>,
+    skipped: &mut Vec<crate::agents::mesh::plan::Skipped>,
     policy: &mut Option<Policy>,
     sources: &mut Option<(PeerSource, String)>,
 ) -> Result<()> {

@@ -1,6 +1,9 @@
 //! The verbs of `ocf:vipsec:mesh`.
 
+pub mod config;
+pub mod corosync;
 pub mod monitor;
+pub mod plan;
 pub mod reload;
 pub mod start;
 pub mod stop;
@@ -10,16 +13,18 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::{print_json, Printing, Verb};
+
+use crate::agents::mesh::config::{parse_peer_list, MeshAuth, MeshConfig, PeerSpec, Policy};
+use crate::agents::mesh::plan::{resolve_plain, MeshPlan, Resolved};
 use crate::config::{instance_file_stem, read_secret_file, Context, Secret};
 use crate::dns::{Checker, DnssecMode};
 use crate::error::{Error, Result};
 use crate::ike::{GeneratedFiles, IkeBackend};
 use crate::kernel::guard;
 use crate::keys;
-use crate::mesh::config::{parse_peer_list, MeshAuth, MeshConfig, PeerSpec, Policy};
-use crate::mesh::corosync::{self, PeerSource, AUTHKEY_MIN_BYTES};
-use crate::mesh::plan::{resolve_plain, MeshPlan, Resolved};
 use crate::state::{StateStore, STATE_FORMAT};
+use corosync::{PeerSource, AUTHKEY_MIN_BYTES};
 
 pub const MASTER_SECRET_MIN_BYTES: usize = 32;
 
@@ -167,7 +172,7 @@ impl MeshEnv<'_> {
             }
             out
         };
-        let plan = crate::mesh::plan::build(
+        let plan = crate::agents::mesh::plan::build(
             self.cfg,
             &peers,
             source != PeerSource::Parameter,
@@ -201,7 +206,7 @@ impl MeshEnv<'_> {
             key_source: self.key_source().to_string(),
             key_fingerprint: master.map(keys::fingerprint),
             daemon_instance: None,
-            started_at: crate::state::IpsecState::now(),
+            started_at: crate::state::now_secs(),
         }
     }
 
@@ -316,5 +321,37 @@ impl MeshEnv<'_> {
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         })
+    }
+}
+
+/// Runs one verb.
+pub fn run(verb: Verb, printing: Printing, env: &MeshEnv) -> Result<()> {
+    match verb {
+        Verb::Start => start::run(env),
+        Verb::Stop => stop::run(env),
+        Verb::ReloadAgent => reload::run(env),
+        Verb::ValidateAll => env.validate().map(|_| ()),
+        Verb::Monitor => {
+            let (report, result) = monitor::run(env);
+            match printing {
+                Printing::Quiet => {}
+                Printing::Json => print_json(&report),
+                Printing::Text => {
+                    println!("{}: {}", report.state, report.reason);
+                    for p in &report.peers {
+                        println!(
+                            "  {:<40} policy {:<3} SA {}",
+                            p.listed_as,
+                            if p.policy { "yes" } else { "no" },
+                            if p.sa { "up" } else { "down" }
+                        );
+                    }
+                    for s in &report.skipped {
+                        println!("  {:<40} skipped: {}", s.peer, s.reason);
+                    }
+                }
+            }
+            result
+        }
     }
 }

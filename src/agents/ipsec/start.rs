@@ -1,11 +1,12 @@
 //! start: where the VIP is local, load the conn, make the IKE daemon serve the VIP, and
 //! return only once the daemon is ready to serve the conn on this node.
 
+use super::state::IpsecState;
 use super::{fallback, validate, Env};
-use crate::config::Auth;
+use crate::agents::ipsec::config::Auth;
 use crate::error::{Error, Result};
 use crate::ike::{ConnSource, ConnSpec, ConnState};
-use crate::state::{IpsecState, LockKind, STATE_FORMAT};
+use crate::state::{LockKind, STATE_FORMAT};
 
 pub fn run(env: &Env) -> Result<()> {
     let psk = validate::run(env)?;

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{MeshConfig, PeerSpec, Policy, Subnet};
+use super::config::{MeshConfig, PeerSpec, Policy};
+use crate::config::Subnet;
 use crate::error::{Error, Result};
 use crate::kernel::{addr, route};
 

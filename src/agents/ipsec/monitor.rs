@@ -10,9 +10,9 @@
 
 use serde::Serialize;
 
-use super::peer_names::{self, Claim};
 use super::Env;
-use crate::config::Auth;
+use crate::agents::ipsec::config::Auth;
+use crate::agents::peer_names::{self, Claim};
 use crate::dns::{identity_name, DnssecMode};
 use crate::error::{Error, Result};
 use crate::ike::{ConnState, ConnStatus, SaKind};

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{parse_host_address, required_nss_nickname, RawParams};
+use crate::config::{
+    parse_bool, parse_dns_name, parse_host_address, required_nss_nickname, Port, RawParams, Subnet,
+};
 use crate::dns::DnssecMode;
 use crate::error::{Error, Result};
 use crate::params::{
@@ -52,19 +54,6 @@ pub enum Policy {
     Disable,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Port {
-    /// tcp | udp | sctp
-    pub proto: &'static str,
-    pub port: u16,
-}
-
-impl fmt::Display for Port {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.proto, self.port)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeshConfig {
     /// `None`: the peers are Corosync's nodes.
@@ -96,37 +85,6 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
-/// A DNS name as RFC 1123 allows it (letters, digits, '-', dots; not all-numeric).
-pub fn parse_dns_name(param: &str, name: &str) -> Result<String> {
-    let bare = name.strip_suffix('.').unwrap_or(name);
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    let numeric = bare.chars().all(|c| c.is_ascii_digit() || c == '.');
-    if bare.is_empty() || bare.len() > 253 || numeric || !bare.split('.').all(label_ok) {
-        return Err(Error::configured(
-            param,
-            format!("{name:?} is neither an IP address nor a DNS name"),
-        ));
-    }
-    Ok(bare.to_ascii_lowercase())
-}
-
-pub fn parse_bool(param: &str, value: &str) -> Result<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(Error::configured(
-            param,
-            format!("{value:?} is not a boolean (true or false)"),
-        )),
-    }
-}
-
 fn parse_port(param: &str, token: &str) -> Result<Port> {
     let (proto, port) = match token.split_once('/') {
         Some((p, n)) => (p.to_ascii_lowercase(), n),
@@ -149,28 +107,6 @@ fn parse_port(param: &str, token: &str) -> Result<Port> {
             param,
             format!("{token:?} is not a port (1-65535)"),
         )),
-    }
-}
-
-/// An address prefix, e.g. 10.88.1.0/24.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Subnet {
-    pub addr: IpAddr,
-    pub len: u8,
-}
-
-impl Subnet {
-    pub fn host(addr: IpAddr) -> Subnet {
-        Subnet {
-            addr,
-            len: if addr.is_ipv4() { 32 } else { 128 },
-        }
-    }
-}
-
-impl fmt::Display for Subnet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
     }
 }
 

@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 
 use super::{MeshEnv, MeshState};
+use crate::agents::mesh::config::Policy;
+use crate::agents::mesh::plan::PlannedPeer;
 use crate::config::ConnName;
 use crate::error::{Error, Result};
-use crate::mesh::config::Policy;
-use crate::mesh::plan::PlannedPeer;
 use crate::state::LockKind;
 
 pub fn run(env: &MeshEnv) -> Result<()> {

@@ -1,0 +1,202 @@
+//! The validated parameters of an `ocf:vipsec:ipsec` resource.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::config::{
+    absolute_path, check_directory, parse_host_address, read_secret_file, required,
+    required_nss_nickname, ConnName, Mode, RawParams, Secret, PSK_MIN_BYTES,
+};
+use crate::error::{Error, Result};
+use crate::params::{DEFAULT_CONFDIR, DEFAULT_CTLSOCKET};
+
+/// The validated parameters of an `ocf:vipsec:ipsec` resource.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IpsecConfig {
+    pub tunnel: ConnName,
+    pub vip: IpAddr,
+    pub confdir: PathBuf,
+    pub fallbacktunnel: Option<ConnName>,
+    pub ctlsocket: PathBuf,
+    pub auth: Auth,
+    pub psk_file: Option<PathBuf>,
+    pub peer_id: Option<String>,
+    pub mode: Mode,
+    /// `None`: require when peer_id is a DNS name (@name) or auth=cert.
+    pub dnssec: Option<crate::dns::DnssecMode>,
+    pub dnssec_anchor: PathBuf,
+    pub resolver: Option<std::net::SocketAddr>,
+}
+
+/// Where the tunnel's conn comes from, and how a generated one authenticates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    /// The conn is defined in confdir (ocf:heartbeat:ipsec's way).
+    Existing,
+    /// vipsec generates it; pre-shared key from psk_file.
+    Psk,
+    /// vipsec generates it; this NSS certificate nickname.
+    Cert(String),
+}
+
+/// An IKE identity as libreswan takes it: @fqdn, an address, a DN, %any, %fromcert.
+fn parse_ike_id(param: &str, value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.len() > 255
+        || value.starts_with('-')
+        || value
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '#')
+    {
+        return Err(Error::configured(
+            param,
+            format!("{value:?} is not a usable IKE identity"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+impl IpsecConfig {
+    /// Checks that depend only on the values: the same answer on every node.
+    pub fn parse(raw: &RawParams) -> Result<IpsecConfig> {
+        let tunnel = ConnName::parse("tunnel", required(raw, "tunnel")?)?;
+        let vip = parse_host_address("vip", required(raw, "vip")?)?;
+        let confdir = absolute_path("confdir", raw.get("confdir").unwrap_or(DEFAULT_CONFDIR))?;
+        let fallbacktunnel = raw
+            .get("fallbacktunnel")
+            .map(|v| ConnName::parse("fallbacktunnel", v))
+            .transpose()?;
+        if fallbacktunnel.as_ref() == Some(&tunnel) {
+            return Err(Error::configured(
+                "fallbacktunnel",
+                format!("is the same conn as tunnel ({tunnel}); name a different conn or unset it"),
+            ));
+        }
+        let ctlsocket = absolute_path(
+            "ctlsocket",
+            raw.get("ctlsocket").unwrap_or(DEFAULT_CTLSOCKET),
+        )?;
+        let auth = match raw.get("auth") {
+            None => Auth::Existing,
+            Some("psk") => Auth::Psk,
+            Some("cert") => {
+                let nick = required_nss_nickname(raw)?;
+                Auth::Cert(nick.to_string())
+            }
+            Some(other) => {
+                return Err(Error::configured(
+                    "auth",
+                    format!("{other:?} is not psk, cert or empty"),
+                ))
+            }
+        };
+        let psk_file = raw
+            .get("psk_file")
+            .map(|p| absolute_path("psk_file", p))
+            .transpose()?;
+        match (&auth, &psk_file) {
+            (Auth::Psk, None) => {
+                return Err(Error::configured(
+                    "psk_file",
+                    "auth=psk needs the file that holds the key",
+                ))
+            }
+            (Auth::Existing | Auth::Cert(_), Some(_)) => {
+                return Err(Error::configured(
+                    "psk_file",
+                    "is only used with auth=psk; unset one of them",
+                ))
+            }
+            _ => {}
+        }
+        if raw.get("cert").is_some() && !matches!(auth, Auth::Cert(_)) {
+            return Err(Error::configured(
+                "cert",
+                "is only used with auth=cert; unset one of them",
+            ));
+        }
+        let peer_id = raw
+            .get("peer_id")
+            .map(|id| parse_ike_id("peer_id", id))
+            .transpose()?;
+        let mode = match raw.get("mode").unwrap_or("transport") {
+            "transport" => Mode::Transport,
+            "tunnel" => Mode::Tunnel,
+            other => {
+                return Err(Error::configured(
+                    "mode",
+                    format!("{other:?} is not transport or tunnel"),
+                ))
+            }
+        };
+        if auth == Auth::Existing {
+            for name in ["peer_id", "mode"] {
+                if raw.get(name).is_some() {
+                    return Err(Error::configured(
+                        name,
+                        "only applies to a conn vipsec generates (auth=psk or auth=cert); the conn in confdir sets its own",
+                    ));
+                }
+            }
+        }
+        Ok(IpsecConfig {
+            tunnel,
+            vip,
+            confdir,
+            fallbacktunnel,
+            ctlsocket,
+            auth,
+            psk_file,
+            peer_id,
+            mode,
+            dnssec: raw
+                .get("dnssec")
+                .map(|v| crate::dns::DnssecMode::parse("dnssec", v))
+                .transpose()?,
+            dnssec_anchor: absolute_path(
+                "dnssec_anchor",
+                raw.get("dnssec_anchor")
+                    .unwrap_or(crate::dns::DEFAULT_ANCHOR),
+            )?,
+            resolver: raw
+                .get("resolver")
+                .map(|v| crate::dns::parse_resolver("resolver", v))
+                .transpose()?,
+        })
+    }
+
+    /// The DNS name the peers must present (`peer_id=@name`), if any.
+    pub fn peer_name(&self) -> Option<&str> {
+        self.peer_id
+            .as_deref()
+            .and_then(|id| id.strip_prefix('@'))
+            .filter(|n| !n.is_empty())
+    }
+
+    /// The DNSSEC mode in force: the parameter, else require when a peer is identified by
+    /// name or certificate.
+    pub fn dnssec_mode(&self) -> crate::dns::DnssecMode {
+        self.dnssec.unwrap_or(
+            if self.peer_name().is_some() || matches!(self.auth, Auth::Cert(_)) {
+                crate::dns::DnssecMode::Require
+            } else {
+                crate::dns::DnssecMode::Off
+            },
+        )
+    }
+
+    /// The pre-shared key, read (and checked) only when it is needed.
+    pub fn load_psk(&self) -> Result<Option<Secret>> {
+        match (&self.auth, &self.psk_file) {
+            (Auth::Psk, Some(path)) => read_secret_file("psk_file", path, PSK_MIN_BYTES).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Checks of this node's files: they can differ between nodes, so a probe treats a
+    /// failure here as "not running here" rather than as a cluster-wide configuration error.
+    pub fn check_local(&self) -> Result<()> {
+        check_directory("confdir", &self.confdir)
+    }
+}
