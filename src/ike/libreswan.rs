@@ -5,21 +5,16 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::libreswan_conf::{
-    render_conn, render_mesh, render_mesh_secrets, render_psk_secret, Version,
-};
+use super::libreswan_conf::{render_conns, render_secrets, Version};
 use super::libreswan_status::{
     cert_info, established_peers, parse_connectionstatus, parse_status, peer_identities,
     secrets_files_loaded, CertInfo, CertKey, UNKNOWN_NAME,
 };
 use super::{
-    ConnSource, ConnSpec, ConnStatus, EstablishedSa, GeneratedFiles, IkeBackend, PeerIdentity,
-    SaKind,
+    ConnAuth, ConnDef, ConnSource, ConnStatus, EstablishedSa, GeneratedFiles, IkeBackend,
+    PeerIdentity, PskEntry, SaKind,
 };
-use crate::agents::ipsec::config::Auth;
-use crate::agents::mesh::config::{MeshAuth, MeshConfig};
-use crate::agents::mesh::plan::MeshPlan;
-use crate::config::{ConnName, Secret};
+use crate::config::ConnName;
 use crate::error::{Error, Result};
 use crate::exec;
 use crate::state::write_atomic;
@@ -294,63 +289,31 @@ impl IkeBackend for Libreswan {
         }
     }
 
-    fn write_generated(
+    fn write_conns(
         &self,
-        spec: &ConnSpec,
-        psk: Option<&Secret>,
+        conns: &[ConnDef],
+        keys: Option<&[PskEntry]>,
         files: &GeneratedFiles,
         deadline: Instant,
     ) -> Result<()> {
         let version = self.version(deadline)?;
-        let cert_key = match spec.auth {
-            Auth::Cert(nick) => Some(self.cert_key(nick, deadline)?),
+        // Every conn of a node presents the same certificate.
+        let cert_key = match conns.iter().find_map(|c| match &c.auth {
+            ConnAuth::Cert { nickname, .. } => Some(nickname),
             _ => None,
+        }) {
+            Some(nickname) => Some(self.cert_key(nickname, deadline)?),
+            None => None,
         };
         ensure_private_dir(&self.run_dir)?;
         write_atomic(
             &files.conn,
-            render_conn(spec, version, cert_key).as_bytes(),
+            render_conns(conns, version, cert_key).as_bytes(),
             0o600,
         )?;
-        let Some(psk) = psk else { return Ok(()) };
-        write_atomic(
-            &files.secrets,
-            render_psk_secret(spec.vip, spec.peer_id, psk.expose()).as_bytes(),
-            0o600,
-        )?;
+        let Some(keys) = keys else { return Ok(()) };
+        write_atomic(&files.secrets, render_secrets(keys).as_bytes(), 0o600)?;
         self.reread_secrets(files, deadline)
-    }
-
-    fn write_mesh(
-        &self,
-        plan: &MeshPlan,
-        cfg: &MeshConfig,
-        master: Option<&Secret>,
-        files: &GeneratedFiles,
-        deadline: Instant,
-    ) -> Result<()> {
-        let version = self.version(deadline)?;
-        let cert_key = match &cfg.auth {
-            MeshAuth::Cert { nickname } => Some(self.cert_key(nickname, deadline)?),
-            MeshAuth::Psk { .. } => None,
-        };
-        ensure_private_dir(&self.run_dir)?;
-        write_atomic(
-            &files.conn,
-            render_mesh(plan, cfg, version, cert_key).as_bytes(),
-            0o600,
-        )?;
-        match master {
-            Some(master) => {
-                write_atomic(
-                    &files.secrets,
-                    render_mesh_secrets(plan, master).as_bytes(),
-                    0o600,
-                )?;
-                self.reread_secrets(files, deadline)
-            }
-            None => Ok(()),
-        }
     }
 
     fn load_all(&self, file: &Path, deadline: Instant) -> Result<()> {

@@ -3,17 +3,11 @@
 //! IKEv2-only as keyexchange=ikev2), and the PSK line of a secrets file.
 
 use std::fmt::Write;
-use std::net::IpAddr;
 
 use super::libreswan_status::CertKey;
-use super::ConnSpec;
-use crate::agents::ipsec::config::Auth;
-use crate::agents::mesh::config::{MeshAuth, MeshConfig, Policy};
-use crate::agents::mesh::plan::{forward_pairs, pass_conns_for, MeshPlan};
-use crate::config::Secret;
-#[cfg(test)]
-use crate::config::{ConnName, Mode};
-use crate::keys::pair_psk;
+use super::spec::{
+    ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, ProtoPort, PskEntry, Remote, Shunt,
+};
 
 /// Version of the installed libreswan, from `ipsec --version` ("Libreswan 4.10").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -48,235 +42,211 @@ fn quoted(v: &str) -> String {
     }
 }
 
-/// `cert_key`: the key type of this end's certificate (with auth=cert): libreswan 4 needs
-/// leftauth= and rightauth= together, so peers must present the same key type.
-pub fn render_conn(spec: &ConnSpec, version: Version, cert_key: Option<CertKey>) -> String {
-    let mut c = String::new();
-    let v5 = version.major >= 5;
-    let _ = writeln!(
-        c,
-        "# Written by vipsec; regenerated at every start. Do not edit."
-    );
-    let _ = writeln!(c, "conn {}", spec.name);
-    let _ = writeln!(c, "\tleft={}", spec.vip);
-    let _ = writeln!(c, "\tright=%any");
-    match spec.auth {
-        Auth::Psk => {
-            let _ = writeln!(c, "\tauthby=secret");
-            let _ = writeln!(c, "\tleftid={}", spec.vip);
-        }
-        Auth::Cert(nick) => {
-            let _ = writeln!(c, "\tleftcert={}", quoted(nick));
-            let _ = writeln!(c, "\tleftid=%fromcert");
-            let _ = writeln!(c, "\tleftsendcert=always");
-            if let Some(k) = cert_key {
-                let _ = writeln!(c, "\tleftauth={}\n\trightauth={}", k.auth(), k.auth());
-            }
-        }
-        // An existing conn is loaded from confdir, never rendered.
-        Auth::Existing => {}
+/// Renders conns in ipsec.conf syntax for `version`, all in one file (loaded in one
+/// batch). `cert_key`: the key type of this end's certificate (with certificate
+/// authentication): libreswan 4 needs leftauth= and rightauth= together, so peers must
+/// present the same key type.
+pub fn render_conns(conns: &[ConnDef], version: Version, cert_key: Option<CertKey>) -> String {
+    let mut c =
+        String::from("# Written by vipsec; regenerated at start and reload. Do not edit.\n");
+    for conn in conns {
+        render_conn(&mut c, conn, version, cert_key);
     }
-    match spec.peer_id {
-        Some(id) => {
-            let _ = writeln!(c, "\trightid={}", quoted(id));
-        }
-        None if matches!(spec.auth, Auth::Cert(_)) => {
-            let _ = writeln!(c, "\trightid=%fromcert");
-        }
-        None => {}
-    }
-    if v5 {
-        let _ = writeln!(c, "\tkeyexchange=ikev2");
-    } else {
-        let _ = writeln!(c, "\tikev2=insist");
-    }
-    let _ = writeln!(c, "\ttype={}", spec.mode.as_str());
-    let _ = writeln!(c, "\tike={IKE_PROPOSALS}");
-    let _ = writeln!(c, "\tesp={ESP_PROPOSALS}");
-    let _ = writeln!(c, "\tdpddelay=10s");
-    if !v5 {
-        let _ = writeln!(c, "\tdpdtimeout=30s");
-        let _ = writeln!(c, "\tdpdaction=clear");
-    }
-    let _ = writeln!(c, "\tfailureshunt=drop");
-    let _ = writeln!(c, "\tnegotiationshunt=drop");
-    let _ = writeln!(c, "\tauto=add");
     c
 }
 
-/// Priority of the conns that keep SSH/ICMP in clear: before everything else.
-pub const PASS_PRIORITY: u32 = 100;
-fn ike_lines(c: &mut String, v5: bool) {
-    let _ = writeln!(
-        c,
-        "\t{}",
-        if v5 {
-            "keyexchange=ikev2"
-        } else {
-            "ikev2=insist"
-        }
-    );
-    let _ = writeln!(c, "\tike={IKE_PROPOSALS}");
-    let _ = writeln!(c, "\tesp={ESP_PROPOSALS}");
+fn identity(id: &Identity) -> String {
+    match id {
+        Identity::Address(a) => a.to_string(),
+        Identity::Fqdn(n) => format!("@{n}"),
+        Identity::Dn(dn) => quoted(dn),
+    }
 }
 
-/// Every conn of a mesh plan, in one file loaded in one batch (`addconn --autoall`).
-pub fn render_mesh(
-    plan: &MeshPlan,
-    cfg: &MeshConfig,
-    version: Version,
-    cert_key: Option<CertKey>,
-) -> String {
-    let v5 = version.major >= 5;
-    let mut c = String::from(
-        "# Written by vipsec for the mesh; regenerated at start and reload. Do not edit.\n",
-    );
-    let auto = if cfg.policy == Policy::Disable {
-        "add"
-    } else {
-        "ondemand"
-    };
-    let (failure, negotiation) = match cfg.policy {
-        Policy::Require | Policy::Disable => ("drop", "hold"),
-        Policy::Use => ("passthrough", "passthrough"),
-    };
-    for peer in &plan.peers {
-        let (l, r) = (peer.local, peer.address);
-        let auth = |c: &mut String| match &cfg.auth {
-            MeshAuth::Psk { .. } => {
-                let _ = writeln!(c, "\tleftid={l}\n\trightid={r}\n\tauthby=secret");
-            }
-            MeshAuth::Cert { nickname } => {
-                let _ = writeln!(
-                    c,
-                    "\tleftcert={}\n\tleftid=%fromcert\n\trightid=%fromcert\n\tleftsendcert=always",
-                    quoted(nickname)
-                );
-                if let Some(k) = cert_key {
-                    let _ = writeln!(c, "\tleftauth={}\n\trightauth={}", k.auth(), k.auth());
-                }
-            }
-        };
-        // One conn between this node and the peer: `selectors` narrow it (ports, subnets).
-        let conn = |c: &mut String,
-                    name: &str,
-                    selectors: String,
-                    mode: &str,
-                    failure: &str,
-                    negotiation: &str| {
-            let _ = write!(c, "conn {name}\n\tleft={l}\n\tright={r}\n{selectors}");
-            auth(c);
-            let _ = writeln!(c, "\ttype={mode}");
-            ike_lines(c, v5);
-            let _ = writeln!(c, "\tdpddelay=10s");
-            if !v5 {
-                let _ = writeln!(c, "\tdpdtimeout=30s\n\tdpdaction=restart");
-            }
-            let _ = writeln!(
-                c,
-                "\tkeyingtries=%forever\n\tfailureshunt={failure}\n\tnegotiationshunt={negotiation}\n\tleftupdown=%disabled\n\tauto={auto}\n"
-            );
-        };
-        conn(
-            &mut c,
-            peer.main_conn(),
-            String::new(),
-            "transport",
-            failure,
-            negotiation,
-        );
-        for p in &cfg.secure_ports {
-            let base = format!("{}-{}{}", peer.main_conn(), p.proto, p.port);
-            // Always fail-closed, whatever the mesh's policy.
-            let out = format!("\tleftprotoport={}\n\trightprotoport={p}\n", p.proto);
-            let inbound = format!("\tleftprotoport={p}\n\trightprotoport={}\n", p.proto);
-            conn(
-                &mut c,
-                &format!("{base}-out"),
-                out,
-                "transport",
-                "drop",
-                "hold",
-            );
-            conn(
-                &mut c,
-                &format!("{base}-in"),
-                inbound,
-                "transport",
-                "drop",
-                "hold",
-            );
-        }
-        // Forwarded (container) traffic: tunnel mode between the subnets, so the kernel
-        // gets out and fwd policies for it.
-        for (i, (mine, theirs)) in forward_pairs(cfg, l, r).into_iter().enumerate() {
-            let name = format!("{}-fwd{}", peer.main_conn(), i + 1);
-            conn(
-                &mut c,
-                &name,
-                format!("\tleftsubnet={mine}\n\trightsubnet={theirs}\n"),
-                "tunnel",
-                failure,
-                negotiation,
-            );
-        }
+fn protoport(p: &ProtoPort) -> String {
+    match p.port {
+        Some(port) => format!("{}/{port}", p.proto),
+        None => p.proto.clone(),
     }
-    for local in plan.locals() {
-        let any = if local.is_ipv4() {
-            ("0.0.0.0", "0.0.0.0/0", "icmp")
-        } else {
-            ("::", "::/0", "ipv6-icmp")
-        };
-        for name in pass_conns_for(cfg, local) {
-            let (lp, rp) = if name.ends_with("-ssh-in") {
-                ("tcp/22".to_string(), "tcp".to_string())
-            } else if name.ends_with("-ssh-out") {
-                ("tcp".to_string(), "tcp/22".to_string())
+}
+
+fn render_conn(c: &mut String, conn: &ConnDef, version: Version, cert_key: Option<CertKey>) {
+    let v5 = version.major >= 5;
+    let _ = writeln!(c, "conn {}", conn.name);
+    let mut line = |text: String| {
+        c.push('\t');
+        c.push_str(&text);
+        c.push('\n');
+    };
+    line(format!("left={}", conn.local));
+    line(match conn.remote {
+        Remote::Host(a) => format!("right={a}"),
+        // A rule for every address of the family (with a subnet), else a template that
+        // any peer instantiates.
+        Remote::Any if conn.remote_subnet.is_some() => format!(
+            "right={}",
+            if conn.local.is_ipv4() {
+                "0.0.0.0"
             } else {
-                (any.2.to_string(), any.2.to_string())
-            };
-            let _ = writeln!(
-                c,
-                "conn {name}\n\tleft={local}\n\tright={}\n\trightsubnet={}\n\tleftprotoport={lp}\n\trightprotoport={rp}\n\ttype=passthrough\n\tauthby=never\n\tpriority={PASS_PRIORITY}\n\tleftupdown=%disabled\n\tauto=ondemand\n",
-                any.0, any.1
-            );
-        }
+                "::"
+            }
+        ),
+        Remote::Any => "right=%any".to_string(),
+    });
+    if let Some(s) = conn.local_subnet {
+        line(format!("leftsubnet={s}"));
     }
-    c
+    if let Some(s) = conn.remote_subnet {
+        line(format!("rightsubnet={s}"));
+    }
+    if let Some(p) = &conn.local_port {
+        line(format!("leftprotoport={}", protoport(p)));
+    }
+    if let Some(p) = &conn.remote_port {
+        line(format!("rightprotoport={}", protoport(p)));
+    }
+    match &conn.auth {
+        ConnAuth::Psk { local, remote } => {
+            line("authby=secret".into());
+            line(format!("leftid={}", identity(local)));
+            if let Some(r) = remote {
+                line(format!("rightid={}", identity(r)));
+            }
+        }
+        ConnAuth::Cert { nickname, remote } => {
+            line(format!("leftcert={}", quoted(nickname)));
+            line("leftid=%fromcert".into());
+            line(format!(
+                "rightid={}",
+                remote.as_ref().map_or("%fromcert".to_string(), identity)
+            ));
+            line("leftsendcert=always".into());
+            if let Some(k) = cert_key {
+                line(format!("leftauth={}", k.auth()));
+                line(format!("rightauth={}", k.auth()));
+            }
+        }
+        ConnAuth::None => line("authby=never".into()),
+    }
+    line(format!(
+        "type={}",
+        match conn.mode {
+            ConnMode::Transport => "transport",
+            ConnMode::Tunnel => "tunnel",
+            ConnMode::Bypass => "passthrough",
+        }
+    ));
+    if conn.mode != ConnMode::Bypass {
+        line(
+            if v5 {
+                "keyexchange=ikev2"
+            } else {
+                "ikev2=insist"
+            }
+            .into(),
+        );
+        line(format!("ike={IKE_PROPOSALS}"));
+        line(format!("esp={ESP_PROPOSALS}"));
+        line("dpddelay=10s".into());
+        // 5.x dropped both: IKEv2 liveness gives up after retransmit-timeout and the
+        // conn's failure handling applies.
+        if !v5 {
+            line("dpdtimeout=30s".into());
+            line(format!(
+                "dpdaction={}",
+                match conn.dead_peer {
+                    DeadPeer::Forget => "clear",
+                    DeadPeer::Restart => "restart",
+                }
+            ));
+        }
+        if conn.retry_forever {
+            line("keyingtries=%forever".into());
+        }
+        let shunt = |s: Shunt| match s {
+            Shunt::Pass => "passthrough",
+            Shunt::Hold => "hold",
+            Shunt::Drop => "drop",
+        };
+        line(format!("failureshunt={}", shunt(conn.on_failure)));
+        line(format!(
+            "negotiationshunt={}",
+            shunt(conn.while_negotiating)
+        ));
+    }
+    if let Some(p) = conn.priority {
+        line(format!("priority={p}"));
+    }
+    if !conn.updown {
+        line("leftupdown=%disabled".into());
+    }
+    line(format!(
+        "auto={}",
+        match conn.install {
+            Install::Listen => "add",
+            Install::OnDemand => "ondemand",
+        }
+    ));
+    c.push('\n');
 }
 
-/// One line per peer: `LOCAL PEER : PSK 0x<HKDF pair key>`.
-pub fn render_mesh_secrets(plan: &MeshPlan, master: &Secret) -> String {
-    let mut s = String::from("# Written by vipsec for the mesh; removed at stop.\n");
-    for peer in &plan.peers {
-        let key = pair_psk(master, &peer.local.to_string(), &peer.address.to_string());
-        let hex: String = key.expose().iter().map(|b| format!("{b:02x}")).collect();
-        let _ = writeln!(s, "{} {} : PSK 0x{hex}", peer.local, peer.address);
+/// One line per key: `LOCAL REMOTE : PSK 0x<key>` (REMOTE `%any` for any peer) — hex,
+/// so no byte of a key needs quoting.
+pub fn render_secrets(keys: &[PskEntry]) -> String {
+    let mut s = String::from("# Written by vipsec; removed at stop.\n");
+    for k in keys {
+        let remote = k.remote.as_ref().map_or("%any".to_string(), identity);
+        let _ = write!(s, "{} {remote} : PSK 0x", identity(&k.local));
+        for b in k.key.expose() {
+            let _ = write!(s, "{b:02x}");
+        }
+        s.push('\n');
     }
     s
-}
-
-/// `VIP PEER : PSK 0x…` — hex, so no byte of the key needs quoting.
-pub fn render_psk_secret(vip: IpAddr, peer_id: Option<&str>, psk: &[u8]) -> String {
-    let mut hex = String::with_capacity(psk.len() * 2);
-    for b in psk {
-        let _ = write!(hex, "{b:02x}");
-    }
-    let peer = peer_id.map(quoted).unwrap_or_else(|| "%any".into());
-    format!("# Written by vipsec; removed at stop.\n{vip} {peer} : PSK 0x{hex}\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
 
-    fn spec<'a>(name: &'a ConnName, auth: &'a Auth) -> ConnSpec<'a> {
-        ConnSpec {
-            name,
-            vip: "192.0.2.10".parse().unwrap(),
-            auth,
-            peer_id: Some("@client.example.test"),
-            mode: Mode::Transport,
+    const V4: Version = Version {
+        major: 4,
+        minor: 10,
+    };
+    const V5: Version = Version { major: 5, minor: 2 };
+
+    /// The VIP's road-warrior conn as the ipsec agent plans it (psk, a named peer).
+    fn road_warrior() -> ConnDef {
+        ConnDef {
+            name: "rw".into(),
+            local: "192.0.2.10".parse().unwrap(),
+            remote: Remote::Any,
+            local_subnet: None,
+            remote_subnet: None,
+            local_port: None,
+            remote_port: None,
+            mode: ConnMode::Transport,
+            auth: ConnAuth::Psk {
+                local: Identity::Address("192.0.2.10".parse().unwrap()),
+                remote: Some(Identity::Fqdn("client.example.test".into())),
+            },
+            on_failure: Shunt::Drop,
+            while_negotiating: Shunt::Drop,
+            install: Install::Listen,
+            dead_peer: DeadPeer::Forget,
+            retry_forever: false,
+            updown: true,
+            priority: None,
+        }
+    }
+
+    fn has_lines(text: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 
@@ -302,31 +272,30 @@ mod tests {
 
     #[test]
     fn conn_for_libreswan_4_and_5() {
-        let name = ConnName::parse("tunnel", "rw").unwrap();
-        let auth = Auth::Psk;
-        let v4 = render_conn(
-            &spec(&name, &auth),
-            Version {
-                major: 4,
-                minor: 10,
-            },
-            None,
+        let v4 = render_conns(&[road_warrior()], V4, None);
+        has_lines(
+            &v4,
+            &[
+                "conn rw",
+                "\tleft=192.0.2.10",
+                "\tright=%any",
+                "\tauthby=secret",
+                "\tleftid=192.0.2.10",
+                "\trightid=@client.example.test",
+                "\tikev2=insist",
+                "\ttype=transport",
+                "\tdpdaction=clear",
+                "\tfailureshunt=drop",
+                "\tnegotiationshunt=drop",
+                "\tike=aes_gcm256-sha2_256-dh19,aes_gcm256-sha2_256-dh31",
+                "\tauto=add",
+            ],
         );
-        for line in [
-            "conn rw",
-            "\tleft=192.0.2.10",
-            "\tright=%any",
-            "\tauthby=secret",
-            "\trightid=@client.example.test",
-            "\tikev2=insist",
-            "\ttype=transport",
-            "\tdpdaction=clear",
-            "\tfailureshunt=drop",
-            "\tike=aes_gcm256-sha2_256-dh19,aes_gcm256-sha2_256-dh31",
-        ] {
-            assert!(v4.lines().any(|l| l == line), "missing {line:?} in\n{v4}");
-        }
-        let v5 = render_conn(&spec(&name, &auth), Version { major: 5, minor: 2 }, None);
+        assert!(
+            !v4.contains("updown") && !v4.contains("keyingtries"),
+            "{v4}"
+        );
+        let v5 = render_conns(&[road_warrior()], V5, None);
         assert!(v5.contains("\tkeyexchange=ikev2\n") && !v5.contains("ikev2=insist"));
         assert!(
             !v5.contains("dpdaction") && !v5.contains("dpdtimeout"),
@@ -337,155 +306,78 @@ mod tests {
 
     #[test]
     fn cert_conn_and_quoting() {
-        let name = ConnName::parse("tunnel", "rw").unwrap();
-        let auth = Auth::Cert("node a cert".into());
-        let mut s = spec(&name, &auth);
-        s.peer_id = Some("C=XX, CN=client");
-        let c = render_conn(
-            &s,
-            Version {
-                major: 4,
-                minor: 10,
-            },
-            Some(CertKey::Ecdsa),
+        let mut conn = road_warrior();
+        conn.auth = ConnAuth::Cert {
+            nickname: "node a cert".into(),
+            remote: Some(Identity::Dn("C=XX, CN=client".into())),
+        };
+        let c = render_conns(&[conn.clone()], V4, Some(CertKey::Ecdsa));
+        has_lines(
+            &c,
+            &[
+                "\tleftcert=\"node a cert\"",
+                "\tleftid=%fromcert",
+                "\trightid=\"C=XX, CN=client\"",
+                // An ECDSA key must be named (libreswan 4 would sign with RSA), on both ends.
+                "\tleftauth=ecdsa",
+                "\trightauth=ecdsa",
+            ],
         );
+        assert!(!c.contains("authby=secret"));
+        // No identity asked of the peer: its certificate's.
+        conn.auth = ConnAuth::Cert {
+            nickname: "n".into(),
+            remote: None,
+        };
+        has_lines(&render_conns(&[conn], V5, None), &["\trightid=%fromcert"]);
+    }
+
+    #[test]
+    fn bypass_rule_for_every_address_of_the_family() {
+        let pass = ConnDef {
+            name: "vm-pass-2001-db8--1-ssh-in".into(),
+            local: "2001:db8::1".parse().unwrap(),
+            remote: Remote::Any,
+            remote_subnet: Some(crate::config::Subnet {
+                addr: "::".parse().unwrap(),
+                len: 0,
+            }),
+            local_port: Some(ProtoPort::new("tcp", Some(22))),
+            remote_port: Some(ProtoPort::new("tcp", None)),
+            mode: ConnMode::Bypass,
+            auth: ConnAuth::None,
+            install: Install::OnDemand,
+            updown: false,
+            priority: Some(100),
+            ..road_warrior()
+        };
+        let c = render_conns(&[pass], V4, None);
         assert!(
-            c.contains("\tleftcert=\"node a cert\"\n") && c.contains("\tleftid=%fromcert\n"),
+            c.contains("\tright=::\n\trightsubnet=::/0\n\tleftprotoport=tcp/22\n\trightprotoport=tcp\n\tauthby=never\n\ttype=passthrough\n\tpriority=100\n\tleftupdown=%disabled\n\tauto=ondemand\n"),
             "{c}"
         );
-        assert!(c.contains("\trightid=\"C=XX, CN=client\"\n"), "{c}");
-        assert!(!c.contains("authby=secret"));
-        // An ECDSA key must be named (libreswan 4 would sign with RSA), on both ends.
-        assert!(c.contains("\tleftauth=ecdsa\n\trightauth=ecdsa\n"), "{c}");
-    }
-
-    fn mesh_plan(policy: &str) -> (MeshPlan, MeshConfig) {
-        let mut raw = crate::config::RawParams::default();
-        raw.set("peers", "192.0.2.1 192.0.2.2 2001:db8::2");
-        raw.set("secret_file", "/k");
-        raw.set("policy", policy);
-        raw.set("secure_ports", "5432");
-        let cfg = MeshConfig::parse(&raw).unwrap();
-        let peer = |a: &str, l: &str| crate::agents::mesh::plan::PlannedPeer {
-            address: a.parse().unwrap(),
-            local: l.parse().unwrap(),
-            listed_as: a.into(),
-            conns: crate::agents::mesh::plan::conns_for(
-                &cfg,
-                l.parse().unwrap(),
-                a.parse().unwrap(),
-            ),
-        };
-        let mut plan = MeshPlan {
-            peers: vec![
-                peer("192.0.2.2", "192.0.2.1"),
-                peer("2001:db8::2", "2001:db8::1"),
-            ],
-            ..Default::default()
-        };
-        plan.pass_conns = plan
-            .locals()
-            .into_iter()
-            .flat_map(|l| pass_conns_for(&cfg, l))
-            .collect();
-        (plan, cfg)
+        assert!(!c.contains("shunt") && !c.contains("ike="), "{c}");
     }
 
     #[test]
-    fn mesh_rendering_per_policy_and_version() {
-        let (plan, cfg) = mesh_plan("require");
-        let c = render_mesh(
-            &plan,
-            &cfg,
-            Version {
-                major: 4,
-                minor: 10,
+    fn psk_lines_are_hex() {
+        let keys = [
+            PskEntry {
+                local: Identity::Address("2001:db8::10".parse().unwrap()),
+                remote: None,
+                key: Secret::from_bytes(b"\"k\ne\"y".to_vec()),
             },
-            None,
-        );
-        let conn = |name: &str| -> String {
-            let start = c
-                .find(&format!("conn {name}\n"))
-                .unwrap_or_else(|| panic!("no conn {name} in\n{c}"));
-            c[start..].split("\n\n").next().unwrap().to_string()
-        };
-        let main = conn("vm-192.0.2.2");
-        for line in [
-            "\tleft=192.0.2.1",
-            "\tright=192.0.2.2",
-            "\tleftid=192.0.2.1",
-            "\trightid=192.0.2.2",
-            "\tauthby=secret",
-            "\ttype=transport",
-            "\tikev2=insist",
-            "\tdpdaction=restart",
-            "\tfailureshunt=drop",
-            "\tnegotiationshunt=hold",
-            "\tleftupdown=%disabled",
-            "\tauto=ondemand",
-        ] {
-            assert!(
-                main.lines().any(|l| l == line),
-                "{line:?} missing in\n{main}"
-            );
-        }
-        let sp = conn("vm-192.0.2.2-tcp5432-out");
-        assert!(
-            sp.contains("\tleftprotoport=tcp\n\trightprotoport=tcp/5432\n")
-                && sp.contains("\tfailureshunt=drop\n"),
-            "{sp}"
-        );
-        let ssh = conn("vm-pass-2001-db8--1-ssh-in");
-        assert!(
-            ssh.contains("\tright=::\n\trightsubnet=::/0\n\tleftprotoport=tcp/22\n")
-                && ssh.contains("\ttype=passthrough\n\tauthby=never\n\tpriority=100\n"),
-            "{ssh}"
-        );
-        assert!(conn("vm-pass-2001-db8--1-icmp").contains("\tleftprotoport=ipv6-icmp\n"));
-        assert!(conn("vm-pass-192.0.2.1-icmp").contains("\tleftprotoport=icmp\n"));
-
-        let (plan, cfg) = mesh_plan("use");
-        let c5 = render_mesh(&plan, &cfg, Version { major: 5, minor: 2 }, None);
-        assert!(c5.contains("\tfailureshunt=passthrough\n\tnegotiationshunt=passthrough\n"));
-        assert!(
-            c5.contains("\tkeyexchange=ikev2\n")
-                && !c5.contains("dpdaction")
-                && !c5.contains("ikev2=insist")
-        );
-        // Secure ports stay fail-closed under use.
-        assert!(
-            c5.contains("conn vm-192.0.2.2-tcp5432-in\n")
-                && c5.matches("\tfailureshunt=drop\n").count() == 4
-        );
-
-        let (plan, cfg) = mesh_plan("disable");
-        let cd = render_mesh(
-            &plan,
-            &cfg,
-            Version {
-                major: 4,
-                minor: 10,
+            PskEntry {
+                local: Identity::Address("192.0.2.1".parse().unwrap()),
+                remote: Some(Identity::Fqdn("c.example".into())),
+                key: Secret::from_bytes(vec![0, 255]),
             },
-            None,
-        );
+        ];
+        let s = render_secrets(&keys);
         assert!(
-            !cd.contains("auto=ondemand") && !cd.contains("passthrough"),
-            "{cd}"
+            s.contains("\n2001:db8::10 %any : PSK 0x226b0a652279\n"),
+            "{s}"
         );
-        let secrets = render_mesh_secrets(
-            &plan,
-            &Secret::from_bytes(b"vipsec test master secret 0123456789abcdef".to_vec()),
-        );
-        assert!(secrets.contains("192.0.2.1 192.0.2.2 : PSK 0x064a0881b4f73b875cf521f161b6649ceadaee3ab933928ed460b687e71a69d9\n"), "{secrets}");
-        assert!(secrets.contains("2001:db8::1 2001:db8::2 : PSK 0x"));
-    }
-
-    #[test]
-    fn psk_line_is_hex() {
-        let line = render_psk_secret("2001:db8::10".parse().unwrap(), None, b"\"k\ne\"y");
-        assert!(
-            line.ends_with("2001:db8::10 %any : PSK 0x226b0a652279\n"),
-            "{line}"
-        );
+        assert!(s.ends_with("\n192.0.2.1 @c.example : PSK 0x00ff\n"), "{s}");
     }
 }

@@ -4,6 +4,11 @@
 pub mod libreswan;
 pub mod libreswan_conf;
 pub mod libreswan_status;
+pub mod spec;
+
+pub use spec::{
+    ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, ProtoPort, PskEntry, Remote, Shunt,
+};
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -11,10 +16,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::agents::ipsec::config::Auth;
-use crate::agents::mesh::config::MeshConfig;
-use crate::agents::mesh::plan::MeshPlan;
-use crate::config::{ConnName, Mode, Secret};
+use crate::config::ConnName;
 use crate::error::Result;
 
 /// Which of a conn's SAs: the IKE SA (the authenticated peer) or its Child SAs (the
@@ -73,15 +75,6 @@ pub enum ConnSource<'a> {
     File(&'a Path),
 }
 
-/// What a generated road-warrior conn needs to know.
-pub struct ConnSpec<'a> {
-    pub name: &'a ConnName,
-    pub vip: IpAddr,
-    pub auth: &'a Auth,
-    pub peer_id: Option<&'a str>,
-    pub mode: Mode,
-}
-
 /// The files a generated conn lives in; both derive from the resource instance, so stop
 /// can always find them, even after a crash lost the state file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,21 +122,12 @@ pub trait IkeBackend: Sync {
     fn load(&self, conn: &ConnName, source: ConnSource, deadline: Instant) -> Result<()>;
     /// Where the generated conn of `instance` lives (secrets under `secrets_dir`).
     fn generated_files(&self, instance_stem: &str, secrets_dir: &Path) -> GeneratedFiles;
-    /// Writes a generated conn (and its key, readable only by root) and makes the daemon
-    /// read the key. Fails if the daemon does not read the secrets file.
-    fn write_generated(
+    /// Writes generated conns (one file, readable only by root) and, when `keys` is
+    /// given, their pre-shared keys (a secrets file the daemon must be seen to read).
+    fn write_conns(
         &self,
-        spec: &ConnSpec,
-        psk: Option<&Secret>,
-        files: &GeneratedFiles,
-        deadline: Instant,
-    ) -> Result<()>;
-    /// Writes a mesh's conns (one file) and pair keys, and makes the daemon read the keys.
-    fn write_mesh(
-        &self,
-        plan: &MeshPlan,
-        cfg: &MeshConfig,
-        master: Option<&Secret>,
+        conns: &[ConnDef],
+        keys: Option<&[PskEntry]>,
         files: &GeneratedFiles,
         deadline: Instant,
     ) -> Result<()>;

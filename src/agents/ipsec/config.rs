@@ -8,6 +8,8 @@ use crate::config::{
     required_nss_nickname, ConnName, Mode, RawParams, Secret, PSK_MIN_BYTES,
 };
 use crate::error::{Error, Result};
+use crate::ike::{ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, Remote, Shunt};
+
 use crate::params::{DEFAULT_CONFDIR, DEFAULT_CTLSOCKET};
 
 /// The validated parameters of an `ocf:vipsec:ipsec` resource.
@@ -20,7 +22,7 @@ pub struct IpsecConfig {
     pub ctlsocket: PathBuf,
     pub auth: Auth,
     pub psk_file: Option<PathBuf>,
-    pub peer_id: Option<String>,
+    pub peer_id: Option<Identity>,
     pub mode: Mode,
     /// `None`: require when peer_id is a DNS name (@name) or auth=cert.
     pub dnssec: Option<crate::dns::DnssecMode>,
@@ -40,8 +42,9 @@ pub enum Auth {
     Cert(String),
 }
 
-/// An IKE identity as libreswan takes it: @fqdn, an address, a DN, %any, %fromcert.
-fn parse_ike_id(param: &str, value: &str) -> Result<String> {
+/// An IKE identity: `@NAME`, an address or a certificate DN (`O=…, CN=…`); `%any` (any
+/// identity) is the same as leaving it unset.
+fn parse_ike_id(param: &str, value: &str) -> Result<Option<Identity>> {
     let value = value.trim();
     if value.len() > 255
         || value.starts_with('-')
@@ -54,7 +57,23 @@ fn parse_ike_id(param: &str, value: &str) -> Result<String> {
             format!("{value:?} is not a usable IKE identity"),
         ));
     }
-    Ok(value.to_string())
+    if value == "%any" {
+        return Ok(None);
+    }
+    if let Some(name) = value.strip_prefix('@') {
+        let name = name.trim_start_matches('@');
+        if !name.is_empty() && !name.contains(char::is_whitespace) {
+            return Ok(Some(Identity::Fqdn(name.to_string())));
+        }
+    } else if let Ok(addr) = value.parse::<IpAddr>() {
+        return Ok(Some(Identity::Address(addr)));
+    } else if value.contains('=') && !value.starts_with('%') {
+        return Ok(Some(Identity::Dn(value.to_string())));
+    }
+    Err(Error::configured(
+        param,
+        format!("{value:?} is neither @NAME, an IP address nor a certificate DN (O=…, CN=…)"),
+    ))
 }
 
 impl IpsecConfig {
@@ -119,7 +138,8 @@ impl IpsecConfig {
         let peer_id = raw
             .get("peer_id")
             .map(|id| parse_ike_id("peer_id", id))
-            .transpose()?;
+            .transpose()?
+            .flatten();
         let mode = match raw.get("mode").unwrap_or("transport") {
             "transport" => Mode::Transport,
             "tunnel" => Mode::Tunnel,
@@ -168,10 +188,47 @@ impl IpsecConfig {
 
     /// The DNS name the peers must present (`peer_id=@name`), if any.
     pub fn peer_name(&self) -> Option<&str> {
-        self.peer_id
-            .as_deref()
-            .and_then(|id| id.strip_prefix('@'))
-            .filter(|n| !n.is_empty())
+        match &self.peer_id {
+            Some(Identity::Fqdn(name)) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The road-warrior conn vipsec generates (auth=psk or cert): the VIP as the local
+    /// end, any peer, fail-closed, dead peers forgotten (they come back by connecting).
+    pub fn generated_conn(&self) -> Option<ConnDef> {
+        let auth = match &self.auth {
+            Auth::Existing => return None,
+            Auth::Psk => ConnAuth::Psk {
+                local: Identity::Address(self.vip),
+                remote: self.peer_id.clone(),
+            },
+            Auth::Cert(nickname) => ConnAuth::Cert {
+                nickname: nickname.clone(),
+                remote: self.peer_id.clone(),
+            },
+        };
+        Some(ConnDef {
+            name: self.tunnel.to_string(),
+            local: self.vip,
+            remote: Remote::Any,
+            local_subnet: None,
+            remote_subnet: None,
+            local_port: None,
+            remote_port: None,
+            mode: match self.mode {
+                Mode::Transport => ConnMode::Transport,
+                Mode::Tunnel => ConnMode::Tunnel,
+            },
+            auth,
+            on_failure: Shunt::Drop,
+            while_negotiating: Shunt::Drop,
+            install: Install::Listen,
+            dead_peer: DeadPeer::Forget,
+            retry_forever: false,
+            updown: true,
+            priority: None,
+        })
     }
 
     /// The DNSSEC mode in force: the parameter, else require when a peer is identified by

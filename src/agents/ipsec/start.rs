@@ -5,7 +5,8 @@ use super::state::IpsecState;
 use super::{fallback, validate, Env};
 use crate::agents::ipsec::config::Auth;
 use crate::error::{Error, Result};
-use crate::ike::{ConnSource, ConnSpec, ConnState};
+use crate::ike::{ConnSource, ConnState, Identity, PskEntry};
+
 use crate::state::{LockKind, STATE_FORMAT};
 
 pub fn run(env: &Env) -> Result<()> {
@@ -55,17 +56,18 @@ pub fn run(env: &Env) -> Result<()> {
             if env.cfg.auth == Auth::Existing {
                 env.ike
                     .load(tunnel, ConnSource::Confdir(&env.cfg.confdir), env.deadline)?;
-            } else {
+            } else if let Some(conn) = env.cfg.generated_conn() {
                 let files = env.generated_files();
-                let spec = ConnSpec {
-                    name: tunnel,
-                    vip: env.cfg.vip,
-                    auth: &env.cfg.auth,
-                    peer_id: env.cfg.peer_id.as_deref(),
-                    mode: env.cfg.mode,
-                };
+                // The VIP's key, for whoever presents the identity asked of peers.
+                let keys: Option<Vec<PskEntry>> = psk.map(|key| {
+                    vec![PskEntry {
+                        local: Identity::Address(env.cfg.vip),
+                        remote: env.cfg.peer_id.clone(),
+                        key,
+                    }]
+                });
                 env.ike
-                    .write_generated(&spec, psk.as_ref(), &files, env.deadline)?;
+                    .write_conns(&[conn], keys.as_deref(), &files, env.deadline)?;
                 env.ike
                     .load(tunnel, ConnSource::File(&files.conn), env.deadline)?;
             }

@@ -282,6 +282,20 @@ impl MeshEnv<'_> {
         Ok(())
     }
 
+    /// Writes the plan's conns (and, with a master secret, every pair's key) for the
+    /// IKE daemon.
+    pub fn write_conns(
+        &self,
+        plan: &MeshPlan,
+        master: Option<&Secret>,
+        files: &GeneratedFiles,
+    ) -> Result<()> {
+        let conns = plan::conn_defs(self.cfg, plan);
+        let keys = master.map(|m| plan::pair_keys(plan, m));
+        self.ike
+            .write_conns(&conns, keys.as_deref(), files, self.deadline)
+    }
+
     pub fn daemon_not_running(&self) -> Error {
         Error::Generic(format!(
             "{name} is not running (no listener on {}); start the ipsec service, or set ctlsocket to the running {name}'s socket",

@@ -8,10 +8,14 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{MeshConfig, PeerSpec, Policy};
-use crate::config::Subnet;
+use super::config::{MeshAuth, MeshConfig, PeerSpec, Policy};
+use crate::config::{Secret, Subnet};
 use crate::error::{Error, Result};
+use crate::ike::{
+    ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, ProtoPort, PskEntry, Remote, Shunt,
+};
 use crate::kernel::{addr, route};
+use crate::keys::pair_psk;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PlannedPeer {
@@ -90,32 +94,173 @@ pub fn forward_pairs(cfg: &MeshConfig, local: IpAddr, peer: IpAddr) -> Vec<(Subn
     pairs
 }
 
-/// The conns a peer needs under `cfg`.
+/// The conns a peer needs under `cfg` (the first is the main, host-to-host one).
 pub fn conns_for(cfg: &MeshConfig, local: IpAddr, peer: IpAddr) -> Vec<String> {
-    let tag = addr_tag(peer);
-    let mut conns = vec![format!("vm-{tag}")];
-    for p in &cfg.secure_ports {
-        conns.push(format!("vm-{tag}-{}{}-out", p.proto, p.port));
-        conns.push(format!("vm-{tag}-{}{}-in", p.proto, p.port));
-    }
-    for i in 0..forward_pairs(cfg, local, peer).len() {
-        conns.push(format!("vm-{tag}-fwd{}", i + 1));
+    peer_conns(cfg, local, peer)
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+/// The conns that keep SSH/ICMP outside the policy for one local address.
+pub fn pass_conns_for(cfg: &MeshConfig, local: IpAddr) -> Vec<String> {
+    pass_conns(cfg, local).into_iter().map(|c| c.name).collect()
+}
+
+/// Every conn of the plan, as the IKE backend renders it.
+pub fn conn_defs(cfg: &MeshConfig, plan: &MeshPlan) -> Vec<ConnDef> {
+    let mut conns: Vec<ConnDef> = plan
+        .peers
+        .iter()
+        .flat_map(|p| peer_conns(cfg, p.local, p.address))
+        .collect();
+    for local in plan.locals() {
+        conns.extend(pass_conns(cfg, local));
     }
     conns
 }
 
-pub fn pass_conns_for(cfg: &MeshConfig, local: IpAddr) -> Vec<String> {
+/// The pre-shared key of every pair (auth=psk): HKDF of the master secret and the pair.
+pub fn pair_keys(plan: &MeshPlan, master: &Secret) -> Vec<PskEntry> {
+    plan.peers
+        .iter()
+        .map(|p| PskEntry {
+            local: Identity::Address(p.local),
+            remote: Some(Identity::Address(p.address)),
+            key: pair_psk(master, &p.local.to_string(), &p.address.to_string()),
+        })
+        .collect()
+}
+
+/// A conn between this node and a peer, as the mesh's policy wants it.
+fn mesh_conn(cfg: &MeshConfig, name: String, local: IpAddr, peer: IpAddr) -> ConnDef {
+    let (on_failure, while_negotiating) = match cfg.policy {
+        Policy::Require | Policy::Disable => (Shunt::Drop, Shunt::Hold),
+        Policy::Use => (Shunt::Pass, Shunt::Pass),
+    };
+    ConnDef {
+        name,
+        local,
+        remote: Remote::Host(peer),
+        local_subnet: None,
+        remote_subnet: None,
+        local_port: None,
+        remote_port: None,
+        mode: ConnMode::Transport,
+        auth: match &cfg.auth {
+            MeshAuth::Psk { .. } => ConnAuth::Psk {
+                local: Identity::Address(local),
+                remote: Some(Identity::Address(peer)),
+            },
+            MeshAuth::Cert { nickname } => ConnAuth::Cert {
+                nickname: nickname.clone(),
+                remote: None,
+            },
+        },
+        on_failure,
+        while_negotiating,
+        // disable: loaded, but no kernel policy at all (the quick off switch).
+        install: if cfg.policy == Policy::Disable {
+            Install::Listen
+        } else {
+            Install::OnDemand
+        },
+        dead_peer: DeadPeer::Restart,
+        retry_forever: true,
+        // The daemon's updown script per routed conn made loading 100 peers take 2 s.
+        updown: false,
+        priority: None,
+    }
+}
+
+fn peer_conns(cfg: &MeshConfig, local: IpAddr, peer: IpAddr) -> Vec<ConnDef> {
+    let main = format!("vm-{}", addr_tag(peer));
+    let mut conns = vec![mesh_conn(cfg, main.clone(), local, peer)];
+    for p in &cfg.secure_ports {
+        let base = format!("{main}-{}{}", p.proto, p.port);
+        let port = ProtoPort::new(p.proto, Some(p.port));
+        let any = ProtoPort::new(p.proto, None);
+        // Always fail-closed, whatever the mesh's policy: toward the peer's port, and
+        // from the peer to this node's.
+        for (suffix, mine, theirs) in [("out", &any, &port), ("in", &port, &any)] {
+            conns.push(ConnDef {
+                local_port: Some(mine.clone()),
+                remote_port: Some(theirs.clone()),
+                on_failure: Shunt::Drop,
+                while_negotiating: Shunt::Hold,
+                ..mesh_conn(cfg, format!("{base}-{suffix}"), local, peer)
+            });
+        }
+    }
+    // Forwarded (container) traffic: tunnel mode between the subnets, so the kernel
+    // gets out and fwd policies for it.
+    for (i, (mine, theirs)) in forward_pairs(cfg, local, peer).into_iter().enumerate() {
+        conns.push(ConnDef {
+            local_subnet: Some(mine),
+            remote_subnet: Some(theirs),
+            mode: ConnMode::Tunnel,
+            ..mesh_conn(cfg, format!("{main}-fwd{}", i + 1), local, peer)
+        });
+    }
+    conns
+}
+
+/// Priority of the conns that keep SSH/ICMP in clear: before everything else.
+pub const PASS_PRIORITY: u32 = 100;
+
+fn pass_conns(cfg: &MeshConfig, local: IpAddr) -> Vec<ConnDef> {
     if cfg.policy == Policy::Disable {
         return Vec::new();
     }
     let tag = addr_tag(local);
+    let (everyone, icmp) = if local.is_ipv4() {
+        (
+            Subnet {
+                addr: IpAddr::from([0, 0, 0, 0]),
+                len: 0,
+            },
+            "icmp",
+        )
+    } else {
+        (
+            Subnet {
+                addr: IpAddr::from([0u16; 8]),
+                len: 0,
+            },
+            "ipv6-icmp",
+        )
+    };
+    let pass = |name: String, mine: ProtoPort, theirs: ProtoPort| ConnDef {
+        name,
+        local,
+        remote: Remote::Any,
+        local_subnet: None,
+        remote_subnet: Some(everyone),
+        local_port: Some(mine),
+        remote_port: Some(theirs),
+        mode: ConnMode::Bypass,
+        auth: ConnAuth::None,
+        on_failure: Shunt::Pass,
+        while_negotiating: Shunt::Pass,
+        install: Install::OnDemand,
+        dead_peer: DeadPeer::Forget,
+        retry_forever: false,
+        updown: false,
+        priority: Some(PASS_PRIORITY),
+    };
     let mut conns = Vec::new();
     if cfg.exclude_ssh {
-        conns.push(format!("vm-pass-{tag}-ssh-in"));
-        conns.push(format!("vm-pass-{tag}-ssh-out"));
+        let (ssh, tcp) = (ProtoPort::new("tcp", Some(22)), ProtoPort::new("tcp", None));
+        conns.push(pass(
+            format!("vm-pass-{tag}-ssh-in"),
+            ssh.clone(),
+            tcp.clone(),
+        ));
+        conns.push(pass(format!("vm-pass-{tag}-ssh-out"), tcp, ssh));
     }
     if cfg.exclude_icmp {
-        conns.push(format!("vm-pass-{tag}-icmp"));
+        let any = ProtoPort::new(icmp, None);
+        conns.push(pass(format!("vm-pass-{tag}-icmp"), any.clone(), any));
     }
     conns
 }
@@ -264,6 +409,122 @@ pub fn build(
 mod tests {
     use super::*;
     use crate::config::RawParams;
+    use crate::ike::libreswan_conf::{render_conns, render_secrets, Version};
+
+    fn mesh_plan(policy: &str) -> (MeshPlan, MeshConfig) {
+        let mut raw = RawParams::default();
+        raw.set("peers", "192.0.2.1 192.0.2.2 2001:db8::2");
+        raw.set("secret_file", "/k");
+        raw.set("policy", policy);
+        raw.set("secure_ports", "5432");
+        let cfg = MeshConfig::parse(&raw).unwrap();
+        let peer = |a: &str, l: &str| PlannedPeer {
+            address: a.parse().unwrap(),
+            local: l.parse().unwrap(),
+            listed_as: a.into(),
+            conns: conns_for(&cfg, l.parse().unwrap(), a.parse().unwrap()),
+        };
+        let mut plan = MeshPlan {
+            peers: vec![
+                peer("192.0.2.2", "192.0.2.1"),
+                peer("2001:db8::2", "2001:db8::1"),
+            ],
+            ..Default::default()
+        };
+        plan.pass_conns = plan
+            .locals()
+            .into_iter()
+            .flat_map(|l| pass_conns_for(&cfg, l))
+            .collect();
+        (plan, cfg)
+    }
+
+    /// The planned conns, as libreswan gets them: every name the plan lists has its conn,
+    /// with the policy's shunts, and secure ports stay fail-closed whatever the policy.
+    #[test]
+    fn planned_conns_per_policy_as_libreswan_renders_them() {
+        let v4 = Version {
+            major: 4,
+            minor: 10,
+        };
+        let (plan, cfg) = mesh_plan("require");
+        let defs = conn_defs(&cfg, &plan);
+        let names: BTreeSet<String> = defs.iter().map(|c| c.name.clone()).collect();
+        assert_eq!(names, plan.all_conns());
+        let c = render_conns(&defs, v4, None);
+        let conn = |name: &str| -> String {
+            let start = c
+                .find(&format!("conn {name}\n"))
+                .unwrap_or_else(|| panic!("no conn {name} in\n{c}"));
+            c[start..].split("\n\n").next().unwrap().to_string()
+        };
+        let main = conn("vm-192.0.2.2");
+        for line in [
+            "\tleft=192.0.2.1",
+            "\tright=192.0.2.2",
+            "\tleftid=192.0.2.1",
+            "\trightid=192.0.2.2",
+            "\tauthby=secret",
+            "\ttype=transport",
+            "\tikev2=insist",
+            "\tdpdaction=restart",
+            "\tkeyingtries=%forever",
+            "\tfailureshunt=drop",
+            "\tnegotiationshunt=hold",
+            "\tleftupdown=%disabled",
+            "\tauto=ondemand",
+        ] {
+            assert!(
+                main.lines().any(|l| l == line),
+                "{line:?} missing in\n{main}"
+            );
+        }
+        let sp = conn("vm-192.0.2.2-tcp5432-out");
+        assert!(
+            sp.contains("\tleftprotoport=tcp\n\trightprotoport=tcp/5432\n")
+                && sp.contains("\tfailureshunt=drop\n"),
+            "{sp}"
+        );
+        let ssh = conn("vm-pass-2001-db8--1-ssh-in");
+        assert!(
+            ssh.contains("\tright=::\n\trightsubnet=::/0\n\tleftprotoport=tcp/22\n")
+                && ssh.contains("\tauthby=never\n\ttype=passthrough\n\tpriority=100\n"),
+            "{ssh}"
+        );
+        assert!(conn("vm-pass-2001-db8--1-icmp").contains("\tleftprotoport=ipv6-icmp\n"));
+        assert!(conn("vm-pass-192.0.2.1-icmp").contains("\tleftprotoport=icmp\n"));
+
+        let (plan, cfg) = mesh_plan("use");
+        let c5 = render_conns(
+            &conn_defs(&cfg, &plan),
+            Version { major: 5, minor: 2 },
+            None,
+        );
+        assert!(c5.contains("\tfailureshunt=passthrough\n\tnegotiationshunt=passthrough\n"));
+        assert!(
+            c5.contains("\tkeyexchange=ikev2\n")
+                && !c5.contains("dpdaction")
+                && !c5.contains("ikev2=insist")
+        );
+        // Secure ports stay fail-closed under use.
+        assert!(
+            c5.contains("conn vm-192.0.2.2-tcp5432-in\n")
+                && c5.matches("\tfailureshunt=drop\n").count() == 4
+        );
+
+        let (plan, cfg) = mesh_plan("disable");
+        let cd = render_conns(&conn_defs(&cfg, &plan), v4, None);
+        assert!(
+            !cd.contains("auto=ondemand") && !cd.contains("passthrough"),
+            "{cd}"
+        );
+        let secrets = render_secrets(&pair_keys(
+            &plan,
+            &Secret::from_bytes(b"vipsec test master secret 0123456789abcdef".to_vec()),
+        ));
+        assert!(secrets.contains("192.0.2.1 192.0.2.2 : PSK 0x064a0881b4f73b875cf521f161b6649ceadaee3ab933928ed460b687e71a69d9\n"), "{secrets}");
+        assert!(secrets.contains("2001:db8::1 2001:db8::2 : PSK 0x"));
+    }
 
     #[test]
     fn forward_pairs_mirror_between_the_ends() {

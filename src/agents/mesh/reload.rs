@@ -57,8 +57,7 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     let old_pass: BTreeSet<&String> = old.plan.pass_conns.iter().collect();
 
     let files = env.files();
-    env.ike
-        .write_mesh(&new_plan, env.cfg, master.as_ref(), &files, env.deadline)?;
+    env.write_conns(&new_plan, master.as_ref(), &files)?;
     for conn in gone.iter().flat_map(|p| p.conns.iter()).chain(
         old.plan
             .pass_conns

@@ -28,8 +28,7 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     // Recorded first: if loading fails half-way, monitor says failed and stop cleans up.
     env.store.write_json(&state)?;
     let files = env.files();
-    env.ike
-        .write_mesh(&state.plan, env.cfg, master.as_ref(), &files, env.deadline)?;
+    env.write_conns(&state.plan, master.as_ref(), &files)?;
     env.ike.load_all(&files.conn, env.deadline)?;
     env.apply_guard(&state.plan)?;
     state.daemon_instance = env.ike.daemon_instance();
