@@ -207,7 +207,8 @@ pub fn peer_identities(trafficstatus: &str, showstates: &str) -> Vec<super::Peer
             conn: conn.to_string(),
             ike_serial,
             address,
-            id,
+            claimed_name: super::Identity::from_printed(&id).and_then(|i| i.claimed_name()),
+            shown: id,
         });
     }
     out
@@ -362,13 +363,15 @@ mod tests {
         let ids: Vec<_> = all.into_iter().filter(|p| p.conn == "rw").collect();
         assert_eq!(ids.len(), 2, "{ids:?}");
         assert_eq!(
-            (ids[0].ike_serial, ids[0].address, ids[0].id.as_str()),
+            (ids[0].ike_serial, ids[0].address, ids[0].shown.as_str()),
             (1, "192.0.2.3".parse().ok(), "O=vipsec lab, CN=c.lab.test")
         );
         assert_eq!(
-            (ids[1].ike_serial, ids[1].address, ids[1].id.as_str()),
+            (ids[1].ike_serial, ids[1].address, ids[1].shown.as_str()),
             (4, "2001:db8::7".parse().ok(), "@x.lab.test")
         );
+        let names: Vec<_> = ids.iter().map(|p| p.claimed_name.as_deref()).collect();
+        assert_eq!(names, vec![Some("c.lab.test"), Some("x.lab.test")]);
     }
 
     #[test]

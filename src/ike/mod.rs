@@ -94,7 +94,11 @@ pub struct PeerIdentity {
     /// The peer's address, when the daemon names it (instances of a road-warrior conn);
     /// for a conn with a fixed peer it is that conn's peer.
     pub address: Option<IpAddr>,
-    pub id: String,
+    /// The identity as the daemon printed it (for messages).
+    pub shown: String,
+    /// The one host name the identity claims (an FQDN, or a DN's single CN that is a
+    /// host name), read by the backend; `None` when it names no host.
+    pub claimed_name: Option<String>,
 }
 
 pub trait IkeBackend: Sync {

@@ -144,3 +144,163 @@ impl serde::Serialize for Identity {
         s.collect_str(self)
     }
 }
+
+impl Identity {
+    /// Reads an identity as IKE daemons print it: `@name` (or `@@name`), an address, a
+    /// DN; `None` for anything else (an e-mail identity, a key id).
+    pub fn from_printed(text: &str) -> Option<Identity> {
+        let text = text.trim().trim_matches('\'');
+        if let Some(name) = text.strip_prefix('@') {
+            let name = name.trim_start_matches('@');
+            return (!name.is_empty()).then(|| Identity::Fqdn(name.to_string()));
+        }
+        if let Ok(addr) = text.parse::<IpAddr>() {
+            return Some(Identity::Address(addr));
+        }
+        (text.contains('=') && rdns(text).is_some()).then(|| Identity::Dn(text.to_string()))
+    }
+
+    /// The host name this identity claims, if it claims exactly one: an FQDN identity's
+    /// name, or the CN of a DN when the DN has exactly one CN and it is a host name (with
+    /// a dot). Addresses, e-mail names, DNs with no or several CNs claim none.
+    pub fn claimed_name(&self) -> Option<String> {
+        let candidate = match self {
+            Identity::Address(_) => return None,
+            Identity::Fqdn(name) => name.clone(),
+            Identity::Dn(dn) => {
+                let rdns = rdns(dn)?;
+                let mut cns = rdns
+                    .iter()
+                    .filter(|(attr, _)| attr.eq_ignore_ascii_case("CN") || attr == "2.5.4.3");
+                let (_, cn) = cns.next()?;
+                if cns.next().is_some() {
+                    return None;
+                }
+                cn.clone()
+            }
+        };
+        if candidate.contains('@') || !candidate.contains('.') {
+            return None;
+        }
+        crate::config::parse_dns_name("identity", &candidate).ok()
+    }
+}
+
+/// The attribute-value pairs of a DN string (RFC 4514: `,` or `+` separate them, `\`
+/// escapes a special character or two hex digits, a value may be quoted). `None` when it
+/// is not well formed, so that a value such as `x\, CN=evil` stays one value.
+fn rdns(dn: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut chars = dn.chars().peekable();
+    loop {
+        let mut attr = String::new();
+        loop {
+            match chars.next()? {
+                '=' => break,
+                c => attr.push(c),
+            }
+        }
+        let attr = attr.trim().to_string();
+        if attr.is_empty() || attr.contains(['\\', '"']) {
+            return None;
+        }
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let mut in_quotes = chars.next_if_eq(&'"').is_some();
+        // Hex escapes are bytes of UTF-8: gathered, then decoded.
+        let (mut value, mut bytes) = (String::new(), Vec::<u8>::new());
+        let mut last = true;
+        while let Some(c) = chars.next() {
+            if c != '\\' && !bytes.is_empty() {
+                value.push_str(&String::from_utf8_lossy(&std::mem::take(&mut bytes)));
+            }
+            match c {
+                '\\' => {
+                    let a = chars.next()?;
+                    match chars
+                        .peek()
+                        .copied()
+                        .filter(|b| a.is_ascii_hexdigit() && b.is_ascii_hexdigit())
+                    {
+                        Some(b) => {
+                            chars.next();
+                            bytes.push(u8::from_str_radix(&format!("{a}{b}"), 16).ok()?);
+                        }
+                        None => {
+                            value.push_str(&String::from_utf8_lossy(&std::mem::take(&mut bytes)));
+                            value.push(a);
+                        }
+                    }
+                }
+                '"' if in_quotes => in_quotes = false,
+                ',' | '+' if !in_quotes => {
+                    last = false;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        if in_quotes {
+            return None;
+        }
+        value.push_str(&String::from_utf8_lossy(&bytes));
+        out.push((attr, value.trim_end().to_string()));
+        if last {
+            return Some(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_claimed_by_printed_identities() {
+        let name = |s: &str| Identity::from_printed(s).and_then(|i| i.claimed_name());
+        assert_eq!(name("@c.lab.test").as_deref(), Some("c.lab.test"));
+        assert_eq!(
+            name("O=vipsec lab, CN=C.Lab.Test").as_deref(),
+            Some("c.lab.test")
+        );
+        assert_eq!(
+            name("'C=CA, ST=Ontario, CN=east.testing.libreswan.org, E=a@b.c'").as_deref(),
+            Some("east.testing.libreswan.org")
+        );
+        // An escaped comma keeps an attacker's "CN=" inside another value.
+        assert_eq!(
+            name(r"O=x\, CN=evil.example, CN=b.example.com").as_deref(),
+            Some("b.example.com")
+        );
+        assert_eq!(
+            name(r"O=x\2C CN=evil.example, CN=b.example.com").as_deref(),
+            Some("b.example.com")
+        );
+        assert_eq!(
+            name("O=\"x, CN=evil.example\", CN=b.example.com").as_deref(),
+            Some("b.example.com")
+        );
+        for none in [
+            "192.0.2.3",
+            "2001:db8::3",
+            "user@example.com",
+            "O=x, CN=client",
+            "O=x",
+            "@east",
+            "",
+            // Two CNs: which one is meant is not for vipsec to guess.
+            "CN=a.example.com, CN=b.example.com",
+            "CN=a.example.com+CN=b.example.com",
+            // Not a DN at all.
+            r"O=x\",
+            "O=\"x, CN=b.example.com",
+        ] {
+            assert_eq!(name(none), None, "{none:?}");
+        }
+        assert_eq!(
+            Identity::from_printed("192.0.2.3"),
+            Some(Identity::Address("192.0.2.3".parse().unwrap()))
+        );
+    }
+}

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::Env;
 use crate::agents::ipsec::config::Auth;
 use crate::agents::peer_names::{self, Claim};
-use crate::dns::{identity_name, DnssecMode};
+use crate::dns::DnssecMode;
 use crate::error::{Error, Result};
 use crate::ike::{ConnState, ConnStatus, SaKind};
 
@@ -200,7 +200,7 @@ fn check_peer_names(env: &Env, status: Option<&ConnStatus>, found: &mut Findings
                 let Some(address) = p.address.filter(|_| p.conn == tunnel) else {
                     continue;
                 };
-                match identity_name(&p.id) {
+                match p.claimed_name {
                     Some(name) => claims.push(Claim {
                         ike_serial: p.ike_serial,
                         address,
@@ -209,7 +209,7 @@ fn check_peer_names(env: &Env, status: Option<&ConnStatus>, found: &mut Findings
                     }),
                     None => log::debug!(
                         "peer {address} authenticated as {:?}, which names no host: no DNS check",
-                        p.id
+                        p.shown
                     ),
                 }
             }

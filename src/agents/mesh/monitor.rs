@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use crate::agents::mesh::config::{MeshAuth, Policy};
 use crate::agents::mesh::corosync::PeerSource;
 use crate::agents::peer_names::{self, Claim};
-use crate::dns::{identity_name, DnssecMode};
+use crate::dns::DnssecMode;
 use crate::state::LockKind;
 
 #[derive(Debug, Serialize)]
@@ -308,7 +308,7 @@ fn check_certificate_names(
             if p.address.is_some_and(|a| a != address) {
                 return None;
             }
-            let name = identity_name(&p.id)?;
+            let name = p.claimed_name?;
             Some(Claim {
                 ike_serial: p.ike_serial,
                 address,
