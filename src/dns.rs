@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
-use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::Resolver;
 use serde::Serialize;
 
@@ -226,21 +226,24 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
     let mut insecure = false;
     let mut problems = Vec::new();
     let mut nx = 0;
+    let question = Name::from_ascii(&fqdn).ok();
     for result in [v4, v6] {
         match result {
             Ok(lookup) => {
-                for record in lookup.answers() {
-                    let ip = match &record.data {
-                        RData::A(a) => IpAddr::V4(a.0),
-                        RData::AAAA(a) => IpAddr::V6(a.0),
-                        _ => continue,
-                    };
-                    if record.proof != Proof::Secure {
-                        insecure = true;
+                let Some(question) = &question else {
+                    problems.push(format!("{name:?} is not a DNS name"));
+                    continue;
+                };
+                match bound_addresses(question, lookup.answers()) {
+                    Ok((ips, secure)) => {
+                        insecure |= !secure;
+                        for ip in ips {
+                            if !addresses.contains(&ip) {
+                                addresses.push(ip);
+                            }
+                        }
                     }
-                    if !addresses.contains(&ip) {
-                        addresses.push(ip);
-                    }
+                    Err(e) => problems.push(e),
                 }
             }
             Err(e) if e.is_nx_domain() => nx += 1,
@@ -273,7 +276,65 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
     }
 }
 
+/// The addresses an answer gives for `question`, and whether every record they rest on
+/// is DNSSEC-secure. Only records owned by the question count, or by the end of a chain
+/// of CNAMEs that starts at it (each link a record of the answer, each secure): a
+/// resolver that adds another name's records — even validly signed ones of the same zone
+/// — cannot make the question resolve to them.
+pub fn bound_addresses(
+    question: &Name,
+    records: &[Record],
+) -> std::result::Result<(Vec<IpAddr>, bool), String> {
+    const MAX_CHAIN: usize = 8;
+    let mut owner = question.clone();
+    let mut secure = true;
+    for _ in 0..=MAX_CHAIN {
+        let cnames: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.name == owner && matches!(r.data, RData::CNAME(_)))
+            .collect();
+        match cnames.as_slice() {
+            [] => {
+                let mut ips = Vec::new();
+                for r in records.iter().filter(|r| r.name == owner) {
+                    let ip = match &r.data {
+                        RData::A(a) => IpAddr::V4(a.0),
+                        RData::AAAA(a) => IpAddr::V6(a.0),
+                        _ => continue,
+                    };
+                    secure &= r.proof == Proof::Secure;
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+                for r in records.iter().filter(|r| r.name != owner) {
+                    if matches!(r.data, RData::A(_) | RData::AAAA(_)) {
+                        log::debug!(
+                            "{question}: ignoring {} {:?}, not on the question's chain",
+                            r.name,
+                            r.data
+                        );
+                    }
+                }
+                return Ok((ips, secure));
+            }
+            [link] => {
+                secure &= link.proof == Proof::Secure;
+                let RData::CNAME(target) = &link.data else {
+                    unreachable!("filtered on CNAME above")
+                };
+                owner = target.0.clone();
+            }
+            _ => return Err(format!("{owner} has several CNAMEs in the answer")),
+        }
+    }
+    Err(format!(
+        "{question}: a chain of more than {MAX_CHAIN} CNAMEs"
+    ))
+}
+
 /// Every `nameserver` of /etc/resolv.conf.
+
 pub fn system_nameservers() -> Vec<IpAddr> {
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     text.lines()
@@ -301,4 +362,135 @@ fn system_resolver() -> Result<SocketAddr> {
 /// Where the trust anchor comes from when `dnssec_anchor` is unset.
 pub fn default_anchor() -> PathBuf {
     PathBuf::from(DEFAULT_ANCHOR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME, TXT};
+
+    fn rec(owner: &str, data: RData, secure: bool) -> Record {
+        let mut r = Record::from_rdata(Name::from_ascii(owner).unwrap(), 300, data);
+        r.proof = if secure {
+            Proof::Secure
+        } else {
+            Proof::Insecure
+        };
+        r
+    }
+    fn a(owner: &str, ip: &str, secure: bool) -> Record {
+        rec(owner, RData::A(A(ip.parse().unwrap())), secure)
+    }
+    fn cname(owner: &str, target: &str, secure: bool) -> Record {
+        rec(
+            owner,
+            RData::CNAME(CNAME(Name::from_ascii(target).unwrap())),
+            secure,
+        )
+    }
+    fn bound(
+        question: &str,
+        records: &[Record],
+    ) -> std::result::Result<(Vec<String>, bool), String> {
+        bound_addresses(&Name::from_ascii(question).unwrap(), records)
+            .map(|(ips, s)| (ips.iter().map(ToString::to_string).collect(), s))
+    }
+
+    #[test]
+    fn only_the_questions_records_count() {
+        let good = a("good.example.", "192.0.2.10", true);
+        // A member of the zone adds its own validly signed record to the answer.
+        let evil = a("evil.example.", "192.0.2.66", true);
+        assert_eq!(
+            bound("good.example.", &[good.clone(), evil.clone()]),
+            Ok((vec!["192.0.2.10".into()], true))
+        );
+        assert_eq!(bound("good.example.", &[evil.clone()]), Ok((vec![], true)));
+        // Owner names compare without regard to case.
+        assert_eq!(
+            bound("GOOD.Example.", &[good, evil]),
+            Ok((vec!["192.0.2.10".into()], true))
+        );
+        // Other types at the name are not addresses.
+        let txt = rec(
+            "good.example.",
+            RData::TXT(TXT::new(vec!["192.0.2.66".into()])),
+            true,
+        );
+        assert_eq!(bound("good.example.", &[txt]), Ok((vec![], true)));
+        let v6 = rec(
+            "good.example.",
+            RData::AAAA(AAAA("2001:db8::10".parse().unwrap())),
+            true,
+        );
+        assert_eq!(
+            bound("good.example.", &[v6]),
+            Ok((vec!["2001:db8::10".into()], true))
+        );
+    }
+
+    #[test]
+    fn cname_chains_from_the_question_each_link_secure() {
+        let target = a("host.example.", "192.0.2.20", true);
+        assert_eq!(
+            bound(
+                "alias.example.",
+                &[
+                    cname("alias.example.", "host.example.", true),
+                    target.clone()
+                ]
+            ),
+            Ok((vec!["192.0.2.20".into()], true))
+        );
+        // An unsigned link makes the whole answer insecure.
+        assert_eq!(
+            bound(
+                "alias.example.",
+                &[
+                    cname("alias.example.", "host.example.", false),
+                    target.clone()
+                ]
+            ),
+            Ok((vec!["192.0.2.20".into()], false))
+        );
+        // A CNAME that does not start at the question is not followed.
+        assert_eq!(
+            bound(
+                "good.example.",
+                &[
+                    cname("other.example.", "host.example.", true),
+                    target.clone()
+                ]
+            ),
+            Ok((vec![], true))
+        );
+        // The address must belong to the chain's end, not to a name on the way.
+        assert_eq!(
+            bound(
+                "alias.example.",
+                &[
+                    cname("alias.example.", "host.example.", true),
+                    a("alias.example.", "192.0.2.66", true),
+                    target
+                ]
+            ),
+            Ok((vec!["192.0.2.20".into()], true))
+        );
+        assert!(bound(
+            "a.example.",
+            &[
+                cname("a.example.", "b.example.", true),
+                cname("a.example.", "c.example.", true)
+            ]
+        )
+        .is_err());
+        assert!(bound(
+            "a.example.",
+            &[
+                cname("a.example.", "b.example.", true),
+                cname("b.example.", "a.example.", true)
+            ]
+        )
+        .is_err());
+    }
 }

@@ -25,8 +25,12 @@ for r in json.load(open(sys.argv[1]))["results"]:
 PY
 
 echo
-echo "monitor against resource-agents' heartbeat/ipsec, same pluto, same conn:"
+echo "monitor against resource-agents' heartbeat/ipsec, same pluto, same conn (libreswan 4.10, Debian 12):"
 ./tests/bench-monitor.sh
+echo
+echo "the same on Debian 13 (libreswan 5.2 and its resource-agents, from the Debian 13 root):"
+BENCH_ROOT=$(./tests/debian13-root.sh) ./tests/bench-monitor.sh
+
 
 echo
 echo "ocf:vipsec:mesh start and monitor by number of peers:"
