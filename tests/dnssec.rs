@@ -175,3 +175,47 @@ fn a_hundred_names_are_checked_concurrently_within_a_second() {
         .all(|a| a.secure));
     assert!(t1.elapsed() < Duration::from_millis(50));
 }
+
+/// A resolver on the path forges answers: vipsec must judge only the records that answer
+/// the question asked, along a chain that is secure at every link.
+#[test]
+fn a_hostile_resolver_cannot_lend_a_name_another_hosts_records() {
+    use common::named::{Forgery, HostileResolver};
+    let named = Named::start();
+    let hostile = HostileResolver::start(
+        named.port,
+        vec![
+            // impostor.example.test's own, validly signed A (192.0.2.99) added to every
+            // answer for good.example.test.
+            Forgery::AppendRecordsOf("good.example.test", "impostor.example.test"),
+            // client.example.test answered with a forged, unsigned CNAME to impostor.
+            Forgery::UnsignedCname("client.example.test", "impostor.example.test"),
+        ],
+    );
+    let via = Some(format!("127.0.0.1:{}", hostile.port));
+    let a = &named.anchor;
+    // The extra records are really there and really signed (dig through the forger).
+    let dig = common::must(&format!(
+        "dig +dnssec +norec -p {} @127.0.0.1 good.example.test A",
+        hostile.port
+    ));
+    assert!(
+        dig.contains("impostor.example.test.")
+            && dig.contains("192.0.2.99")
+            && dig.contains("RRSIG"),
+        "{dig}"
+    );
+    let (r, v) = named.check("good.example.test", "192.0.2.99", a, via.clone());
+    assert_eq!(r.code, 1, "another host's record was accepted: {v}");
+    assert_eq!(v["accepted"], false, "{v}");
+    assert!(!v["addresses"].to_string().contains("192.0.2.99"), "{v}");
+    // The real answer still stands.
+    let (r, v) = named.check("good.example.test", "192.0.2.10", a, via.clone());
+    assert_eq!(r.code, 0, "{v} {}", r.stderr);
+    // An unsigned CNAME does not make the impostor's address the client's.
+    let (r, v) = named.check("client.example.test", "192.0.2.99", a, via.clone());
+    assert_eq!(r.code, 1, "{v}");
+    // A CNAME that is part of the signed zone is followed: alias -> good.
+    let (r, v) = named.check("alias.example.test", "192.0.2.10", a, via);
+    assert_eq!(r.code, 0, "{v} {}", r.stderr);
+}

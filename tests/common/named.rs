@@ -63,7 +63,7 @@ impl Named {
         let mut anchor = sign(
             d,
             "example.test",
-            &format!("good IN A 192.0.2.10\ngood IN AAAA 2001:db8::10\nelsewhere IN A 192.0.2.99\nv6only IN AAAA 2001:db8::20\ntamper IN A 192.0.2.30\nn1 IN A 192.0.2.1\nn2 IN A 192.0.2.2\nn3 IN A 192.0.2.3\nclient IN A 192.0.2.41\nimpostor IN A 192.0.2.99\n{many}"),
+            &format!("good IN A 192.0.2.10\ngood IN AAAA 2001:db8::10\nelsewhere IN A 192.0.2.99\nv6only IN AAAA 2001:db8::20\ntamper IN A 192.0.2.30\nn1 IN A 192.0.2.1\nn2 IN A 192.0.2.2\nn3 IN A 192.0.2.3\nclient IN A 192.0.2.41\nimpostor IN A 192.0.2.99\nalias IN CNAME good\n{many}"),
             "",
         );
         anchor.push_str(&sign(
@@ -165,5 +165,123 @@ zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n",
         );
         let v = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
         (run, v)
+    }
+}
+
+/// How the hostile resolver rewrites an answer.
+#[derive(Clone)]
+pub enum Forgery {
+    /// Answers for `.0` also carry the records (with their signatures) the real server
+    /// gives for `.1`: another member of the zone's own, validly signed RRset.
+    AppendRecordsOf(&'static str, &'static str),
+    /// Answers for `.0` start with an unsigned CNAME to `.1`, followed by `.1`'s real,
+    /// signed records.
+    UnsignedCname(&'static str, &'static str),
+}
+
+/// A resolver between vipsec and the real named that forges answers (the README says a
+/// resolver need not validate: vipsec must not trust it). UDP only; stops on drop.
+pub struct HostileResolver {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostileResolver {
+    pub fn start(upstream: u16, forgeries: Vec<Forgery>) -> HostileResolver {
+        use hickory_resolver::proto::op::{Edns, Message, Query};
+        use hickory_resolver::proto::rr::{rdata::CNAME, Name, RData, Record};
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let ask = move |bytes: &[u8]| -> Option<Vec<u8>> {
+            let up = UdpSocket::bind("127.0.0.1:0").ok()?;
+            up.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            up.send_to(bytes, ("127.0.0.1", upstream)).ok()?;
+            let mut buf = vec![0u8; 65535];
+            let n = up.recv(&mut buf).ok()?;
+            buf.truncate(n);
+            Some(buf)
+        };
+        // The real server's answer records (with RRSIGs) for NAME of the query's type.
+        let records_of = move |name: &str, query: &Query| -> Vec<Record> {
+            let mut m = Message::query();
+            m.metadata.id = 4242;
+            m.add_query(Query::query(
+                Name::from_ascii(name).unwrap(),
+                query.query_type(),
+            ));
+            let mut edns = Edns::new();
+            edns.set_dnssec_ok(true).set_max_payload(4096);
+            m.set_edns(edns);
+            ask(&m.to_vec().unwrap())
+                .and_then(|r| Message::from_vec(&r).ok())
+                .map(|r| r.answers)
+                .unwrap_or_default()
+        };
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65535];
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Some(reply) = ask(&buf[..n]) else {
+                    continue;
+                };
+                let (Ok(query), Ok(mut answer)) =
+                    (Message::from_vec(&buf[..n]), Message::from_vec(&reply))
+                else {
+                    let _ = sock.send_to(&reply, from);
+                    continue;
+                };
+                if let Some(q) = query.queries.first().cloned() {
+                    let asked = q
+                        .name()
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase();
+                    for f in &forgeries {
+                        match f {
+                            Forgery::AppendRecordsOf(target, other) if asked == *target => {
+                                let extra = records_of(other, &q);
+                                answer.answers.extend(extra);
+                            }
+                            Forgery::UnsignedCname(target, other) if asked == *target => {
+                                let cname = Record::from_rdata(
+                                    q.name().clone(),
+                                    300,
+                                    RData::CNAME(CNAME(
+                                        Name::from_ascii(format!("{other}.")).unwrap(),
+                                    )),
+                                );
+                                let mut forged = vec![cname];
+                                forged.extend(records_of(other, &q));
+                                answer.answers = forged;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                let bytes = answer.to_vec().unwrap_or(reply);
+                let _ = sock.send_to(&bytes, from);
+            }
+        });
+        HostileResolver {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HostileResolver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
