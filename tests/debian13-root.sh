@@ -5,14 +5,15 @@
 #
 # Built once from the Debian registry (debootstrap, then apt-get inside it) and cached
 # outside the clone, so a second run reuses it: VIPSEC_ROOT_CACHE (default
-# /var/cache/vipsec-tests). Then made usable: /proc, /sys, /dev, /tmp and this checkout
-# are bind-mounted at their own paths, so a path means the same inside and out.
+# /var/lib/vipsec-tests; not /var/cache, which the lab's guest covers with a tmpfs).
+# Then made usable: /proc, /sys, /dev, /tmp and this checkout are bind-mounted at their
+# own paths, so a path means the same inside and out.
 # Prints the root's path on stdout. Idempotent. `tests/debian13-root.sh --unmount` takes
 # the mounts down again: do that before removing the cache, or rm would follow them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-CACHE=${VIPSEC_ROOT_CACHE:-/var/cache/vipsec-tests}
+CACHE=${VIPSEC_ROOT_CACHE:-/var/lib/vipsec-tests}
 ROOT=$CACHE/trixie
 MIRROR=${VIPSEC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What the tests run from the root. libreswan cannot go in debootstrap's --include (it
