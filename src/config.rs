@@ -151,10 +151,27 @@ impl Drop for Secret {
 pub const PSK_MIN_BYTES: usize = 20;
 
 /// Reads a key file that must be private to its owner: mode 0600 or stricter.
+///
+/// The file is opened once, never through a symlink, and judged by what was opened
+/// (`fstat` on the descriptor): no swap between the check and the read. It must belong to
+/// root (whoever else owns it can change the key), with no group or other permissions.
 pub fn read_secret_file(param: &str, path: &Path, min_len: usize) -> Result<Secret> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::configured(param, format!("{}: {e}", path.display())))?;
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let fail = |e: std::io::Error| {
+        let why = if e.raw_os_error() == Some(nix::libc::ELOOP) {
+            "is a symbolic link; point the parameter at the file itself".to_string()
+        } else {
+            e.to_string()
+        };
+        Error::configured(param, format!("{}: {why}", path.display()))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
     if !meta.is_file() {
         return Err(Error::configured(
             param,
@@ -171,8 +188,21 @@ pub fn read_secret_file(param: &str, path: &Path, min_len: usize) -> Result<Secr
             ),
         ));
     }
-    let mut bytes = std::fs::read(path)
-        .map_err(|e| Error::configured(param, format!("{}: {e}", path.display())))?;
+    if meta.uid() != 0 {
+        return Err(Error::configured(
+            param,
+            format!(
+                "{} belongs to uid {}, who can change the key; chown root it",
+                path.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(1 << 16) as usize);
+    (&mut file)
+        .take(1 << 20)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
     while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         bytes.pop();
     }

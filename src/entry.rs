@@ -91,10 +91,31 @@ struct Invocation {
     by_hand: bool,
 }
 
+/// No core dump and no ptrace by other users of this process: it holds keys (a release
+/// build aborts on panic, which would otherwise dump them to disk). Inherited by the
+/// fallback waiter; children exec'd later reset dumpability but not the core limit.
+pub fn keep_secrets_in() {
+    use nix::sys::resource::{setrlimit, Resource};
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("vipsec: cannot turn core dumps off (prctl): {e}");
+    }
+    if let Err(e) = setrlimit(Resource::RLIMIT_CORE, 0, 0) {
+        eprintln!("vipsec: cannot turn core dumps off (RLIMIT_CORE): {e}");
+    }
+}
+
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-pub fn main(args: Vec<OsString>, env: BTreeMap<String, String>) -> i32 {
+pub fn main(mut args: Vec<OsString>, env: BTreeMap<String, String>) -> i32 {
     let started = Instant::now();
+    // A stop's detached fallback waiter (agents/ipsec/fallback.rs) is this binary again,
+    // with one argument in front.
+    let fallback_waiter = args
+        .get(1)
+        .is_some_and(|a| a == ipsec::fallback::WAITER_ARG);
+    if fallback_waiter {
+        args.remove(1);
+    }
     let prefix = env
         .get("OCF_EXIT_REASON_PREFIX")
         .cloned()
@@ -126,7 +147,7 @@ pub fn main(args: Vec<OsString>, env: BTreeMap<String, String>) -> i32 {
         Ok(None) => return 0, // --help / --version printed
         Err(e) => return fail(&prefix, &e),
     };
-    match execute(&inv, &env, started) {
+    match execute(&inv, &env, started, fallback_waiter) {
         Ok(()) => 0,
         Err(e @ Error::NotRunning(_)) => e.code(),
         Err(e) => {
@@ -297,7 +318,12 @@ fn default_timeout(agent: Agent, action: Action) -> Duration {
         .unwrap_or(Duration::from_secs(20))
 }
 
-fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -> Result<()> {
+fn execute(
+    inv: &Invocation,
+    env: &BTreeMap<String, String>,
+    started: Instant,
+    fallback_waiter: bool,
+) -> Result<()> {
     match inv.action {
         Action::MetaData => {
             print!("{}", metadata::render(inv.agent, inv.ocf_version));
@@ -315,7 +341,10 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
     };
     // Finish a little before the resource manager would kill us, so we can still report.
     let margin = (timeout / 10).min(Duration::from_secs(2));
-    let deadline = started + timeout.saturating_sub(margin);
+    // A timeout beyond what the clock can add is no deadline at all (a year is plenty).
+    let deadline = started
+        .checked_add(timeout.saturating_sub(margin))
+        .unwrap_or_else(|| started + Duration::from_secs(365 * 86400));
 
     if inv.action == Action::Vip {
         logging::init(&LogSettings::from_env("vip", |k| env.get(k).cloned()));
@@ -394,7 +423,9 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
                 .map(String::as_str)
                 .unwrap_or("/run/vipsec"),
         ),
-        ctx.pretend_binaries_missing,
+        // ocf-tester's "binaries missing" check never turns a stop into a no-op: a stop
+        // always takes down what it can find.
+        ctx.pretend_binaries_missing && inv.action != Action::Stop,
     );
     let store = StateStore::new(&ctx.state_dir, &ctx.instance);
     log::debug!("{} (timeout {timeout:?})", inv.action.name());
@@ -410,7 +441,7 @@ fn execute(inv: &Invocation, env: &BTreeMap<String, String>, started: Instant) -
         AgentConfig::Ipsec(cfg) => ipsec::run(
             verb,
             printing,
-            env.contains_key(ipsec::fallback::WAITER_ENV),
+            fallback_waiter,
             &IpsecEnv {
                 cfg,
                 ctx: &ctx,

@@ -69,11 +69,7 @@ impl StateStore {
     pub fn lock(&self, kind: LockKind, deadline: Instant) -> Result<InstanceLock> {
         self.ensure_dir()?;
         let path = self.lock_path();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let mut file = open_private(&path)
             .map_err(|e| Error::Generic(format!("lock file {}: {e}", path.display())))?;
         let arg = match kind {
             LockKind::Shared => FlockArg::LockSharedNonblock,
@@ -175,6 +171,32 @@ impl StateStore {
     }
 }
 
+/// Opens (creating it 0600) a file only this user may open: never through a symlink, and
+/// an existing file that others could open is made private first (an instance lock that
+/// any local user can open is a lock any local user can hold, and a stop that cannot get
+/// it times out: the node is fenced).
+fn open_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(std::io::Error::other(format!(
+            "owned by uid {}, not by this user; remove it",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 /// Seconds since the epoch (0 if the clock is before it).
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -254,6 +276,33 @@ mod tests {
         let store = StateStore::new(dir.path(), "x");
         fs::write(store.path(), "{not json").unwrap();
         assert_eq!(store.read().unwrap_err().code(), 1);
+    }
+
+    #[test]
+    fn the_instance_lock_is_private_whatever_the_umask() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), "x");
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let lock = store.lock(LockKind::Shared, deadline);
+        nix::sys::stat::umask(old);
+        drop(lock.unwrap());
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&store.lock_path()), 0o600);
+        // One left readable by others (an older vipsec, a umask 000 shell) is closed.
+        fs::set_permissions(store.lock_path(), fs::Permissions::from_mode(0o644)).unwrap();
+        drop(store.lock(LockKind::Exclusive, deadline).unwrap());
+        assert_eq!(mode(&store.lock_path()), 0o600);
+        // A symlink planted where the lock goes is not followed.
+        let other = StateStore::new(dir.path(), "y");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, other.lock_path()).unwrap();
+        let Err(e) = other.lock(LockKind::Exclusive, deadline) else {
+            panic!("locked through a symlink")
+        };
+        assert!(e.reason().contains("lock file"), "{e}");
+        assert!(!target.exists());
     }
 
     #[test]

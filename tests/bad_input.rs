@@ -301,6 +301,24 @@ const CASES: &[Case] = &[
         names: "psk_file",
     },
     Case {
+        name: "psk_file owned by another user (0600, uid 1000)",
+        params: &[("auth", "psk"), ("psk_file", "@PSKUSER@")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "psk_file is a symlink to a good key file",
+        params: &[("auth", "psk"), ("psk_file", "@PSKLINK@")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "psk_file is a FIFO (nothing may block validation)",
+        params: &[("auth", "psk"), ("psk_file", "@PSKFIFO@")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
         name: "psk_file is a directory",
         params: &[("auth", "psk"), ("psk_file", "@DIR@")],
         code: 6,
@@ -334,11 +352,19 @@ impl Fixture {
             ("psk", "a-pre-shared-key-of-enough-length-0123", 0o600),
             ("psk-open", "a-pre-shared-key-of-enough-length-0123", 0o644),
             ("psk-short", "short", 0o600),
+            ("psk-user", "a-pre-shared-key-of-enough-length-0123", 0o600),
         ] {
             let path = tmp.path().join(name);
             std::fs::write(&path, content).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         }
+        // A local user's own key file would let that user set the key.
+        std::os::unix::fs::chown(tmp.path().join("psk-user"), Some(1000), Some(1000)).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("psk"), tmp.path().join("psk-link")).unwrap();
+        must(&format!(
+            "mkfifo -m 600 {}",
+            tmp.path().join("psk-fifo").display()
+        ));
         Fixture {
             tmp,
             agent: OcfAgent::new(),
@@ -360,6 +386,9 @@ impl Fixture {
                     .replace("@FILE@", &at("a-file"))
                     .replace("@PSKOPEN@", &at("psk-open"))
                     .replace("@PSKSHORT@", &at("psk-short"))
+                    .replace("@PSKUSER@", &at("psk-user"))
+                    .replace("@PSKLINK@", &at("psk-link"))
+                    .replace("@PSKFIFO@", &at("psk-fifo"))
                     .replace("@PSK@", &at("psk"))
                     .replace("@DIR@", &at("ipsec.d"));
                 p.push((k.to_string(), v));
@@ -641,6 +670,14 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
         0o640,
     );
     let short = write("short.key", "only-twenty-bytes...", 0o600);
+    let foreign = write(
+        "foreign.key",
+        "a mesh master secret of enough length 0123456789",
+        0o600,
+    );
+    std::os::unix::fs::chown(&foreign, Some(1000), Some(1000)).unwrap();
+    let link = tmp.path().join("link.key").display().to_string();
+    std::os::unix::fs::symlink(&good, &link).unwrap();
     std::fs::create_dir(tmp.path().join("ipsec.d")).unwrap();
     let confdir = tmp.path().join("ipsec.d").display().to_string();
     let many: Vec<String> = (1..=4097).map(|i| format!("2001:db8::{i:x}")).collect();
@@ -698,6 +735,16 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
         (
             "secret_file too short",
             vec![("secret_file", short.as_str())],
+            "secret_file",
+        ),
+        (
+            "secret_file owned by uid 1000",
+            vec![("secret_file", foreign.as_str())],
+            "secret_file",
+        ),
+        (
+            "secret_file is a symlink",
+            vec![("secret_file", link.as_str())],
             "secret_file",
         ),
         (

@@ -649,3 +649,66 @@ fn fallback_toward_the_vip_comes_up_once_the_vip_has_left() {
     );
     expect(&lab.ocf("monitor", &fb), 7, "monitor after stop");
 }
+
+/// What stop does depends on its parameters only: variables a resource manager or a
+/// shell may carry (ocf-tester's "binaries missing" switch, the old waiter marker) do
+/// not turn it into a no-op that reports success.
+#[test]
+fn no_environment_variable_turns_stop_into_a_no_op() {
+    let lab = Lab::new("198.51.100.30");
+    lab.add_vip();
+    for (var, value) in [
+        ("OCF_TESTER_FAIL_HAVE_BINARY", "1"),
+        ("VIPSEC_FALLBACK_WAITER", "1"),
+    ] {
+        expect(&lab.ocf("start", &[]), 0, "start");
+        assert!(lab.pluto.oriented("rw"));
+        expect(&lab.ocf("stop", &[(var, value)]), 0, var);
+        assert!(
+            !lab.pluto.whack("--status").contains("\"rw\":"),
+            "stop with {var} left the conn loaded"
+        );
+        expect(&lab.ocf("monitor", &[]), 7, "monitor after that stop");
+    }
+}
+
+/// The agent holds keys: no core dump of it may reach the disk, whatever the caller's
+/// limits (a release build aborts on a panic). Seen from outside, while it waits.
+#[test]
+fn the_agent_runs_without_core_dumps() {
+    let lab = Lab::new("198.51.100.31");
+    std::fs::create_dir_all(&lab.state_dir).unwrap();
+    let lock = lab.state_dir.join("vipsec-vip-tunnel.lock");
+    // Something holds the instance lock: the monitor waits for it, long enough to look.
+    let mut holder = std::process::Command::new("flock")
+        .arg("-x")
+        .arg(&lock)
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut env = lab.env(&[("OCF_RESKEY_CRM_meta_timeout", "2000")]);
+    env.insert("HA_RSCTMP".into(), lab.state_dir.display().to_string());
+    let mut agent = ocf_command(&lab.agent.path, "monitor", None, &env)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.id())).unwrap();
+    let _ = agent.wait();
+    let _ = holder.wait();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(4)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(core, ["0", "0"], "{limits}");
+    // A timeout beyond what the clock can hold is no reason to crash either.
+    let r = lab.ocf(
+        "monitor",
+        &[("OCF_RESKEY_CRM_meta_timeout", "18446744073709551615s")],
+    );
+    expect(&r, 7, "monitor with an enormous timeout");
+}

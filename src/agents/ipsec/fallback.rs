@@ -25,8 +25,10 @@ use crate::ike::{ConnSource, ConnState};
 use crate::kernel::addr::find_local_address;
 use crate::state::{write_atomic, LockKind};
 
-/// Set in the environment of the re-executed stop that is the waiter.
-pub const WAITER_ENV: &str = "VIPSEC_FALLBACK_WAITER";
+/// The first argument of the re-executed stop that is the waiter (an argument, not an
+/// environment variable: nothing a resource manager or a shell passes along by accident
+/// can turn a stop into a waiter).
+pub const WAITER_ARG: &str = "--vipsec-internal-fallback-waiter";
 /// How long the waiter waits for the VIP to leave (Pacemaker removes it right after the
 /// tunnel's stop; a VIP that stays means the tunnel alone was stopped).
 pub const WAIT_LIMIT: Duration = Duration::from_secs(120);
@@ -119,8 +121,8 @@ fn spawn_waiter(env: &Env) -> Result<u32> {
     let arg0 = args.next().unwrap_or_default();
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0(arg0)
+        .arg(WAITER_ARG)
         .args(args)
-        .env(WAITER_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -28,8 +28,10 @@ pub struct PlannedPeer {
 }
 
 impl PlannedPeer {
+    /// The main conn's name ("" for a peer read back from a damaged state file, which
+    /// then fails as an unknown conn instead of panicking).
     pub fn main_conn(&self) -> &str {
-        &self.conns[0]
+        self.conns.first().map_or("", String::as_str)
     }
 }
 
