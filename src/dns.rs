@@ -65,6 +65,10 @@ pub struct Answer {
     pub secure: bool,
     /// Why the answer cannot be trusted, if it cannot.
     pub problem: Option<String>,
+    /// The resolver gave no usable answer (no reply in time, no connection, SERVFAIL):
+    /// the name was neither confirmed nor refused.
+    #[serde(default)]
+    pub inconclusive: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +76,8 @@ pub struct Verdict {
     pub name: String,
     pub address: IpAddr,
     pub accepted: bool,
+    /// Not accepted because DNS did not answer, rather than because it said no.
+    pub inconclusive: bool,
     pub secure: bool,
     pub addresses: Vec<IpAddr>,
     pub reason: String,
@@ -151,6 +157,7 @@ impl Checker {
                         addresses: Vec::new(),
                         secure: false,
                         problem: Some(format!("the resolver did not answer within {budget:?}")),
+                        inconclusive: true,
                     },
                 }
             });
@@ -206,7 +213,9 @@ pub fn verdict(answer: &Answer, address: IpAddr) -> Verdict {
         name: answer.name.clone(),
         address,
         accepted,
+        inconclusive: !accepted && answer.inconclusive,
         secure: answer.secure,
+
         addresses: answer.addresses.clone(),
         reason,
     }
@@ -226,6 +235,7 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
     let mut insecure = false;
     let mut problems = Vec::new();
     let mut nx = 0;
+    let mut unanswered = false;
     let question = Name::from_ascii(&fqdn).ok();
     for result in [v4, v6] {
         match result {
@@ -249,7 +259,21 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
             Err(e) if e.is_nx_domain() => nx += 1,
             // No records of this family (NODATA): not an error by itself.
             Err(e) if e.is_no_records_found() => {}
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => {
+                use hickory_resolver::net::{DnsError, NetError};
+                use hickory_resolver::proto::op::ResponseCode;
+                unanswered |= matches!(
+                    &e,
+                    NetError::Timeout
+                        | NetError::NoConnections
+                        | NetError::Busy
+                        | NetError::Io(_)
+                        | NetError::Dns(DnsError::ResponseCode(
+                            ResponseCode::ServFail | ResponseCode::Refused
+                        ))
+                );
+                problems.push(e.to_string())
+            }
         }
     }
     let problem = if !problems.is_empty() {
@@ -272,6 +296,8 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
         name: name.to_string(),
         secure: problem.is_none(),
         addresses,
+        // Only when nothing else decided it: an answer that said no is a no.
+        inconclusive: unanswered && nx == 0,
         problem,
     }
 }

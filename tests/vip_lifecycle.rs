@@ -468,6 +468,44 @@ fn dnssec_checks_the_address_peers_connect_from() {
             .contains("ESTABLISHED_IKE_SA"),
         "the validated client was disconnected"
     );
+    // DNS goes away (nothing answers on the resolver's port): the client that validated
+    // stays, and the monitor says degraded, not failed — dropping port 53 traffic must
+    // not take the VIP down on every node.
+    let outage: Vec<(&str, &str)> = good
+        .iter()
+        .map(|(k, v)| match *k {
+            "OCF_RESKEY_resolver" => (*k, "127.0.0.1:9"),
+            _ => (*k, *v),
+        })
+        .collect();
+    let r = lab.ocf("monitor", &outage);
+    expect(
+        &r,
+        190,
+        "monitor during a DNS outage, client validated before",
+    );
+    assert!(
+        r.reasons()[0].contains("kept: it validated before"),
+        "{r:?}"
+    );
+    assert!(
+        lab.pluto
+            .whack("--showstates")
+            .contains("ESTABLISHED_IKE_SA"),
+        "the validated client was disconnected by a DNS outage"
+    );
+    expect(&lab.ocf("monitor", &good), 0, "monitor once DNS is back");
+    expect(&lab.ocf("stop", &good), 0, "stop");
+    // A client never validated is not let in while DNS is down (fail closed), but the
+    // resource is degraded, not failed.
+    expect(&lab.ocf("start", &good), 0, "start");
+    connect("client.example.test");
+    let r = lab.ocf("monitor", &outage);
+    expect(&r, 190, "monitor during a DNS outage, new client");
+    assert!(
+        r.reasons()[0].contains("was deleted until DNS answers"),
+        "{r:?}"
+    );
     expect(&lab.ocf("stop", &good), 0, "stop");
 
     // A client presenting a name that securely resolves elsewhere: disconnected, failed.

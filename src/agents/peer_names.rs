@@ -22,6 +22,31 @@ pub struct Claim {
     pub shown: String,
 }
 
+/// A connected peer whose name validated: kept through a later DNS outage (a lookup
+/// that gets no answer does not disconnect it; one that says no does).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Validated {
+    pub ike_serial: u64,
+    pub address: IpAddr,
+    pub name: String,
+}
+
+/// The peers that validated at the last monitor, kept beside the instance's state.
+pub fn validated_before(store: &crate::state::StateStore) -> Vec<Validated> {
+    std::fs::read_to_string(store.sibling("validated"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+pub fn remember_validated(store: &crate::state::StateStore, validated: &[Validated]) {
+    let path = store.sibling("validated");
+    let text = serde_json::to_string(validated).unwrap_or_default();
+    if let Err(e) = crate::state::write_atomic(&path, text.as_bytes(), 0o600) {
+        log::warn!("{}", e.reason());
+    }
+}
+
 pub struct Refusal {
     pub address: IpAddr,
     /// "peer A presented N, but …; its IKE SA #S was deleted"
@@ -30,9 +55,16 @@ pub struct Refusal {
 
 #[derive(Default)]
 pub struct Outcome {
+    /// DNS said no: the peer is not who it claims to be.
     pub refused: Vec<Refusal>,
     /// dnssec=log: failures kept, as warnings.
     pub tolerated: Vec<String>,
+    /// DNS did not answer: peers that validated before are kept, new ones are
+    /// disconnected until it answers (fail closed). Not this node's failure: degraded.
+    pub unverified: Vec<String>,
+    /// The claims that stand now (accepted, or kept from before): the next monitor's
+    /// `validated_before`.
+    pub validated: Vec<Validated>,
 }
 
 /// Looks every claimed name up (concurrently, answers reused) and judges each claim;
@@ -43,6 +75,7 @@ pub fn judge(
     resolver: Option<SocketAddr>,
     mode: DnssecMode,
     mut claims: Vec<Claim>,
+    validated_before: &[Validated],
     deadline: Instant,
 ) -> Result<Outcome> {
     // One IKE SA may carry several Child SAs: one verdict each.
@@ -58,13 +91,37 @@ pub fn judge(
     let mut deleted = BTreeSet::new();
     for c in claims {
         let verdict = checker.check(&c.name, c.address, deadline);
+        let this = Validated {
+            ike_serial: c.ike_serial,
+            address: c.address,
+            name: c.name.clone(),
+        };
         if verdict.accepted {
+            outcome.validated.push(this);
             continue;
         }
         let what = format!(
             "peer {} presented {}, but {}",
             c.address, c.shown, verdict.reason
         );
+        if verdict.inconclusive && validated_before.contains(&this) {
+            outcome.unverified.push(format!(
+                "peer {} ({}) could not be checked again ({}); kept: it validated before",
+                c.address, c.shown, verdict.reason
+            ));
+            outcome.validated.push(this);
+            continue;
+        }
+        if verdict.inconclusive && mode == DnssecMode::Require {
+            if deleted.insert(c.ike_serial) {
+                ike.delete_state(c.ike_serial, deadline)?;
+            }
+            outcome.unverified.push(format!(
+                "{what}; its IKE SA #{} was deleted until DNS answers",
+                c.ike_serial
+            ));
+            continue;
+        }
         if mode == DnssecMode::Require {
             if deleted.insert(c.ike_serial) {
                 ike.delete_state(c.ike_serial, deadline)?;

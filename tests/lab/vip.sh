@@ -112,8 +112,12 @@ scenario_vip_on_a() {
   expect "no clear text of C<->VIP on the wire" test "$PLAIN" -eq 0
   expect "C's outbound SA counted the packets" test $((after - before)) -ge 20
   DEPTH=10 expect_code 0 "monitor depth 10 on A" vip_agent a monitor
+  # What pluto says of the conn with a client's SAs up, kept with the results (5.x's
+  # per-conn report, which the depth-10 monitor reads).
+  whack a --name rw --connectionstatus > "$OUT/connectionstatus-a${SCEN_SUFFIX// /_}.txt" 2>&1 || true
   done_scenario
 }
+
 
 # failover FROM TO: Pacemaker's order: stop the tunnel, move the VIP, start the tunnel.
 # C pings the VIP every 0.1 s meanwhile; the outage is the longest gap between replies.

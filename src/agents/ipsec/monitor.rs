@@ -61,6 +61,7 @@ pub fn run(env: &Env) -> (Report, Result<()>) {
             ),
         ),
         Err(Error::NotRunning(r)) => ("stopped", r.clone()),
+        Err(Error::Degraded(r)) => ("degraded", r.clone()),
         Err(e) => ("failed", e.reason().to_string()),
     };
     for w in &found.warnings {
@@ -154,7 +155,7 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
             cfg.vip
         )));
     }
-    check_peer_names(env, status.as_ref(), found)?;
+    let degraded = check_peer_names(env, status.as_ref(), found)?;
     if let (true, Some(status)) = (env.ctx.check_level >= 10, &status) {
         let view = xfrm::dump(env.deadline)?.involving(cfg.vip);
         check_child_sas_in_kernel(env, status, &view)?;
@@ -166,7 +167,10 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
         }
         found.xfrm = Some(view);
     }
-    Ok(())
+    match degraded {
+        Some(why) => Err(Error::Degraded(why)),
+        None => Ok(()),
+    }
 }
 
 /// Every connected peer identified by a DNS name must come from an address that name
@@ -176,10 +180,15 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
 /// disconnected (its IKE SA deleted) and the monitor fails: for the VIP tunnel that peer
 /// is the service's whole purpose, and an impostor holding the tunnel is a failure, not a
 /// degradation.
-fn check_peer_names(env: &Env, status: Option<&ConnStatus>, found: &mut Findings) -> Result<()> {
+/// Returns why the check is degraded (DNS did not answer), if it is.
+fn check_peer_names(
+    env: &Env,
+    status: Option<&ConnStatus>,
+    found: &mut Findings,
+) -> Result<Option<String>> {
     let (cfg, mode) = (env.cfg, env.cfg.dnssec_mode());
     if mode == DnssecMode::Off {
-        return Ok(());
+        return Ok(None);
     }
     let claims: Vec<Claim> = match (cfg.peer_name(), &cfg.auth) {
         (Some(name), _) => status
@@ -215,7 +224,7 @@ fn check_peer_names(env: &Env, status: Option<&ConnStatus>, found: &mut Findings
             }
             claims
         }
-        (None, _) => return Ok(()),
+        (None, _) => return Ok(None),
     };
     let outcome = peer_names::judge(
         env.ike,
@@ -223,15 +232,18 @@ fn check_peer_names(env: &Env, status: Option<&ConnStatus>, found: &mut Findings
         cfg.resolver,
         mode,
         claims,
+        &peer_names::validated_before(&env.store),
         env.deadline,
     )?;
+    peer_names::remember_validated(&env.store, &outcome.validated);
     found.warnings.extend(outcome.tolerated);
-    if outcome.refused.is_empty() {
-        Ok(())
-    } else {
+    if !outcome.refused.is_empty() {
         let refused: Vec<String> = outcome.refused.into_iter().map(|r| r.what).collect();
-        Err(Error::Generic(refused.join("; ")))
+        return Err(Error::Generic(refused.join("; ")));
     }
+    // DNS did not answer: nobody was shown to be an impostor, so the VIP stays up here
+    // (degraded), whoever can drop port 53 traffic cannot take it down cluster-wide.
+    Ok((!outcome.unverified.is_empty()).then(|| outcome.unverified.join("; ")))
 }
 
 /// Every Child SA pluto believes in must be in the kernel, both ways: an SA lost from

@@ -259,13 +259,14 @@ fn check(
         // Switched off on purpose: traffic goes in clear, and that is what was asked for.
         return Ok(());
     }
-    let refused = check_certificate_names(env, &state, peers)?;
+    let (refused, unverified) = check_certificate_names(env, &state, peers)?;
     let mut down: Vec<String> = peers
         .iter()
         .filter(|p| !p.sa && !refused.iter().any(|(a, _)| *a == p.peer))
         .map(|p| p.listed_as.clone())
         .collect();
     down.extend(refused.into_iter().map(|(_, why)| why));
+    down.extend(unverified);
     down.extend(skipped.iter().map(|s| format!("{} ({})", s.peer, s.reason)));
     if !down.is_empty() {
         return Err(Error::Degraded(format!(
@@ -287,10 +288,10 @@ fn check_certificate_names(
     env: &MeshEnv,
     state: &MeshState,
     peers: &mut [PeerReport],
-) -> Result<Vec<(IpAddr, String)>> {
+) -> Result<(Vec<(IpAddr, String)>, Vec<String>)> {
     let mode = env.cfg.dnssec.unwrap_or(DnssecMode::Require);
     if !matches!(env.cfg.auth, MeshAuth::Cert { .. }) || mode == DnssecMode::Off {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let conns: BTreeMap<&str, IpAddr> = state
         .plan
@@ -317,18 +318,25 @@ fn check_certificate_names(
             })
         })
         .collect();
+    let mut refused = Vec::new();
     let outcome = peer_names::judge(
         env.ike,
         &env.cfg.dnssec_anchor,
         env.cfg.resolver,
         mode,
         claims,
+        &peer_names::validated_before(&env.store),
         env.deadline,
     )?;
+    peer_names::remember_validated(&env.store, &outcome.validated);
     for w in &outcome.tolerated {
         log::warn!("{w}");
     }
-    let mut refused = Vec::new();
+    // DNS did not answer: the peers kept (validated before) stay up; new ones were
+    // disconnected until it does. Either way the mesh is degraded, and says why.
+    for u in &outcome.unverified {
+        log::warn!("{u}");
+    }
     for r in outcome.refused {
         log::warn!("{}", r.what);
         for p in peers.iter_mut().filter(|p| p.peer == r.address) {
@@ -339,5 +347,5 @@ fn check_certificate_names(
             format!("{} (refused by DNSSEC: {})", r.address, r.what),
         ));
     }
-    Ok(refused)
+    Ok((refused, outcome.unverified))
 }
