@@ -221,7 +221,7 @@ NSS certificate named by cert.",
         unique: false,
         reloadable: false,
         shortdesc: "File holding the pre-shared key (auth=psk)",
-        longdesc: "Absolute path of a file (mode 0600 or stricter) whose content, at least 20 \
+        longdesc: "Absolute path of a file (owned by root, mode 0600 or stricter, not a symlink) whose content, at least 20 \
 bytes, is the pre-shared key. vipsec copies it, hex-encoded, into \
 confdir/vipsec-<instance>.secrets (mode 0600; /etc/ipsec.secrets includes \
 /etc/ipsec.d/*.secrets) for pluto, and removes that file at stop. The key never \
@@ -400,7 +400,7 @@ certificates (identities from the certificates).",
         unique: false,
         reloadable: true,
         shortdesc: "Master secret of the mesh (auth=psk)",
-        longdesc: "Absolute path of a file (mode 0600 or stricter, at least 32 bytes) holding \
+        longdesc: "Absolute path of a file (owned by root, mode 0600 or stricter, not a symlink, at least 32 bytes) holding \
 the mesh's master secret, the same on every node. Each pair's key is HKDF-SHA256 of it and \
 the sorted pair of addresses; a new master secret (then reload) rekeys every pair. The \
 derived keys go, hex-encoded, to confdir/vipsec-<instance>.secrets (0600). Unset: the \
