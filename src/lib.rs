@@ -12,6 +12,8 @@ pub mod dns;
 pub mod entry;
 pub mod error;
 pub mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ike;
 pub mod kernel;
 pub mod keys;

@@ -23,7 +23,7 @@ pub fn listening_unix_socket(path: &Path) -> Option<u64> {
 }
 
 /// (inode, path) of every listening, path-bound unix socket in a /proc/net/unix table.
-pub(crate) fn parse_unix_listeners(table: &str) -> impl Iterator<Item = (u64, &str)> {
+pub fn parse_unix_listeners(table: &str) -> impl Iterator<Item = (u64, &str)> {
     const SO_ACCEPTCON: u32 = 0x0001_0000;
     table.lines().skip(1).filter_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -50,7 +50,7 @@ pub fn udp_bound(addr: IpAddr, ports: &[u16]) -> bool {
 
 /// Local (address, port) of every socket in a /proc/net/udp or udp6 table. Addresses are
 /// hex 32-bit words in host byte order.
-pub(crate) fn parse_udp_bound(table: &str) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
+pub fn parse_udp_bound(table: &str) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
     table.lines().skip(1).filter_map(|line| {
         let local = line.split_whitespace().nth(1)?;
         let (hex, port) = local.split_once(':')?;
