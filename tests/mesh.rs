@@ -730,3 +730,140 @@ fn dnssec_decides_which_named_peers_get_a_conn() {
     );
     assert_eq!(lab.ocf(0, "stop", &logged).code, 0);
 }
+
+/// Replays `ip xfrm monitor policy` output over the policies present before it started:
+/// after every event, each peer in `watched` must still have an outbound policy (pluto's
+/// ESP policy or vipsec's hold). Returns the moments it had none.
+fn out_policy_gaps(before: &str, events: &str, watched: &[&str]) -> Vec<String> {
+    // A policy is its selector line ("src A/32 dst B/32 …") and its direction.
+    fn blocks(text: &str) -> Vec<(bool, String, String)> {
+        let mut out = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            let deleted = line.starts_with("Deleted ");
+            // "Updated": the kernel replaced a policy of the same selector in place.
+            let head = line
+                .trim_start_matches("Deleted ")
+                .trim_start_matches("Updated ")
+                .trim();
+
+            if !head.starts_with("src ") {
+                continue;
+            }
+            let dir = lines
+                .peek()
+                .filter(|l| l.trim_start().starts_with("dir "))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+                .unwrap_or_default();
+            out.push((deleted, head.to_string(), dir));
+        }
+        out
+    }
+    let mut present: std::collections::BTreeSet<(String, String)> = blocks(before)
+        .into_iter()
+        .map(|(_, sel, dir)| (sel, dir))
+        .collect();
+    let covered = |present: &std::collections::BTreeSet<(String, String)>, peer: &str| {
+        present
+            .iter()
+            .any(|(sel, dir)| dir == "out" && sel.contains(&format!(" dst {peer}/32")))
+    };
+    let mut gaps = Vec::new();
+    for w in watched {
+        assert!(covered(&present, w), "{w} had no out policy to begin with");
+    }
+    for (i, (deleted, sel, dir)) in blocks(events).into_iter().enumerate() {
+        if deleted {
+            present.remove(&(sel.clone(), dir.clone()));
+        } else {
+            present.insert((sel.clone(), dir.clone()));
+        }
+        for w in watched {
+            if !covered(&present, w) {
+                gaps.push(format!(
+                    "event {i} ({} {sel} dir {dir}): no out policy toward {w}",
+                    if deleted { "deleted" } else { "added" }
+                ));
+            }
+        }
+    }
+    gaps
+}
+
+/// Under require, a reload that swaps a pair's conns (a new master secret, a membership
+/// change) never leaves a moment where that pair has no outbound policy: its traffic is
+/// held (blocked) from before the old conns go until the new ones are routed. Watched
+/// event by event over netlink (`ip xfrm monitor`).
+#[test]
+fn reload_under_require_leaves_no_moment_without_an_out_policy() {
+    let lab = MeshLab::new(2);
+    let peers = [
+        ("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2 192.0.2.9"),
+        ("OCF_RESKEY_policy", "require"),
+    ];
+    lab.all("start", &peers, 0);
+    let ns = &lab.nodes[0].ns;
+    let watch = |what: &str, action: &dyn Fn(), watched: &[&str]| {
+        let log = lab
+            .tmp
+            .path()
+            .join(format!("xfrm-{}.log", what.replace(' ', "-")));
+        let before = must(&format!("ip -n {} xfrm policy", ns.name));
+        let mut monitor = std::process::Command::new("ip")
+            .args(["-n", &ns.name, "xfrm", "monitor", "policy"])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        action();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = monitor.kill();
+        let _ = monitor.wait();
+        let events = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            events.contains("dir out"),
+            "{what}: the reload changed no outbound policy (nothing was swapped?):\n{events}"
+        );
+        let gaps = out_policy_gaps(&before, &events, watched);
+        assert!(
+            gaps.is_empty(),
+            "{what}:\n{}\n\nevents:\n{events}",
+            gaps.join("\n")
+        );
+    };
+    // A new master secret: every pair's conns are replaced.
+    std::fs::write(
+        &lab.secret,
+        "a different mesh master secret, 0123456789abcdef\n",
+    )
+    .unwrap();
+    watch(
+        "new master secret",
+        &|| assert_eq!(lab.ocf(0, "reload-agent", &peers).code, 0),
+        &["192.0.2.2", "192.0.2.9"],
+    );
+    // A membership change: 192.0.2.9 leaves, 192.0.2.7 joins; 192.0.2.2 is untouched.
+    let changed = [
+        ("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2 192.0.2.7"),
+        ("OCF_RESKEY_policy", "require"),
+    ];
+    watch(
+        "membership change",
+        &|| assert_eq!(lab.ocf(0, "reload-agent", &changed).code, 0),
+        &["192.0.2.2"],
+    );
+    // Nothing held afterwards: the holds are gone, the new pair has its ESP policy.
+    let pol = policies(ns);
+    assert!(
+        !pol.iter().any(|p| p.contains("priority 1000 ")),
+        "{pol:#?}"
+    );
+    assert!(
+        has(
+            &pol,
+            &["192.0.2.1/32 dst 192.0.2.7/32 dir out", "proto esp"]
+        ),
+        "{pol:#?}"
+    );
+    lab.all("stop", &changed, 0);
+}

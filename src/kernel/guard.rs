@@ -115,7 +115,20 @@ fn nl_err(what: &'static str) -> impl Fn(xfrmnetlink::Error) -> Error {
 /// The guard's rules now in the kernel (recognised by priority), for destinations in
 /// `locals` (an empty `locals`: every destination).
 pub fn installed(locals: &[IpAddr], deadline: Instant) -> Result<Vec<Rule>> {
-    block_on_until("reading the inbound guard", deadline, async move {
+    Ok(dump(deadline)?
+        .into_iter()
+        .filter(|(r, dir, prio)| {
+            *dir == XFRM_POLICY_IN
+                && (*prio == ALLOW_PRIORITY || *prio == BLOCK_PRIORITY)
+                && (locals.is_empty() || locals.contains(&r.dst))
+        })
+        .map(|(r, _, _)| r)
+        .collect())
+}
+
+/// Every XFRM policy of the namespace as (rule, direction, priority).
+fn dump(deadline: Instant) -> Result<Vec<(Rule, u8, u32)>> {
+    block_on_until("reading XFRM policies", deadline, async move {
         let (conn, handle, _) = xfrmnetlink::new_connection()
             .map_err(|e| Error::Generic(format!("cannot open an XFRM netlink socket: {e}")))?;
         let conn = tokio::spawn(conn);
@@ -123,11 +136,6 @@ pub fn installed(locals: &[IpAddr], deadline: Instant) -> Result<Vec<Rule>> {
         let mut dump = handle.policy().get_dump().execute();
         while let Some(msg) = dump.try_next().await.map_err(nl_err("dump"))? {
             let info = &msg.user_policy_info;
-            if info.direction != XFRM_POLICY_IN
-                || (info.priority != ALLOW_PRIORITY && info.priority != BLOCK_PRIORITY)
-            {
-                continue;
-            }
             let sel = &info.selector;
             let fam = sel.family;
             let addr = |a: &netlink_packet_xfrm::Address| {
@@ -147,9 +155,7 @@ pub fn installed(locals: &[IpAddr], deadline: Instant) -> Result<Vec<Rule>> {
                 dport: sel.dport,
                 allow: info.action == XFRM_POLICY_ALLOW,
             };
-            if locals.is_empty() || locals.contains(&rule.dst) {
-                rules.push(rule);
-            }
+            rules.push((rule, info.direction, info.priority));
         }
         conn.abort();
         Ok(rules)
@@ -180,21 +186,49 @@ pub fn apply(locals: &[IpAddr], desired: &[Rule], deadline: Instant) -> Result<(
         return Ok((0, 0));
     }
     let counts = (add.len(), remove.len());
-    block_on_until("installing the inbound guard", deadline, async move {
+    let with_dir = |rules: Vec<Rule>| -> Vec<(Rule, u8, u32)> {
+        rules
+            .into_iter()
+            .map(|r| {
+                let p = r.priority();
+                (r, XFRM_POLICY_IN, p)
+            })
+            .collect()
+    };
+    change_policies(
+        "installing the inbound guard",
+        &with_dir(add),
+        &with_dir(remove),
+        deadline,
+    )?;
+    Ok(counts)
+}
+
+/// Adds `add` (in that order), then deletes `remove` (in that order): each (rule,
+/// direction, priority). An equal selector already present (add) or one already gone
+/// (delete) is not an error.
+fn change_policies(
+    what: &'static str,
+    add: &[(Rule, u8, u32)],
+    remove: &[(Rule, u8, u32)],
+    deadline: Instant,
+) -> Result<()> {
+    let (add, remove) = (add.to_vec(), remove.to_vec());
+    block_on_until(what, deadline, async move {
         let (conn, handle, _) = xfrmnetlink::new_connection()
             .map_err(|e| Error::Generic(format!("cannot open an XFRM netlink socket: {e}")))?;
         let conn = tokio::spawn(conn);
-        for r in &add {
+        for (r, dir, priority) in &add {
             let mut req = handle
                 .policy()
                 .add(r.src, r.src_len, r.dst, r.dst_len)
-                .direction(XFRM_POLICY_IN)
+                .direction(*dir)
                 .action(if r.allow {
                     XFRM_POLICY_ALLOW
                 } else {
                     XFRM_POLICY_BLOCK
                 })
-                .priority(r.priority());
+                .priority(*priority);
             if r.proto != 0 {
                 req = req.selector_protocol(r.proto);
                 if r.sport != 0 {
@@ -211,20 +245,20 @@ pub fn apply(locals: &[IpAddr], desired: &[Rule], deadline: Instant) -> Result<(
                 Err(xfrmnetlink::Error::NetlinkError(e))
                     if e.raw_code() == -(nix::errno::Errno::EEXIST as i32) =>
                 {
-                    log::debug!("guard policy {r:?}: an equal selector is already allowed");
+                    log::debug!("policy {r:?}: an equal selector is already there");
                 }
                 Err(e) => {
                     return Err(Error::Generic(format!(
-                        "XFRM netlink: adding guard policy {r:?}: {e}"
+                        "XFRM netlink: adding policy {r:?}: {e}"
                     )))
                 }
             }
         }
-        for r in &remove {
+        for (r, dir, _) in &remove {
             let mut req = handle
                 .policy()
                 .delete(r.src, r.src_len, r.dst, r.dst_len)
-                .direction(XFRM_POLICY_IN);
+                .direction(*dir);
             if r.proto != 0 {
                 req = req.selector_protocol(r.proto);
                 if r.sport != 0 {
@@ -241,13 +275,75 @@ pub fn apply(locals: &[IpAddr], desired: &[Rule], deadline: Instant) -> Result<(
                     if e.raw_code() == -(nix::errno::Errno::ENOENT as i32) => {}
                 Err(e) => {
                     return Err(Error::Generic(format!(
-                        "XFRM netlink: removing guard policy {r:?}: {e}"
+                        "XFRM netlink: removing policy {r:?}: {e}"
                     )))
                 }
             }
         }
         conn.abort();
         Ok(())
-    })?;
-    Ok(counts)
+    })
+}
+
+/// Priority of the policies that hold a pair's traffic while its conns are swapped: ahead
+/// of pluto's (about 1-2 million), behind the SSH/ICMP passthrough conns (100).
+pub const HOLD_PRIORITY: u32 = 1000;
+
+/// The two policies that block everything between this node and `peer`, both ways. Their
+/// selectors (any address of this node) differ from pluto's (the conn's own address), so
+/// they can sit beside pluto's and win by priority.
+fn hold_rules(peer: IpAddr) -> [(Rule, u8, u32); 2] {
+    let any = unspecified(peer);
+    let block = |src, src_len, dst, dst_len| Rule {
+        src,
+        src_len,
+        dst,
+        dst_len,
+        proto: 0,
+        sport: 0,
+        dport: 0,
+        allow: false,
+    };
+    [
+        (
+            block(any, 0, peer, host_len(peer)),
+            netlink_packet_xfrm::XFRM_POLICY_OUT,
+            HOLD_PRIORITY,
+        ),
+        (
+            block(peer, host_len(peer), any, 0),
+            XFRM_POLICY_IN,
+            HOLD_PRIORITY,
+        ),
+    ]
+}
+
+/// Make-before-break under `require`: while a peer's conns are deleted and loaded again
+/// (a new key, a changed address), nothing to or from it may pass in clear. `hold` blocks
+/// the peers' traffic both ways; `release` lets it go once their new conns are in place.
+pub fn hold(peers: &[IpAddr], deadline: Instant) -> Result<()> {
+    let rules: Vec<_> = peers.iter().flat_map(|p| hold_rules(*p)).collect();
+    change_policies(
+        "holding traffic while conns are swapped",
+        &rules,
+        &[],
+        deadline,
+    )
+}
+
+/// Releases every hold in the kernel (stop: whatever a failed reload left).
+pub fn release_all(deadline: Instant) -> Result<()> {
+    let held: Vec<_> = dump(deadline)?
+        .into_iter()
+        .filter(|(_, _, prio)| *prio == HOLD_PRIORITY)
+        .collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    change_policies("releasing held traffic", &[], &held, deadline)
+}
+
+pub fn release(peers: &[IpAddr], deadline: Instant) -> Result<()> {
+    let rules: Vec<_> = peers.iter().flat_map(|p| hold_rules(*p)).collect();
+    change_policies("releasing held traffic", &[], &rules, deadline)
 }

@@ -56,6 +56,18 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     let new_conns = new_plan.all_conns();
     let old_pass: BTreeSet<&String> = old.plan.pass_conns.iter().collect();
 
+    // Under require nothing may pass in clear while a pair's conns are swapped: its
+    // traffic is held (blocked both ways) from before its old conns go until its new ones
+    // are routed. If a step fails, the hold stays: fail closed, and the failure is
+    // reported (stop releases it).
+    let mut held: Vec<std::net::IpAddr> =
+        gone.iter().chain(added.iter()).map(|p| p.address).collect();
+    held.sort();
+    held.dedup();
+    let holding = env.cfg.policy == Policy::Require && !held.is_empty();
+    if holding {
+        crate::kernel::guard::hold(&held, env.deadline)?;
+    }
     let files = env.files();
     env.write_conns(&new_plan, master.as_ref(), &files)?;
     for conn in gone.iter().flat_map(|p| p.conns.iter()).chain(
@@ -84,6 +96,9 @@ pub fn run(env: &MeshEnv) -> Result<()> {
         )?;
     }
     env.apply_guard(&new_plan)?;
+    if holding {
+        crate::kernel::guard::release(&held, env.deadline)?;
+    }
     log::info!(
         "mesh reloaded: {} peers kept, {} removed, {} added{}",
         kept.len(),

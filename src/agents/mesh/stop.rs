@@ -44,6 +44,10 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     if let Err(e) = guard::apply(&locals, &[], env.deadline) {
         errors.push(e);
     }
+    // Traffic a failed reload held while swapping conns is let go with the mesh.
+    if let Err(e) = guard::release_all(env.deadline) {
+        errors.push(e);
+    }
     if let Err(e) = env.ike.remove_generated(&files, env.deadline) {
         errors.push(e);
     }
