@@ -121,6 +121,16 @@ cap_stop() {
 }
 cap_count() { tcpdump -n -r "$LAB/$1.pcap" "$2" 2>/dev/null | wc -l; }
 
+# udp_stream_start HOST DST PORT: a datagram every 50 ms from HOST, in the background,
+# until udp_stream_stop.
+udp_stream_start() {
+  on "$1" bash -c "while :; do echo x > /dev/udp/$2/$3; sleep 0.05; done" >/dev/null 2>&1 &
+  UDP_STREAM_PID=$!
+  BG_PIDS+=($UDP_STREAM_PID)
+}
+udp_stream_stop() { kill "$UDP_STREAM_PID" 2>/dev/null; wait "$UDP_STREAM_PID" 2>/dev/null || true; }
+
+
 # ESP packet counters of the kernel's SAs from SRC to DST in HOST (sum over SAs).
 xfrm_packets() {
   ip -n "lab-$1" -s xfrm state list src "$2" dst "$3" proto esp 2>/dev/null |

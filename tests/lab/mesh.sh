@@ -136,9 +136,27 @@ scenario_mesh_rekey() {
   # by an earlier teardown, would be in both lists without carrying anything).
   mesh_spis() { local h; for h in $MESH_NODES; do whack "$h" --showstates | grep -o 'esp\.[0-9a-f]*@' ; done | sort -u; }
   before=$(mesh_spis)
+  # Traffic that is not excluded keeps flowing A->B (UDP every 50 ms) while the secret
+  # changes and the conns are swapped: none of it may leave A in clear (the reload holds
+  # each swapped pair's traffic until its new conns are routed).
+  udp_stream_start a 192.0.2.2 7000
+  cap_start rkd a udp port 7000 or esp
   (umask 077; head -c 48 /dev/urandom > "$LAB/mesh.secret.new"); mv "$LAB/mesh.secret.new" "$LAB/mesh.secret"
   for h in $MESH_NODES; do expect_code 0 "reload on ${h^^}" mesh_agent "$h" reload-agent; done
   expect "every pair's SAs up again" wait_for 90 mesh_poke_all_up
+  # A membership change on A (D leaves, then comes back) while A keeps sending to B.
+  MESH_PEERS="192.0.2.1 192.0.2.2 2001:db8::1 2001:db8::2" \
+    expect_code 0 "reload on A without D" mesh_agent a reload-agent
+  expect_code 0 "reload on A with D again" mesh_agent a reload-agent
+  sleep 1
+  cap_stop rkd; udp_stream_stop
+  local during_clear during_esp
+  during_clear=$(cap_count rkd "udp port 7000"); during_esp=$(cap_count rkd esp)
+  log "during the reloads: $during_esp ESP, $during_clear clear UDP packets A->B"
+  expect "no clear text A->B while conns were swapped" test "$during_clear" -eq 0
+  expect "the stream was captured (ESP seen)" test "$during_esp" -gt 0
+  expect "every pair's SAs up again after the membership change" wait_for 90 mesh_poke_all_up
+
   after=$(mesh_spis)
   local common; common=$(comm -12 <(echo "$before") <(echo "$after") | wc -l)
   log "SPIs before: $(echo "$before" | wc -l), after: $(echo "$after" | wc -l), in common: $common"
