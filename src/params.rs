@@ -222,10 +222,11 @@ NSS certificate named by cert.",
         reloadable: false,
         shortdesc: "File holding the pre-shared key (auth=psk)",
         longdesc: "Absolute path of a file (owned by root, mode 0600 or stricter, not a symlink) whose content, at least 20 \
-bytes, is the pre-shared key. vipsec copies it, hex-encoded, into \
-confdir/vipsec-<instance>.secrets (mode 0600; /etc/ipsec.secrets includes \
-/etc/ipsec.d/*.secrets) for pluto, and removes that file at stop. The key never \
-appears on a command line or in a log.",
+bytes, is the pre-shared key. vipsec copies it, hex-encoded, to a 0600 file under \
+/run/vipsec (tmpfs: never on a disk, gone after a reboot) that \
+confdir/vipsec-<instance>.secrets links to for pluto (/etc/ipsec.secrets includes \
+/etc/ipsec.d/*.secrets), and removes both at stop. The key never appears on a command \
+line or in a log.",
     },
     Param {
         name: "cert",
@@ -403,7 +404,8 @@ certificates (identities from the certificates).",
         longdesc: "Absolute path of a file (owned by root, mode 0600 or stricter, not a symlink, at least 32 bytes) holding \
 the mesh's master secret, the same on every node. Each pair's key is HKDF-SHA256 of it and \
 the sorted pair of addresses; a new master secret (then reload) rekeys every pair. The \
-derived keys go, hex-encoded, to confdir/vipsec-<instance>.secrets (0600). Unset: the \
+derived keys go, hex-encoded, to a 0600 file under /run/vipsec that \
+confdir/vipsec-<instance>.secrets links to. Unset: the \
 master secret is derived (HKDF-SHA256, a context of its own) from corosync_authkey.",
     },
     Param {

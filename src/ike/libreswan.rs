@@ -214,6 +214,36 @@ impl Libreswan {
     }
 }
 
+/// Points `link` at `target`, replacing whatever is at `link` in one rename.
+fn link_atomic(target: &Path, link: &Path) -> Result<()> {
+    let fail = |e: std::io::Error| Error::Generic(format!("cannot link {}: {e}", link.display()));
+    let dir = link.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".vipsec-link-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(fail)?;
+    std::fs::rename(&tmp, link).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
+}
+
+/// Removes temporary files (`.vipsec-*`) that a killed write left in `dir` more than a
+/// minute ago (keys among them): a running write's are younger.
+fn sweep_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e.file_name().to_string_lossy().starts_with(".vipsec-")
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60));
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
@@ -286,6 +316,7 @@ impl IkeBackend for Libreswan {
             conn: self.run_dir.join(format!("{instance_stem}.conf")),
             // Where the stock /etc/ipsec.secrets looks: `include /etc/ipsec.d/*.secrets`.
             secrets: secrets_dir.join(format!("{instance_stem}.secrets")),
+            keys: self.run_dir.join(format!("{instance_stem}.secrets")),
         }
     }
 
@@ -306,13 +337,18 @@ impl IkeBackend for Libreswan {
             None => None,
         };
         ensure_private_dir(&self.run_dir)?;
+        sweep_stale_temporaries(&self.run_dir);
+        if let Some(dir) = files.secrets.parent() {
+            sweep_stale_temporaries(dir);
+        }
         write_atomic(
             &files.conn,
             render_conns(conns, version, cert_key).as_bytes(),
             0o600,
         )?;
         let Some(keys) = keys else { return Ok(()) };
-        write_atomic(&files.secrets, render_secrets(keys).as_bytes(), 0o600)?;
+        write_atomic(&files.keys, render_secrets(keys).as_bytes(), 0o600)?;
+        link_atomic(&files.keys, &files.secrets)?;
         self.reread_secrets(files, deadline)
     }
 
@@ -358,8 +394,8 @@ impl IkeBackend for Libreswan {
     }
 
     fn remove_generated(&self, files: &GeneratedFiles, deadline: Instant) -> Result<()> {
-        let had_secrets = files.secrets.exists();
-        for f in [&files.conn, &files.secrets] {
+        let had_secrets = files.secrets.symlink_metadata().is_ok();
+        for f in [&files.conn, &files.secrets, &files.keys] {
             match std::fs::remove_file(f) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

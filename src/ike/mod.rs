@@ -80,7 +80,11 @@ pub enum ConnSource<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedFiles {
     pub conn: PathBuf,
+    /// Where the daemon looks for the keys (its secrets include); a link to `keys`.
     pub secrets: PathBuf,
+    /// The keys themselves, on the run directory's tmpfs: never written to a disk, and
+    /// gone after a reboot (the link left behind then points at nothing).
+    pub keys: PathBuf,
 }
 
 /// The identity a peer authenticated with, as the IKE daemon reports it, for one of a

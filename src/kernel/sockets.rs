@@ -11,15 +11,24 @@ use std::path::Path;
 pub fn listening_unix_socket(path: &Path) -> Option<u64> {
     let table = std::fs::read_to_string("/proc/net/unix").ok()?;
     let wanted = path.to_str()?;
-    let canonical = std::fs::canonicalize(path).ok();
+    if let Some(inode) = parse_unix_listeners(&table).find_map(|(i, b)| (b == wanted).then_some(i))
+    {
+        return Some(inode);
+    }
+    // The same socket under another spelling (/var/run vs /run): resolve only sockets of
+    // the same file name, never every socket's path (one on a dead network mount would
+    // hang the monitor).
+    let name = path.file_name()?;
+    let canonical = std::fs::canonicalize(path).ok()?;
     let found = parse_unix_listeners(&table).find_map(|(inode, bound)| {
-        let same = bound == wanted
-            || canonical
-                .as_deref()
-                .is_some_and(|c| std::fs::canonicalize(bound).ok().as_deref() == Some(c));
-        same.then_some(inode)
+        let bound = Path::new(bound);
+        (bound.file_name() == Some(name)
+            && std::fs::canonicalize(bound).ok().as_deref() == Some(canonical.as_path()))
+        .then_some(inode)
     });
     found
+
+
 }
 
 /// (inode, path) of every listening, path-bound unix socket in a /proc/net/unix table.
