@@ -158,6 +158,19 @@ impl Libreswan {
         if let Some(v) = self.version.get() {
             return Ok(*v);
         }
+        // The running pluto's version does not change while it runs: it is remembered
+        // per daemon instance (its control socket's inode), so a monitor need not run a
+        // command to learn it again.
+        let cache = self.run_dir.join("libreswan-version");
+        let instance = self.daemon_instance();
+        if let (Some(instance), Ok(text)) = (instance, std::fs::read_to_string(&cache)) {
+            let mut words = text.split_whitespace();
+            if words.next() == Some(instance.to_string().as_str()) {
+                if let Some(v) = words.next().and_then(Version::parse) {
+                    return Ok(*self.version.get_or_init(|| v));
+                }
+            }
+        }
         // whack prints the same as `ipsec --version` without the shell wrapper.
         let program = self.whack.as_deref().unwrap_or(self.ipsec()?);
         let out = exec::run(program.as_os_str(), &["--version"], deadline)?;
@@ -167,7 +180,14 @@ impl Libreswan {
                 out.stdout.trim()
             ))
         })?;
+        if let Some(instance) = instance {
+            if ensure_private_dir(&self.run_dir).is_ok() {
+                let text = format!("{instance} {}.{}\n", v.major, v.minor);
+                let _ = write_atomic(&cache, text.as_bytes(), 0o600);
+            }
+        }
         Ok(*self.version.get_or_init(|| v))
+
     }
 
     /// The key type of this end's certificate, from pluto's own NSS database (whose
