@@ -715,9 +715,28 @@ fn dnssec_decides_which_named_peers_get_a_conn() {
         r.reasons()[0].contains("n3.unsigned.test (refused by DNSSEC:"),
         "{r:?}"
     );
+    // DNS goes away (nothing answers on the resolver's port) and the mesh is reloaded
+    // (as a membership change would): the validated peer keeps its conn, untouched.
+    let serial = n0.pluto.conn_serial("vm-192.0.2.2");
+    let mut outage = by_name.to_vec();
+    outage[1] = ("OCF_RESKEY_resolver", "127.0.0.1:9");
+    let r = lab.ocf(0, "reload-agent", &outage);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        n0.pluto.conn_serial("vm-192.0.2.2"),
+        serial,
+        "a DNS outage dropped (or replaced) a validated peer's conn"
+    );
+    let text = std::fs::read_to_string(&logfile).unwrap();
+    assert!(
+        text.contains("peer n2.example.test: ")
+            && text.contains("keeping its last validated addresses"),
+        "{text}"
+    );
     assert_eq!(lab.ocf(0, "stop", &by_name).code, 0);
 
     // dnssec=log: used, and said so.
+
     let mut logged = by_name.to_vec();
     logged.push(("OCF_RESKEY_dnssec", "log"));
     assert_eq!(lab.ocf(0, "start", &logged).code, 0);

@@ -187,7 +187,6 @@ impl Libreswan {
             }
         }
         Ok(*self.version.get_or_init(|| v))
-
     }
 
     /// The key type of this end's certificate, from pluto's own NSS database (whose

@@ -27,8 +27,6 @@ pub fn listening_unix_socket(path: &Path) -> Option<u64> {
         .then_some(inode)
     });
     found
-
-
 }
 
 /// (inode, path) of every listening, path-bound unix socket in a /proc/net/unix table.

@@ -113,7 +113,15 @@ impl MeshEnv<'_> {
     }
 
     /// Plans from the current peer list; the state records where it came from.
-    pub fn plan(&self, master: Option<&Secret>, listing: PeerListing) -> Result<MeshState> {
+    /// `previous`: the running mesh's plan. A named peer whose lookup gets no answer now
+    /// (a DNS outage, not a refusal) keeps the addresses it had there: an outage must not
+    /// drop a pair's protection, nor cut Corosync's traffic to it.
+    pub fn plan(
+        &self,
+        master: Option<&Secret>,
+        listing: PeerListing,
+        previous: Option<&MeshPlan>,
+    ) -> Result<MeshState> {
         let (peers, source, listed) = listing;
         let has_names = peers.iter().any(|p| matches!(p, PeerSpec::Name(_)));
         let mode = self.cfg.dnssec.unwrap_or(
@@ -138,6 +146,25 @@ impl MeshEnv<'_> {
             };
             let mut out = Resolved::new();
             for answer in checker.lookup_all(names, deadline) {
+                let kept: Vec<std::net::IpAddr> = previous
+                    .filter(|_| answer.inconclusive)
+                    .map(|p| {
+                        p.peers
+                            .iter()
+                            .filter(|peer| peer.listed_as == answer.name)
+                            .map(|peer| peer.address)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !kept.is_empty() {
+                    log::warn!(
+                        "peer {}: {} (keeping its last validated addresses)",
+                        answer.name,
+                        answer.problem.as_deref().unwrap_or("no answer")
+                    );
+                    out.push((answer.name.clone(), Ok(kept)));
+                    continue;
+                }
                 match (&answer.problem, mode) {
                     (None, _) => out.push((answer.name.clone(), Ok(answer.addresses.clone()))),
                     (Some(problem), DnssecMode::Require) => {

@@ -28,7 +28,7 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     if !env.ike.daemon_running() {
         return Err(env.daemon_not_running());
     }
-    let mut state = env.plan(master.as_ref(), listing)?;
+    let mut state = env.plan(master.as_ref(), listing, Some(&old.plan))?;
     let new_plan = state.plan.clone();
     let fingerprint = master.as_ref().map(crate::keys::fingerprint);
     let rekey = fingerprint != old.key_fingerprint;

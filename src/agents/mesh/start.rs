@@ -21,7 +21,7 @@ pub fn run(env: &MeshEnv) -> Result<()> {
             return super::reload::run(env);
         }
     }
-    let mut state = env.plan(master.as_ref(), listing)?;
+    let mut state = env.plan(master.as_ref(), listing, None)?;
     for s in &state.plan.skipped {
         log::warn!("peer {}: {}", s.peer, s.reason);
     }
