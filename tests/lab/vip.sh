@@ -114,7 +114,9 @@ scenario_vip_on_a() {
   DEPTH=10 expect_code 0 "monitor depth 10 on A" vip_agent a monitor
   # What pluto says of the conn with a client's SAs up, kept with the results (5.x's
   # per-conn report, which the depth-10 monitor reads).
-  whack a --name rw --connectionstatus > "$OUT/connectionstatus-a${SCEN_SUFFIX// /_}.txt" 2>&1 || true
+  local suffix=${SCEN_SUFFIX:-}
+  whack a --name rw --connectionstatus > "$OUT/connectionstatus-a${suffix// /_}.txt" 2>&1 || true
+
   done_scenario
 }
 
