@@ -886,3 +886,79 @@ fn reload_under_require_leaves_no_moment_without_an_out_policy() {
     );
     lab.all("stop", &changed, 0);
 }
+
+/// auth=cert with peers listed by name: a peer must present a certificate for the name
+/// it is listed under, and the IKE daemon refuses any other during IKE_AUTH — a valid
+/// certificate of the same CA, presented from that peer's address, never gets an SA,
+/// not even until the next monitor.
+#[test]
+fn a_peer_listed_by_name_must_present_that_names_certificate() {
+    let lab = MeshLab::new(2);
+    let (n0, n1) = (&lab.nodes[0], &lab.nodes[1]);
+    let named = common::named::Named::start_in(Some(&n0.ns));
+    let resolver = format!("127.0.0.1:{}", named.port);
+    let anchor = named.anchor.display().to_string();
+    let ca = TestCa::new("ec");
+    n0.pluto.import_cert(&ca, "node", "n1.example.test");
+    // n1 holds two valid certificates of the same CA: one for a name that is not its own.
+    n1.pluto
+        .import_cert(&ca, "impostor", "impostor.example.test");
+    n1.pluto.import_cert(&ca, "node", "n2.example.test");
+    let by_name = [
+        ("OCF_RESKEY_peers", "n1.example.test n2.example.test"),
+        ("OCF_RESKEY_auth", "cert"),
+        ("OCF_RESKEY_cert", "node"),
+        ("OCF_RESKEY_secret_file", ""),
+        ("OCF_RESKEY_resolver", resolver.as_str()),
+        ("OCF_RESKEY_dnssec_anchor", anchor.as_str()),
+    ];
+    let on_n1 = |cert: &'static str| {
+        [
+            ("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2"),
+            ("OCF_RESKEY_auth", "cert"),
+            ("OCF_RESKEY_cert", cert),
+            ("OCF_RESKEY_secret_file", ""),
+            ("OCF_RESKEY_dnssec", "off"),
+        ]
+    };
+    let r = lab.ocf(0, "start", &by_name);
+    assert_eq!(r.code, 0, "{r:?}");
+    let conns = std::fs::read_to_string(n0.run_dir.join("vipsec-mesh.conf")).unwrap();
+    assert!(conns.contains("\trightid=@n2.example.test\n"), "{conns}");
+    let poke = |n: &Node, peer: &str| {
+        let _ = sh(&format!(
+            "ip netns exec {} bash -c 'echo x > /dev/udp/{peer}/9' 2>/dev/null",
+            n.ns.name
+        ));
+    };
+    let established = |n: &Node| n.pluto.whack("--showstates").contains("ESTABLISHED_IKE_SA");
+    // The impostor certificate: both ends try, nothing is established.
+    assert_eq!(lab.ocf(1, "start", &on_n1("impostor")).code, 0);
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(8) {
+        poke(n1, "192.0.2.1");
+        poke(n0, "192.0.2.2");
+        assert!(
+            !established(n0) && !established(n1),
+            "an IKE SA with the impostor certificate:\n{}",
+            n0.pluto.whack("--showstates")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // The certificate for its own name: accepted at once.
+    assert_eq!(lab.ocf(1, "stop", &on_n1("impostor")).code, 0);
+    assert_eq!(lab.ocf(1, "start", &on_n1("node")).code, 0);
+    let t0 = std::time::Instant::now();
+    while !established(n0) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "no IKE SA with the right certificate:\n{}",
+            n0.pluto.log()
+        );
+        poke(n1, "192.0.2.1");
+        poke(n0, "192.0.2.2");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(lab.ocf(1, "stop", &on_n1("node")).code, 0);
+    assert_eq!(lab.ocf(0, "stop", &by_name).code, 0);
+}
