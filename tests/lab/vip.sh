@@ -116,6 +116,9 @@ scenario_vip_on_a() {
   # per-conn report, which the depth-10 monitor reads).
   local suffix=${SCEN_SUFFIX:-}
   whack a --name rw --connectionstatus > "$OUT/connectionstatus-a${suffix// /_}.txt" 2>&1 || true
+  whack a --trafficstatus > "$OUT/trafficstatus-a${suffix// /_}.txt" 2>&1 || true
+  whack a --showstates > "$OUT/showstates-a${suffix// /_}.txt" 2>&1 || true
+
 
   done_scenario
 }
