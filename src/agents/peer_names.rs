@@ -32,14 +32,14 @@ pub struct Validated {
 }
 
 /// The peers that validated at the last monitor, kept beside the instance's state.
-pub fn validated_before(store: &crate::state::StateStore) -> Vec<Validated> {
+fn validated_before(store: &crate::state::StateStore) -> Vec<Validated> {
     std::fs::read_to_string(store.sibling("validated"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
 }
 
-pub fn remember_validated(store: &crate::state::StateStore, validated: &[Validated]) {
+fn remember_validated(store: &crate::state::StateStore, validated: &[Validated]) {
     let path = store.sibling("validated");
     let text = serde_json::to_string(validated).unwrap_or_default();
     if let Err(e) = crate::state::write_atomic(&path, text.as_bytes(), 0o600) {
@@ -70,6 +70,21 @@ pub struct Outcome {
 /// Looks every claimed name up (concurrently, answers reused) and judges each claim;
 /// under require, disconnects the peers that fail.
 pub fn judge(
+    ike: &dyn IkeBackend,
+    store: &crate::state::StateStore,
+    anchor: &Path,
+    resolver: Option<SocketAddr>,
+    mode: DnssecMode,
+    claims: Vec<Claim>,
+    deadline: Instant,
+) -> Result<Outcome> {
+    let earlier = validated_before(store);
+    let outcome = judge_claims(ike, anchor, resolver, mode, claims, &earlier, deadline)?;
+    remember_validated(store, &outcome.validated);
+    Ok(outcome)
+}
+
+fn judge_claims(
     ike: &dyn IkeBackend,
     anchor: &Path,
     resolver: Option<SocketAddr>,

@@ -228,14 +228,13 @@ fn check_peer_names(
     };
     let outcome = peer_names::judge(
         env.ike,
+        &env.store,
         &cfg.dnssec_anchor,
         cfg.resolver,
         mode,
         claims,
-        &peer_names::validated_before(&env.store),
         env.deadline,
     )?;
-    peer_names::remember_validated(&env.store, &outcome.validated);
     found.warnings.extend(outcome.tolerated);
     if !outcome.refused.is_empty() {
         let refused: Vec<String> = outcome.refused.into_iter().map(|r| r.what).collect();

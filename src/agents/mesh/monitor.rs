@@ -321,14 +321,13 @@ fn check_certificate_names(
     let mut refused = Vec::new();
     let outcome = peer_names::judge(
         env.ike,
+        &env.store,
         &env.cfg.dnssec_anchor,
         env.cfg.resolver,
         mode,
         claims,
-        &peer_names::validated_before(&env.store),
         env.deadline,
     )?;
-    peer_names::remember_validated(&env.store, &outcome.validated);
     for w in &outcome.tolerated {
         log::warn!("{w}");
     }
