@@ -68,8 +68,10 @@ pub struct Outcome {
 }
 
 /// Looks every claimed name up (concurrently, answers reused) and judges each claim;
-/// under require, disconnects the peers that fail.
+/// under require, disconnects the peers that fail. The claims that stand are remembered
+/// beside the instance's state for the next monitor (a DNS outage keeps them).
 pub fn judge(
+
     ike: &dyn IkeBackend,
     store: &crate::state::StateStore,
     anchor: &Path,
