@@ -96,7 +96,9 @@ pub fn proc_net(data: &[u8]) {
 }
 
 /// Every entry point by name (for the fuzz targets and the stable test).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub type Target = fn(&[u8]);
+
+pub const TARGETS: &[(&str, Target)] = &[
     ("daemon_output", daemon_output),
     ("corosync", corosync),
     ("identities", identities),

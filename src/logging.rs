@@ -3,6 +3,7 @@
 //! - HA_LOGFILE set → lines appended there;
 //! - stderr when it is a terminal, or when nothing else is configured;
 //! - debug lines only when HA_debug is set and not 0.
+//!
 //! Secrets never get here: nothing that holds one implements Display with its content.
 
 use std::fs::{File, OpenOptions};

@@ -672,7 +672,7 @@ mod tests {
                 p.name
             );
             assert!(
-                !(p.required && !p.default.is_empty()),
+                !p.required || p.default.is_empty(),
                 "{} required with a default",
                 p.name
             );

@@ -71,7 +71,6 @@ pub struct Outcome {
 /// under require, disconnects the peers that fail. The claims that stand are remembered
 /// beside the instance's state for the next monitor (a DNS outage keeps them).
 pub fn judge(
-
     ike: &dyn IkeBackend,
     store: &crate::state::StateStore,
     anchor: &Path,

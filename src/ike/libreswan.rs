@@ -142,7 +142,7 @@ impl Libreswan {
         let out = self.run("whack", &[OsStr::new("--rereadsecrets")], deadline)?;
         let loaded = secrets_files_loaded(&format!("{}{}", out.stdout, out.stderr));
         let ours = files.secrets.display().to_string();
-        if !loaded.iter().any(|f| *f == ours) {
+        if !loaded.contains(&ours) {
             return Err(Error::Generic(format!(
                 "pluto does not read {ours} (it read: {}); add `include {}/*.secrets` to its secrets file",
                 loaded.join(", "),

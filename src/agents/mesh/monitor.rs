@@ -284,11 +284,14 @@ fn check(
 /// reports it) must therefore securely resolve to the address the SA is with. Under
 /// require a peer that fails is disconnected (its IKE SA deleted) and named: one peer of
 /// a mesh is degraded, not this node's failure. Returns those peers.
+/// (peer, why) of the peers refused by DNSSEC, and why others could not be checked.
+type NameCheck = (Vec<(IpAddr, String)>, Vec<String>);
+
 fn check_certificate_names(
     env: &MeshEnv,
     state: &MeshState,
     peers: &mut [PeerReport],
-) -> Result<(Vec<(IpAddr, String)>, Vec<String>)> {
+) -> Result<NameCheck> {
     let mode = env.cfg.dnssec.unwrap_or(DnssecMode::Require);
     if !matches!(env.cfg.auth, MeshAuth::Cert { .. }) || mode == DnssecMode::Off {
         return Ok((Vec::new(), Vec::new()));
