@@ -46,7 +46,7 @@ fn out(cmd: &str) -> String {
 }
 
 /// path -> mode (octal, permission bits) of the regular files a package installs.
-fn deb_files(deb: &PathBuf) -> BTreeMap<String, String> {
+fn deb_files(deb: &std::path::Path) -> BTreeMap<String, String> {
     // "-rwxr-xr-x root/root 2855912 2026-11-25 08:20 ./usr/sbin/vipsec"
     must(&format!("dpkg-deb -c {}", deb.display()))
         .lines()

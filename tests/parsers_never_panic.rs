@@ -12,10 +12,10 @@ use vipsec::fuzzing::TARGETS;
 fn seeds(target: &str) -> Vec<&'static str> {
     match target {
         "daemon_output" => vec![
-            "rw\0000 \"rw\": 192.0.2.10...%any; unrouted; eroute owner: #0\n000 \"rw\":     oriented; my_ip=unset;\n000 #1: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest;\n000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); IKE SA #1;\n",
+            "rw\u{0}000 \"rw\": 192.0.2.10...%any; unrouted; eroute owner: #0\n000 \"rw\":     oriented; my_ip=unset;\n000 #1: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest;\n000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); IKE SA #1;\n",
             "vip\0\"vip\"[1]: 192.0.2.100[@vip]...192.0.2.3[@client]; unrouted;\n\"vip\"[1]:   host: oriented; local: 192.0.2.100; remote: 192.0.2.3; established IKE SA: #2;\n\"vip\"[1]:   routing: routed-tunnel; established Child SA: #3;\n\"vip\":   host: oriented; local: 192.0.2.100; remote: %any;\n",
-            "rw\0006 #2: \"rw\"[1] 192.0.2.3, type=ESP, add_time=1764576000, inBytes=84, outBytes=84, maxBytes=2^63B, id='O=vipsec lab, CN=c.lab.test'\n000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA; IKE SA #1;\n",
-            "vip\0000 End certificate \"vip\" - SN: 0x33\n000   subject: O=t, CN=a.example\n000   256 bit(other): has private key\n002 loading secrets from \"/etc/ipsec.d/x.secrets\"\nLibreswan 5.2\n",
+            "rw\u{0}006 #2: \"rw\"[1] 192.0.2.3, type=ESP, add_time=1764576000, inBytes=84, outBytes=84, maxBytes=2^63B, id='O=vipsec lab, CN=c.lab.test'\n000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA; IKE SA #1;\n",
+            "vip\u{0}000 End certificate \"vip\" - SN: 0x33\n000   subject: O=t, CN=a.example\n000   256 bit(other): has private key\n002 loading secrets from \"/etc/ipsec.d/x.secrets\"\nLibreswan 5.2\n",
             "nope\0no connection or alias named \"nope\"'\n",
         ],
         "corosync" => vec![
