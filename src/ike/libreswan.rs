@@ -161,7 +161,12 @@ impl Libreswan {
         // The running pluto's version does not change while it runs: it is remembered
         // per daemon instance (its control socket's inode), so a monitor need not run a
         // command to learn it again.
-        let cache = self.run_dir.join("libreswan-version");
+        // One file per control socket: several plutos may run side by side.
+        let cache = self.run_dir.join(format!(
+            "libreswan-version{}",
+            self.ctlsocket.display().to_string().replace('/', "_")
+        ));
+
         let instance = self.daemon_instance();
         if let (Some(instance), Ok(text)) = (instance, std::fs::read_to_string(&cache)) {
             let mut words = text.split_whitespace();
