@@ -371,7 +371,7 @@ impl IkeBackend for Libreswan {
             0o600,
         )?;
         let Some(keys) = keys else { return Ok(()) };
-        write_atomic(&files.keys, render_secrets(keys).as_bytes(), 0o600)?;
+        write_atomic(&files.keys, render_secrets(keys).expose(), 0o600)?;
         link_atomic(&files.keys, &files.secrets)?;
         self.reread_secrets(files, deadline)
     }

@@ -8,6 +8,7 @@ use super::libreswan_status::CertKey;
 use super::spec::{
     ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, ProtoPort, PskEntry, Remote, Shunt,
 };
+use crate::config::Secret;
 
 /// Version of the installed libreswan, from `ipsec --version` ("Libreswan 4.10").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -191,24 +192,43 @@ fn render_conn(c: &mut String, conn: &ConnDef, version: Version, cert_key: Optio
 }
 
 /// One line per key: `LOCAL REMOTE : PSK 0x<key>` (REMOTE `%any` for any peer) — hex,
-/// so no byte of a key needs quoting.
-pub fn render_secrets(keys: &[PskEntry]) -> String {
-    let mut s = String::from("# Written by vipsec; removed at stop.\n");
-    for k in keys {
-        let remote = k.remote.as_ref().map_or("%any".to_string(), identity);
-        let _ = write!(s, "{} {remote} : PSK 0x", identity(&k.local));
+/// so no byte of a key needs quoting. Returned as a `Secret` (wiped when dropped), built
+/// in one buffer sized up front so that no copy of a key is left in freed memory.
+pub fn render_secrets(keys: &[PskEntry]) -> Secret {
+    const HEADER: &str = "# Written by vipsec; removed at stop.\n";
+    let lines: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| {
+            (
+                identity(&k.local),
+                k.remote.as_ref().map_or("%any".to_string(), identity),
+            )
+        })
+        .collect();
+    let size = HEADER.len()
+        + keys
+            .iter()
+            .zip(&lines)
+            .map(|(k, (l, r))| l.len() + r.len() + 12 + 2 * k.key.expose().len())
+            .sum::<usize>();
+    let mut s: Vec<u8> = Vec::with_capacity(size);
+    s.extend_from_slice(HEADER.as_bytes());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (k, (local, remote)) in keys.iter().zip(&lines) {
+        s.extend_from_slice(format!("{local} {remote} : PSK 0x").as_bytes());
         for b in k.key.expose() {
-            let _ = write!(s, "{b:02x}");
+            s.push(HEX[usize::from(b >> 4)]);
+            s.push(HEX[usize::from(b & 0xf)]);
         }
-        s.push('\n');
+        s.push(b'\n');
     }
-    s
+    debug_assert!(s.len() <= size, "the buffer grew: a key was copied");
+    Secret::from_bytes(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
 
     const V4: Version = Version {
         major: 4,
@@ -373,7 +393,7 @@ mod tests {
                 key: Secret::from_bytes(vec![0, 255]),
             },
         ];
-        let s = render_secrets(&keys);
+        let s = String::from_utf8(render_secrets(&keys).expose().to_vec()).unwrap();
         assert!(
             s.contains("\n2001:db8::10 %any : PSK 0x226b0a652279\n"),
             "{s}"

@@ -539,6 +539,8 @@ mod tests {
             &plan,
             &Secret::from_bytes(b"vipsec test master secret 0123456789abcdef".to_vec()),
         ));
+        let secrets = String::from_utf8(secrets.expose().to_vec()).unwrap();
+
         assert!(secrets.contains("192.0.2.1 192.0.2.2 : PSK 0x064a0881b4f73b875cf521f161b6649ceadaee3ab933928ed460b687e71a69d9\n"), "{secrets}");
         assert!(secrets.contains("2001:db8::1 2001:db8::2 : PSK 0x"));
     }
