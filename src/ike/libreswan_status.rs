@@ -476,7 +476,22 @@ mod tests {
         assert!(r.peers(SaKind::Child).is_empty());
         let r = parse_connectionstatus(UNORIENTED_5_2, "rw2").unwrap();
         assert_eq!((r.state, r.sas.len()), (ConnState::Loaded, 0));
-        // A Child SA on the routing line; IPv6 peers.
+        // With a client's Child SA up, as captured in tests/lab on a real kernel (5.2).
+        let lab = "\"rw\"[1]: 192.0.2.100...192.0.2.3; routed-tunnel; my_ip=unset; their_ip=unset;\n\
+\"rw\"[1]:   host: oriented; local: 192.0.2.100; remote: 192.0.2.3; established IKE SA: #1;\n\
+\"rw\"[1]:   our idtype: ID_IPV4_ADDR; our id=192.0.2.100; their idtype: ID_IPV4_ADDR; their id=192.0.2.3\n\
+\"rw\"[1]:   routing: routed-tunnel; owner: Child SA #2; established IKE SA: #1; established Child SA: #2;\n\
+\"rw\"[1]:   conn serial: $2, instantiated from: $1;\n\
+\"rw\":   host: oriented; local: 192.0.2.100; remote: %any;\n";
+        let r = parse_connectionstatus(lab, "rw").unwrap();
+        let client = "192.0.2.3".parse().unwrap();
+        assert_eq!(r.state, ConnState::Ready);
+        assert_eq!(
+            (r.peers(SaKind::Ike), r.peers(SaKind::Child)),
+            (vec![(1, client)], vec![(2, client)])
+        );
+        // IPv6 peers.
+
         let text = "\"m\":   host: oriented; local: 2001:db8::1; remote: 2001:db8::2; established IKE SA: #7;\n\"m\":   routing: routed-tunnel; established Child SA: #8;\n";
         let r = parse_connectionstatus(text, "m").unwrap();
         let peer = "2001:db8::2".parse().unwrap();
