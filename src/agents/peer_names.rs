@@ -17,8 +17,10 @@ pub struct Claim {
     /// The IKE SA carrying the peer (deleted if the claim is refused under require).
     pub ike_serial: u64,
     pub address: IpAddr,
-    pub name: String,
-    /// How the name is quoted in messages (`@NAME` for a peer_id).
+    /// The host name claimed; `None` when the identity names no host (an address, an
+    /// e-mail name, a DN without a single host-name CN): nothing DNSSEC could confirm.
+    pub name: Option<String>,
+    /// How the identity is quoted in messages (`@NAME` for a peer_id).
     pub shown: String,
 }
 
@@ -102,15 +104,35 @@ fn judge_claims(
         return Ok(outcome);
     }
     let mut checker = Checker::new(anchor, resolver, deadline)?;
-    let names: Vec<String> = claims.iter().map(|c| c.name.clone()).collect();
+    let names: Vec<String> = claims.iter().filter_map(|c| c.name.clone()).collect();
     checker.lookup_all(&names, deadline);
     let mut deleted = BTreeSet::new();
     for c in claims {
-        let verdict = checker.check(&c.name, c.address, deadline);
+        let Some(name) = c.name.clone() else {
+            // Under require, a peer is who DNSSEC says it is: one whose identity names
+            // no host is refused, not waved through.
+            let what = format!(
+                "peer {} presented {}, which names no host DNSSEC could confirm",
+                c.address, c.shown
+            );
+            if mode == DnssecMode::Require {
+                if deleted.insert(c.ike_serial) {
+                    ike.delete_state(c.ike_serial, deadline)?;
+                }
+                outcome.refused.push(Refusal {
+                    address: c.address,
+                    what: format!("{what}; its IKE SA #{} was deleted", c.ike_serial),
+                });
+            } else {
+                outcome.tolerated.push(format!("{what} (dnssec=log: kept)"));
+            }
+            continue;
+        };
+        let verdict = checker.check(&name, c.address, deadline);
         let this = Validated {
             ike_serial: c.ike_serial,
             address: c.address,
-            name: c.name.clone(),
+            name,
         };
         if verdict.accepted {
             outcome.validated.push(this);

@@ -150,6 +150,7 @@ scenario_vip_cert_names() {
   lab_cert a vip vip.lab.test
   lab_cert c good c.lab.test
   lab_cert c other x.lab.test
+  lab_cert c noname client
   on a ip addr add $VIP/24 dev eth0
   expect_code 0 "start on A (auth=cert, no peer_id)" cert_agent a start
   client_cert_conn good
@@ -169,7 +170,15 @@ scenario_vip_cert_names() {
   # which the next monitor disconnects again).
   local serial; serial=$(grep -o 'its IKE SA #[0-9]*' "$LAB/last.out" | head -1 | grep -o '[0-9]*$')
   expect "A deleted that IKE SA (#${serial:-?})" bash -c "[ -n '$serial' ] && ! ip netns exec lab-a ipsec whack --ctlsocket $LAB/a/run/pluto.ctl --showstates | grep -q '^[0-9]* #$serial: '"
+  # A valid certificate whose name is no host (CN=client): nothing DNSSEC could confirm,
+  # so under require it is refused, not waved through.
+  client_cert_conn noname
+  expect "C's SA with the nameless certificate is up" wait_for 60 bash -c \
+    "ip netns exec lab-a ipsec whack --ctlsocket $LAB/a/run/pluto.ctl --trafficstatus | grep -q 'CN=client'"
+  expect_code 1 "monitor on A refuses an identity that names no host" cert_agent a monitor
+  expect "the reason says it names no host" grep -q "names no host" "$LAB/last.out"
   whack c --name tovipc --delete >/dev/null 2>&1 || true
+
   expect_code 0 "stop on A" cert_agent a stop
   on a ip addr del $VIP/24 dev eth0
   done_scenario

@@ -198,7 +198,7 @@ fn check_peer_names(
             .map(|(ike_serial, address)| Claim {
                 ike_serial,
                 address,
-                name: name.to_string(),
+                name: Some(name.to_string()),
                 shown: format!("@{name}"),
             })
             .collect(),
@@ -209,18 +209,13 @@ fn check_peer_names(
                 let Some(address) = p.address.filter(|_| p.conn == tunnel) else {
                     continue;
                 };
-                match p.claimed_name {
-                    Some(name) => claims.push(Claim {
-                        ike_serial: p.ike_serial,
-                        address,
-                        shown: name.clone(),
-                        name,
-                    }),
-                    None => log::debug!(
-                        "peer {address} authenticated as {:?}, which names no host: no DNS check",
-                        p.shown
-                    ),
-                }
+                claims.push(Claim {
+                    ike_serial: p.ike_serial,
+                    address,
+                    // Messages quote the name, or the identity itself when it names none.
+                    shown: p.claimed_name.clone().unwrap_or(p.shown),
+                    name: p.claimed_name,
+                });
             }
             claims
         }

@@ -312,12 +312,12 @@ fn check_certificate_names(
             if p.address.is_some_and(|a| a != address) {
                 return None;
             }
-            let name = p.claimed_name?;
             Some(Claim {
                 ike_serial: p.ike_serial,
                 address,
-                shown: name.clone(),
-                name,
+                // Messages quote the name, or the identity itself when it names none.
+                shown: p.claimed_name.clone().unwrap_or(p.shown),
+                name: p.claimed_name,
             })
         })
         .collect();
