@@ -122,9 +122,12 @@ cap_stop() {
 cap_count() { tcpdump -n -r "$LAB/$1.pcap" "$2" 2>/dev/null | wc -l; }
 
 # udp_stream_start HOST DST PORT: a datagram every 50 ms from HOST, in the background,
-# until udp_stream_stop.
+# until udp_stream_stop. Started with ip netns exec itself (it execs the loop), not
+# through `on`: a backgrounded function is a subshell, and killing it left the loop
+# running (it kept triggering new SAs A->B in scenario 6b).
 udp_stream_start() {
-  on "$1" bash -c "while :; do echo x > /dev/udp/$2/$3; sleep 0.05; done" >/dev/null 2>&1 &
+  ip netns exec "lab-$1" bash -c "while :; do echo x > /dev/udp/$2/$3; sleep 0.05; done" >/dev/null 2>&1 &
+
   UDP_STREAM_PID=$!
   BG_PIDS+=($UDP_STREAM_PID)
 }
