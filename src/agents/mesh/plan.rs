@@ -109,31 +109,32 @@ pub fn pass_conns_for(cfg: &MeshConfig, local: IpAddr) -> Vec<String> {
     pass_conns(cfg, local).into_iter().map(|c| c.name).collect()
 }
 
-/// Every conn of the plan, as the IKE backend renders it.
+/// Every conn of the plan, as the IKE backend renders it. The bypass conns (SSH, ICMP)
+/// come first: they are loaded and routed before any pair's policy, so a start under
+/// `require` never holds the excluded traffic even for a moment (seen in the lab: one
+/// ping reply of the rollout held while the pairs were routed ahead of the bypass).
 pub fn conn_defs(cfg: &MeshConfig, plan: &MeshPlan) -> Vec<ConnDef> {
     let mut conns: Vec<ConnDef> = plan
-        .peers
-        .iter()
-        .flat_map(|p| {
-            let mut conns = peer_conns(cfg, p.local, p.address);
-            // A peer listed by name (auth=cert) must present a certificate for that name:
-            // the IKE daemon refuses any other one during IKE_AUTH, so a valid
-            // certificate of the same CA gets no SA from another peer's address, not
-            // even until the next monitor. (Peers listed by address are checked by name
-            // at monitor time: their certificates need carry no address.)
-            if p.listed_as.parse::<IpAddr>().is_err() {
-                for c in &mut conns {
-                    if let ConnAuth::Cert { remote, .. } = &mut c.auth {
-                        *remote = Some(Identity::Fqdn(p.listed_as.clone()));
-                    }
+        .locals()
+        .into_iter()
+        .flat_map(|l| pass_conns(cfg, l))
+        .collect();
+    conns.extend(plan.peers.iter().flat_map(|p| {
+        let mut conns = peer_conns(cfg, p.local, p.address);
+        // A peer listed by name (auth=cert) must present a certificate for that name:
+        // the IKE daemon refuses any other one during IKE_AUTH, so a valid
+        // certificate of the same CA gets no SA from another peer's address, not
+        // even until the next monitor. (Peers listed by address are checked by name
+        // at monitor time: their certificates need carry no address.)
+        if p.listed_as.parse::<IpAddr>().is_err() {
+            for c in &mut conns {
+                if let ConnAuth::Cert { remote, .. } = &mut c.auth {
+                    *remote = Some(Identity::Fqdn(p.listed_as.clone()));
                 }
             }
-            conns
-        })
-        .collect();
-    for local in plan.locals() {
-        conns.extend(pass_conns(cfg, local));
-    }
+        }
+        conns
+    }));
     conns
 }
 

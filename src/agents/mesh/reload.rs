@@ -79,14 +79,14 @@ pub fn run(env: &MeshEnv) -> Result<()> {
         env.ike
             .unload(&ConnName::parse("conn", conn)?, env.deadline)?;
     }
-    let mut to_load: Vec<String> = added.iter().flat_map(|p| p.conns.iter().cloned()).collect();
-    to_load.extend(
-        new_plan
-            .pass_conns
-            .iter()
-            .filter(|c| !old_pass.contains(c))
-            .cloned(),
-    );
+    // Bypass conns first (see plan::conn_defs), then the pairs'.
+    let mut to_load: Vec<String> = new_plan
+        .pass_conns
+        .iter()
+        .filter(|c| !old_pass.contains(c))
+        .cloned()
+        .collect();
+    to_load.extend(added.iter().flat_map(|p| p.conns.iter().cloned()));
     if !to_load.is_empty() {
         env.ike.load_some(
             &files.conn,
