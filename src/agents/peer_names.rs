@@ -115,17 +115,7 @@ fn judge_claims(
                 "peer {} presented {}, which names no host DNSSEC could confirm",
                 c.address, c.shown
             );
-            if mode == DnssecMode::Require {
-                if deleted.insert(c.ike_serial) {
-                    ike.delete_state(c.ike_serial, deadline)?;
-                }
-                outcome.refused.push(Refusal {
-                    address: c.address,
-                    what: format!("{what}; its IKE SA #{} was deleted", c.ike_serial),
-                });
-            } else {
-                outcome.tolerated.push(format!("{what} (dnssec=log: kept)"));
-            }
+            refuse(ike, mode, &mut deleted, &mut outcome, &c, what, deadline)?;
             continue;
         };
         let verdict = checker.check(&name, c.address, deadline);
@@ -160,17 +150,32 @@ fn judge_claims(
             ));
             continue;
         }
-        if mode == DnssecMode::Require {
-            if deleted.insert(c.ike_serial) {
-                ike.delete_state(c.ike_serial, deadline)?;
-            }
-            outcome.refused.push(Refusal {
-                address: c.address,
-                what: format!("{what}; its IKE SA #{} was deleted", c.ike_serial),
-            });
-        } else {
-            outcome.tolerated.push(format!("{what} (dnssec=log: kept)"));
-        }
+        refuse(ike, mode, &mut deleted, &mut outcome, &c, what, deadline)?;
     }
     Ok(outcome)
+}
+
+/// A claim DNS said no to: under require its IKE SA is deleted (once per SA) and the
+/// peer refused; under log it is kept, with a warning.
+fn refuse(
+    ike: &dyn IkeBackend,
+    mode: DnssecMode,
+    deleted: &mut BTreeSet<u64>,
+    outcome: &mut Outcome,
+    c: &Claim,
+    what: String,
+    deadline: Instant,
+) -> Result<()> {
+    if mode != DnssecMode::Require {
+        outcome.tolerated.push(format!("{what} (dnssec=log: kept)"));
+        return Ok(());
+    }
+    if deleted.insert(c.ike_serial) {
+        ike.delete_state(c.ike_serial, deadline)?;
+    }
+    outcome.refused.push(Refusal {
+        address: c.address,
+        what: format!("{what}; its IKE SA #{} was deleted", c.ike_serial),
+    });
+    Ok(())
 }
