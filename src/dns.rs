@@ -315,9 +315,14 @@ pub fn bound_addresses(
     let mut owner = question.clone();
     let mut secure = true;
     for _ in 0..=MAX_CHAIN {
-        let cnames: Vec<&Record> = records
+        // (the link, its target) of every CNAME owned by the name reached so far.
+        let cnames: Vec<(&Record, &Name)> = records
             .iter()
-            .filter(|r| r.name == owner && matches!(r.data, RData::CNAME(_)))
+            .filter(|r| r.name == owner)
+            .filter_map(|r| match &r.data {
+                RData::CNAME(target) => Some((r, &target.0)),
+                _ => None,
+            })
             .collect();
         match cnames.as_slice() {
             [] => {
@@ -344,12 +349,9 @@ pub fn bound_addresses(
                 }
                 return Ok((ips, secure));
             }
-            [link] => {
+            [(link, target)] => {
                 secure &= link.proof == Proof::Secure;
-                let RData::CNAME(target) = &link.data else {
-                    unreachable!("filtered on CNAME above")
-                };
-                owner = target.0.clone();
+                owner = (*target).clone();
             }
             _ => return Err(format!("{owner} has several CNAMEs in the answer")),
         }

@@ -83,7 +83,10 @@ pub fn judge(
 ) -> Result<Outcome> {
     let earlier = validated_before(store);
     let outcome = judge_claims(ike, anchor, resolver, mode, claims, &earlier, deadline)?;
-    remember_validated(store, &outcome.validated);
+    // Written only when it changed: most monitors find the same peers.
+    if outcome.validated != earlier {
+        remember_validated(store, &outcome.validated);
+    }
     Ok(outcome)
 }
 
