@@ -38,8 +38,6 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "${PKGS[*]}" ]; then
     mkdir -p "$CACHE"
     # A new directory each time, never removed: a root may have mounts under it.
     new=$(mktemp -d "$CACHE/trixie.XXXXXX")
-    # mktemp makes it 0700: the root's daemons and ocf-tester run as other users too.
-    chmod 0755 "$new"
     debootstrap --variant=minbase trixie "$new" "$MIRROR" >&2
     mv -T "$new" "$ROOT"
   fi
@@ -59,7 +57,8 @@ bind() {  # bind SRC at the same path inside the root
   mountpoint -q "$ROOT$1" || mount --rbind "$1" "$ROOT$1"
   mount --make-rslave "$ROOT$1"
 }
-# A root cached by an earlier version of this script may still be 0700.
+# mktemp made the root 0700 (also in roots cached by earlier runs): Pacemaker's daemons
+# and ocf-tester run in it as other users too.
 chmod 0755 "$ROOT"
 mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
 for d in /sys /dev /tmp "$REPO"; do bind "$d"; done
