@@ -229,6 +229,13 @@ pub fn required<'a>(raw: &'a RawParams, name: &str) -> Result<&'a str> {
     })
 }
 
+/// The items of a list parameter: separated by spaces, commas, tabs or newlines.
+pub fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split([' ', ',', '\t', '\n'])
+        .filter(|t| !t.is_empty())
+}
+
 /// A unicast host address, as the VIP or a peer must be.
 pub fn parse_host_address(param: &str, value: &str) -> Result<IpAddr> {
     let value = value.trim();

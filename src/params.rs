@@ -265,6 +265,24 @@ authentication accepts (with certificates: the one in the peer's certificate).",
 each peer; tunnel encapsulates it in ESP tunnel mode.",
     },
     Param {
+        name: "clients",
+        kind: ParamType::String,
+        default: "",
+        required: false,
+        unique: false,
+        reloadable: false,
+        shortdesc: "Addresses of the VIP's known clients (generated conn)",
+        longdesc: "IPv4 or IPv6 addresses of the VIP's family, separated by spaces or commas, \
+at most 256: clients of the VIP known in advance (e.g. the other nodes of a deployment). \
+Each gets a conn of its own (the generated conn toward that address, named \
+<tunnel>-to-<address>), and start, once the VIP is served, has the IKE daemon initiate it \
+(asynchronously, with INITIAL_CONTACT, so the client drops the SAs it still had with the \
+VIP's previous node): after a failover they have an SA again within one IKE exchange \
+instead of waiting for their own retransmissions or dead peer detection. A listed client \
+that is down delays nothing. Clients not listed connect as usual. Only with auth=psk or \
+auth=cert.",
+    },
+    Param {
         name: "dnssec",
         kind: ParamType::String,
         default: "",

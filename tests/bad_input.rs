@@ -271,6 +271,62 @@ const CASES: &[Case] = &[
         names: "mode",
     },
     Case {
+        name: "clients without a generated conn",
+        params: &[("clients", "192.0.2.3")],
+        code: 6,
+        names: "clients",
+    },
+    Case {
+        name: "clients with a prefix length",
+        params: &[
+            ("auth", "psk"),
+            ("psk_file", "@PSK@"),
+            ("clients", "192.0.2.3/24"),
+        ],
+        code: 6,
+        names: "clients",
+    },
+    Case {
+        name: "clients of the other address family",
+        params: &[
+            ("auth", "psk"),
+            ("psk_file", "@PSK@"),
+            ("clients", "192.0.2.3 2001:db8::3"),
+        ],
+        code: 6,
+        names: "clients",
+    },
+    Case {
+        name: "clients lists the VIP",
+        params: &[
+            ("auth", "psk"),
+            ("psk_file", "@PSK@"),
+            ("clients", "192.0.2.10"),
+        ],
+        code: 6,
+        names: "clients",
+    },
+    Case {
+        name: "clients lists one twice",
+        params: &[
+            ("auth", "psk"),
+            ("psk_file", "@PSK@"),
+            ("clients", "192.0.2.3,192.0.2.3"),
+        ],
+        code: 6,
+        names: "clients",
+    },
+    Case {
+        name: "clients is a name",
+        params: &[
+            ("auth", "psk"),
+            ("psk_file", "@PSK@"),
+            ("clients", "client.example.com"),
+        ],
+        code: 6,
+        names: "clients",
+    },
+    Case {
         name: "peer_id with quote",
         params: &[("auth", "psk"), ("psk_file", "@PSK@"), ("peer_id", "@a\"b")],
         code: 6,

@@ -386,6 +386,92 @@ fn generated_psk_conn_negotiates_ike_with_a_real_client() {
     expect(&lab.ocf("monitor", &params), 7, "monitor after stop");
 }
 
+/// clients=: the node that starts the tunnel initiates toward its known clients from the
+/// VIP, so they need not find it themselves after a failover; a known client that is down
+/// costs the start nothing; stop takes their conns down too (the client is told).
+#[test]
+fn start_initiates_toward_the_known_clients() {
+    const VIP: &str = "192.0.2.44";
+    const KEY: &str = "vipsec-test-key-not-secret-known-clients";
+    let lab = Lab::new(VIP);
+    std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
+    let client = Netns::new("vk");
+    lab.ns.link_to(&client, "k0", "k1");
+    lab.ns.ip(&format!("addr add {VIP}/24 dev k0"));
+    client.ip("addr add 192.0.2.45/24 dev k1");
+    let psk_file = lab.tmp.path().join("psk");
+    std::fs::write(&psk_file, KEY).unwrap();
+    std::fs::set_permissions(
+        &psk_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let psk = psk_file.display().to_string();
+    // The client only listens (auto=add): whatever IKE SA it gets, the VIP's node began.
+    let ctmp = tempfile::tempdir().unwrap();
+    let cpluto = Pluto::start(&client, ctmp.path());
+    let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(
+        cpluto.confdir.join("c.secrets"),
+        format!("192.0.2.45 {VIP} : PSK 0x{hex}\n"),
+    )
+    .unwrap();
+    cpluto.add_conn_file(
+        "c.conf",
+        &format!("conn c\n\tleft=192.0.2.45\n\tright={VIP}\n\tauthby=secret\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n"),
+    );
+    cpluto.whack("--rereadsecrets");
+    cpluto.add_conn("c.conf", "c");
+
+    // 192.0.2.46 is listed but nobody is there.
+    let params = [
+        ("OCF_RESKEY_auth", "psk"),
+        ("OCF_RESKEY_psk_file", psk.as_str()),
+        ("OCF_RESKEY_clients", "192.0.2.46 192.0.2.45"),
+    ];
+    let t0 = std::time::Instant::now();
+    expect(&lab.ocf("start", &params), 0, "start with known clients");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "a known client that is down held the start up for {:?}",
+        t0.elapsed()
+    );
+    let established = |p: &Pluto| p.whack("--showstates").contains("ESTABLISHED_IKE_SA");
+    let t0 = std::time::Instant::now();
+    while !(established(&cpluto) && established(&lab.pluto)) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "no IKE SA initiated toward the known client:\nclient:\n{}\nVIP pluto log:\n{}",
+            cpluto.whack("--showstates"),
+            lab.pluto.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = lab.pluto.log();
+    // The VIP's end began it, and told the client to drop what it had with the VIP.
+    assert!(
+        log.contains("sending INITIAL_CONTACT"),
+        "VIP pluto log:\n{log}"
+    );
+    assert!(
+        log.contains("192.0.2.46"),
+        "no attempt toward the client that is down:\n{log}"
+    );
+    expect(&lab.ocf("monitor", &params), 0, "monitor");
+    let conn = std::fs::read_to_string(lab.run_dir.join("vipsec-vip-tunnel.conf")).unwrap();
+    assert!(
+        conn.contains("conn rw-to-192.0.2.45\n") && conn.contains("\tright=192.0.2.45\n"),
+        "{conn}"
+    );
+    expect(&lab.ocf("stop", &params), 0, "stop");
+    let status = lab.pluto.whack("--status");
+    assert!(
+        !status.contains("\"rw-to-192.0.2.4") && !status.contains("\"rw\""),
+        "stop left the known clients' conns behind:\n{status}"
+    );
+    assert!(!cpluto.whack("--showstates").contains("ESTABLISHED_IKE_SA"));
+}
+
 /// peer_id=@NAME with DNSSEC: a client connecting from an address its name securely
 /// resolves to keeps its IKE SA; one whose name resolves elsewhere is disconnected and the
 /// monitor fails (the VIP tunnel's only peer).

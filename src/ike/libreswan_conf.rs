@@ -149,6 +149,9 @@ fn render_conn(c: &mut String, conn: &ConnDef, version: Version, cert_key: Optio
         line(format!("ike={IKE_PROPOSALS}"));
         line(format!("esp={ESP_PROPOSALS}"));
         line("dpddelay=10s".into());
+        // The peer drops the SAs it still has with this identity (a node that restarted,
+        // or the VIP's previous node): 4.x does not send it by default.
+        line("initial-contact=yes".into());
         // 5.x dropped both: IKEv2 liveness gives up after retransmit-timeout and the
         // conn's failure handling applies.
         if !v5 {

@@ -365,6 +365,12 @@ impl Pluto {
 
     /// Loads conn `name` from `file` in confdir and initiates it, without waiting.
     pub fn add_and_initiate(&self, file: &str, name: &str) {
+        self.add_conn(file, name);
+        self.whack(&format!("--name {name} --initiate --asynchronous"));
+    }
+
+    /// Loads conn `name` from `file` in confdir (it waits for peers).
+    pub fn add_conn(&self, file: &str, name: &str) {
         // addconn: what `ipsec auto --add` runs on 4.x; 5.x deprecates `ipsec auto`.
         must(&format!(
             "{} ipsec addconn --ctlsocket {} --config {}/{file} {name}",
@@ -372,7 +378,6 @@ impl Pluto {
             self.ctlsocket.display(),
             self.confdir.display()
         ));
-        self.whack(&format!("--name {name} --initiate --asynchronous"));
     }
 
     pub fn add_conn_file(&self, file: &str, text: &str) {

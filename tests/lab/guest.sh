@@ -48,6 +48,8 @@ if want vip || want_named dpd || want_named fallback; then
   [ "${LAB_STOP_AFTER:-}" = failover ] && exit 0
   scenario_fallback
   scenario_vip_monitor_truth
+  scenario_failover_known
+  scenario_node_loss_known
   # Recovery by the client's dead peer detection alone: not yet seen to work with a
   # libreswan 4.10 client (see README); run it by name: tests/lab/run.sh dpd
   want_named dpd && scenario_crash_failover
@@ -78,6 +80,8 @@ if [ -n "${LAB_ROOT5:-}" ] && [ -x "$LAB_ROOT5/usr/sbin/ipsec" ] && { want vip |
       scenario_failover
       scenario_fallback
       scenario_vip_monitor_truth
+      scenario_failover_known
+      scenario_node_loss_known
       vip_teardown
     fi
     if want mesh || want_named libreswan5; then

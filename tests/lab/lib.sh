@@ -153,7 +153,7 @@ wait_for() {
 
 # Results: one scenario at a time. check COND-CMD... / fail MSG accumulate; done_scenario
 # writes a row of the summary table.
-scenario() { SCEN="$1${SCEN_SUFFIX:-}"; SCEN_FAIL=(); OUTAGE=-; ESP=-; PLAIN=-; SCEN_T0=$(now); log "=== $SCEN"; }
+scenario() { SCEN="$1${SCEN_SUFFIX:-}"; SCEN_FAIL=(); NOTE=""; OUTAGE=-; ESP=-; PLAIN=-; SCEN_T0=$(now); log "=== $SCEN"; }
 
 fail() { SCEN_FAIL+=("$*"); log "FAIL: $*"; }
 expect() {  # expect "what" CMD...: CMD must succeed
@@ -169,6 +169,8 @@ expect_code() {  # expect_code WANT "what" CMD...
 done_scenario() {
   local result=pass detail=""
   [ ${#SCEN_FAIL[@]} -gt 0 ] && { result=FAIL; detail=$(IFS=';'; echo "${SCEN_FAIL[*]}"); }
+  # A passing scenario's row may carry its figures (NOTE).
+  [ $result = pass ] && detail=${NOTE:-}
   local secs; secs=$(printf '%.0f' "$(echo "$(now) - $SCEN_T0" | bc)")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SCEN" "$result" "$OUTAGE" "$ESP" "$PLAIN" "$secs" "$detail" >> "$OUT/results.tsv"
   log "=== $SCEN: $result"

@@ -14,7 +14,7 @@ vip_agent() {
     ond "$h" "$VIPSEC" "$action" "${depth[@]}" \
     --instance vip-tunnel --tunnel rw --vip $VIP --confdir "$LAB/$h/ipsec.d" \
     --ctlsocket "$LAB/$h/run/pluto.ctl" --auth psk --psk_file "$PSK_FILE" \
-    --fallbacktunnel fallback "$@"
+    --fallbacktunnel fallback ${CLIENTS:+--clients "$CLIENTS"} "$@"
 }
 
 # vip_move FROM TO: what IPaddr2 does: the address leaves FROM, appears on TO, and TO
@@ -124,19 +124,24 @@ scenario_vip_on_a() {
 }
 
 
-# failover FROM TO: Pacemaker's order: stop the tunnel, move the VIP, start the tunnel.
-# C pings the VIP every 0.1 s meanwhile; the outage is the longest gap between replies.
+# failover FROM TO LABEL: Pacemaker's order: stop the tunnel, move the VIP, start the
+# tunnel. C pings the VIP every 0.1 s meanwhile; the outage is the longest gap between
+# replies. Sets FO_STOP, FO_MOVE, FO_START (how long each part took), FO_BACK (from the
+# start's return to C's first reply) and OUTAGE, in seconds. Known clients: CLIENTS=addr.
+fo_secs() { printf '%.2f' "$(echo "$2 - $1" | bc)"; }
 failover() {
   local from=$1 to=$2 label=$3
   local plog=$LAB/ping-$label.log
   ping_start "$plog" c $VIP; local pp=$PING_PID
   sleep 1
   cap_start "fo-$label" c
-  local t0; t0=$(now)
+  local t0 ts tm t1; t0=$(now)
   expect_code 0 "stop on ${from^^}" vip_agent "$from" stop
+  ts=$(now)
   vip_move "$from" "$to"
+  tm=$(now)
   expect_code 0 "start on ${to^^}" vip_agent "$to" start
-  local t1; t1=$(now)
+  t1=$(now)
   local recovered=yes
   wait_for 45 replies_since "$plog" "$t1" 3 || recovered=no
   kill $pp 2>/dev/null; wait $pp 2>/dev/null || true
@@ -145,21 +150,117 @@ failover() {
   # A libreswan 4.10 client with auto=route that received the stop's IKE Delete never
   # comes back by itself (CLIENT_AUTO=route shows it); auto=start revives at once.
   [ $recovered = no ] && OUTAGE=">45 (no reconnect)"
-  expect "C reaches the VIP on ${to^^} again by itself (auto=${CLIENT_AUTO:-start})" test $recovered = yes
+  expect "C reaches the VIP on ${to^^} again by itself (auto=${CLIENT_AUTO:-start}${CLIENTS:+, known client})" test $recovered = yes
   local first; first=$(awk -v from="$t1" -F'[][]' '/bytes from/ && $2+0 >= from {print $2; exit}' "$plog")
-  log "failover $label: stop+move+start took $(printf %.2f "$(echo "$t1 - $t0" | bc)") s; longest gap between replies ${OUTAGE} s; first reply after start at +$(printf %.2f "$(echo "${first:-$t1} - $t1" | bc)") s"
+  FO_STOP=$(fo_secs "$t0" "$ts"); FO_MOVE=$(fo_secs "$ts" "$tm"); FO_START=$(fo_secs "$tm" "$t1")
+  FO_BACK=$(fo_secs "$t1" "${first:-$t1}")
+  [ $recovered = no ] && FO_BACK=">45"
+  log "failover $label: stop ${FO_STOP} s, VIP move ${FO_MOVE} s, start ${FO_START} s, C back ${FO_BACK} s after the start returned; longest gap between replies ${OUTAGE} s"
   ESP=$(cap_count "fo-$label" "esp and host $VIP")
   PLAIN=$(cap_count "fo-$label" "host $VIP and icmp")
   expect "C sent no clear text to the VIP during the move (fail-closed)" test "$PLAIN" -eq 0
   expect "traffic after the move is ESP" test "$ESP" -gt 3
 }
 
+# stats V1 V2 ...: "median (min-max)" of numbers.
+stats() {
+  printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2;
+    printf "%.2f (%.2f-%.2f)", m, v[1], v[NR]}'
+}
+
+# failover_runs N [KNOWN]: N failovers back and forth between the VIP's holder and the
+# other node, each measured in its parts; the row's outage is the median, its detail
+# the median and range of every part. Fails a run whose figure breaks the goal given in
+# FO_GOAL_BACK (C back within that many seconds after the start returned).
+failover_runs() {
+  local n=$1 i from to
+  local stops=() moves=() starts=() backs=() gaps=() esp=0 plain=0
+  from=$(vip_holder); to=a; [ "$from" = a ] && to=b
+  for i in $(seq "$n"); do
+    failover "$from" "$to" "run$i-$from$to${CLIENTS:+-known}"
+    stops+=("$FO_STOP"); moves+=("$FO_MOVE"); starts+=("$FO_START")
+    case $FO_BACK in '>'*) backs+=(45);; *) backs+=("$FO_BACK");; esac
+    case $OUTAGE in '>'*) gaps+=(45);; *) gaps+=("$OUTAGE");; esac
+    esp=$((esp + ESP)); plain=$((plain + PLAIN))
+    if [ -n "${FO_GOAL_BACK:-}" ] && [ "$(echo "${backs[-1]} > $FO_GOAL_BACK" | bc)" = 1 ]; then
+      fail "run $i: C back ${FO_BACK} s after the start returned (goal <= $FO_GOAL_BACK s)"
+    fi
+    local t=$from; from=$to; to=$t
+  done
+  OUTAGE=$(stats "${gaps[@]}" | awk '{print $1}')
+  ESP=$esp; PLAIN=$plain
+  FO_SUMMARY="$n runs, median (range) s: outage $(stats "${gaps[@]}"); stop $(stats "${stops[@]}"); VIP move $(stats "${moves[@]}"); start $(stats "${starts[@]}"); C back after start $(stats "${backs[@]}")"
+  log "$FO_SUMMARY"
+  echo "$SCEN	$FO_SUMMARY" >> "$OUT/failover-figures.tsv"
+}
+
+vip_holder() { if on a ip -o addr show dev eth0 | grep -q " $VIP/"; then echo a; else echo b; fi; }
+
 scenario_failover() {
   scenario "2 failover A->B (pacemaker order)"
-  failover a b ab
+  # Five moves A->B->A->B->A->B of a road-warrior client vipsec does not know: it
+  # comes back by its own retransmissions.
+  failover_runs "${LAB_FAILOVER_RUNS:-5}"
+  NOTE=$FO_SUMMARY
   expect "B listens for IKE on the VIP" bash -c "ip netns exec lab-b ss -uln | grep -q '192.0.2.100:500'"
   expect_code 0 "monitor on B" vip_agent b monitor
   expect_code 7 "monitor on A" vip_agent a monitor
+  done_scenario
+}
+
+# The same moves with C listed in clients=: the node taking the VIP initiates toward it
+# at start. Goal: C back within 1 s of the start's return.
+scenario_failover_known() {
+  scenario "2k failover, known client (clients=)"
+  CLIENTS=192.0.2.3 FO_GOAL_BACK=${LAB_GOAL_BACK:-1.0} failover_runs "${LAB_FAILOVER_RUNS:-5}"
+  NOTE=$FO_SUMMARY
+  local h; h=$(vip_holder)
+  expect "the holder sent INITIAL_CONTACT to C" grep -q 'sending INITIAL_CONTACT' "$LAB/$h/pluto.log"
+  CLIENTS=192.0.2.3 expect_code 0 "monitor on ${h^^}" vip_agent "$h" monitor
+  done_scenario
+}
+
+# The VIP's holder dies (its pluto killed, its link down: no stop, no Delete): the other
+# node takes the VIP and starts the tunnel with C as a known client; C, which still has
+# SAs with a dead peer, takes the new node's INITIAL_CONTACT and is back at once instead
+# of after its dead peer detection.
+scenario_node_loss_known() {
+  scenario "2c node loss, known client"
+  local from to; from=$(vip_holder); to=a; [ "$from" = a ] && to=b
+  local plog=$LAB/ping-loss.log
+  ping_start "$plog" c $VIP; local pp=$PING_PID
+  sleep 1
+  cap_start loss c
+  local t0 t1; t0=$(now)
+  pluto_kill "$from"
+  ip -n "lab-$from" link set eth0 down
+  on "$to" ip addr add $VIP/24 dev eth0
+  on "$to" arping -q -U -c 2 -w 1 -I eth0 -s $VIP $VIP >/dev/null 2>&1 &
+  BG_PIDS+=($!)
+  CLIENTS=192.0.2.3 expect_code 0 "start on ${to^^}" vip_agent "$to" start
+  t1=$(now)
+  local recovered=yes
+  wait_for 60 replies_since "$plog" "$t1" 3 || recovered=no
+  kill $pp 2>/dev/null; wait $pp 2>/dev/null || true
+  cap_stop loss
+  OUTAGE=$(ping_gap "$plog" "$t0")
+  local first; first=$(awk -v from="$t1" -F'[][]' '/bytes from/ && $2+0 >= from {print $2; exit}' "$plog")
+  expect "C reaches the VIP on ${to^^} again" test $recovered = yes
+  local back; back=$(fo_secs "$t1" "${first:-$t1}")
+  [ $recovered = no ] && back=">60"
+  NOTE="start on ${to^^} $(fo_secs "$t0" "$t1") s after the loss; C back ${back} s after the start returned; longest gap ${OUTAGE} s"
+  log "$NOTE"
+  expect "C back within ${LAB_GOAL_BACK:-1.0} s of the start" test "$recovered" = yes -a "$(echo "${back} <= ${LAB_GOAL_BACK:-1.0}" | bc 2>/dev/null)" = 1
+  ESP=$(cap_count loss "esp and host $VIP")
+  PLAIN=$(cap_count loss "host $VIP and icmp")
+  expect "no clear text to the VIP during the loss" test "$PLAIN" -eq 0
+  expect "traffic after the loss is ESP" test "$ESP" -gt 3
+  # The lost node comes back (a reboot: nothing of the old state in its kernel).
+  ip -n "lab-$from" xfrm state flush; ip -n "lab-$from" xfrm policy flush
+  on "$from" ip addr del $VIP/24 dev eth0 2>/dev/null || true
+  ip -n "lab-$from" link set eth0 up
+  pluto_start "$from"
+  expect_code 0 "stop on the node that came back (state from before the loss)" vip_agent "$from" stop
   done_scenario
 }
 

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::config::{
-    absolute_path, check_directory, parse_host_address, read_secret_file, required,
+    absolute_path, check_directory, list_items, parse_host_address, read_secret_file, required,
     required_nss_nickname, ConnName, Mode, RawParams, Secret, PSK_MIN_BYTES,
 };
 use crate::error::{Error, Result};
@@ -28,6 +28,62 @@ pub struct IpsecConfig {
     pub dnssec: Option<crate::dns::DnssecMode>,
     pub dnssec_anchor: PathBuf,
     pub resolver: Option<std::net::SocketAddr>,
+    /// Known clients the daemon initiates toward at start (in the order given).
+    pub clients: Vec<KnownClient>,
+}
+
+/// A client of the VIP known in advance: it gets a conn of its own (the tunnel's, with
+/// that one far end) so the daemon can initiate toward it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KnownClient {
+    pub address: IpAddr,
+    /// `<tunnel>-to-<address>` (an IPv6 address's ':' written '-').
+    pub conn: ConnName,
+}
+
+/// More known clients than this would keep the daemon busy for the start's whole timeout.
+pub const CLIENTS_MAX: usize = 256;
+
+/// `clients`: unicast addresses of the VIP's family, none twice, not the VIP itself.
+fn parse_clients(tunnel: &ConnName, vip: IpAddr, text: &str) -> Result<Vec<KnownClient>> {
+    let mut clients: Vec<KnownClient> = Vec::new();
+    for token in list_items(text) {
+        let addr = parse_host_address("clients", token)?;
+        let why_not = if addr == vip {
+            Some("is the VIP itself".to_string())
+        } else if addr.is_ipv4() != vip.is_ipv4() {
+            Some(format!(
+                "is not of the VIP's address family ({vip}): the daemon could not reach it from the VIP"
+            ))
+        } else if addr.is_loopback() {
+            Some("is a loopback address".to_string())
+        } else if clients.iter().any(|c| c.address == addr) {
+            Some("is listed twice".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            return Err(Error::configured("clients", format!("{addr} {why}")));
+        }
+        let conn = ConnName::parse(
+            "clients",
+            &format!("{tunnel}-to-{}", addr.to_string().replace(':', "-")),
+        )?;
+        clients.push(KnownClient {
+            address: addr,
+            conn,
+        });
+    }
+    if clients.len() > CLIENTS_MAX {
+        return Err(Error::configured(
+            "clients",
+            format!(
+                "lists {} addresses; at most {CLIENTS_MAX} are supported",
+                clients.len()
+            ),
+        ));
+    }
+    Ok(clients)
 }
 
 /// Where the tunnel's conn comes from, and how a generated one authenticates.
@@ -151,7 +207,7 @@ impl IpsecConfig {
             }
         };
         if auth == Auth::Existing {
-            for name in ["peer_id", "mode"] {
+            for name in ["peer_id", "mode", "clients"] {
                 if raw.get(name).is_some() {
                     return Err(Error::configured(
                         name,
@@ -160,7 +216,9 @@ impl IpsecConfig {
                 }
             }
         }
+        let clients = parse_clients(&tunnel, vip, raw.get("clients").unwrap_or(""))?;
         Ok(IpsecConfig {
+            clients,
             tunnel,
             vip,
             confdir,
@@ -194,11 +252,13 @@ impl IpsecConfig {
         }
     }
 
-    /// The road-warrior conn vipsec generates (auth=psk or cert): the VIP as the local
-    /// end, any peer, fail-closed, dead peers forgotten (they come back by connecting).
-    pub fn generated_conn(&self) -> Option<ConnDef> {
+    /// The conns vipsec generates (auth=psk or cert): first the road-warrior conn (the VIP
+    /// as the local end, any peer, fail-closed, dead peers forgotten: they come back by
+    /// connecting), then one per known client, the same toward that client alone (the
+    /// daemon prefers it for that client's own exchanges, and can initiate it).
+    pub fn generated_conns(&self) -> Vec<ConnDef> {
         let auth = match &self.auth {
-            Auth::Existing => return None,
+            Auth::Existing => return Vec::new(),
             Auth::Psk => ConnAuth::Psk {
                 local: Identity::Address(self.vip),
                 remote: self.peer_id.clone(),
@@ -208,7 +268,7 @@ impl IpsecConfig {
                 remote: self.peer_id.clone(),
             },
         };
-        Some(ConnDef {
+        let road_warrior = ConnDef {
             name: self.tunnel.to_string(),
             local: self.vip,
             remote: Remote::Any,
@@ -228,7 +288,18 @@ impl IpsecConfig {
             retry_forever: false,
             updown: true,
             priority: None,
-        })
+        };
+        let known = self.clients.iter().map(|client| ConnDef {
+            name: client.conn.to_string(),
+            remote: Remote::Host(client.address),
+            ..road_warrior.clone()
+        });
+        std::iter::once(road_warrior.clone()).chain(known).collect()
+    }
+
+    /// The conns that carry this tunnel's peers: the tunnel's own and the known clients'.
+    pub fn is_tunnel_conn(&self, conn: &str) -> bool {
+        conn == self.tunnel.as_str() || self.clients.iter().any(|c| c.conn.as_str() == conn)
     }
 
     /// The DNSSEC mode in force: the parameter, else require when a peer is identified by

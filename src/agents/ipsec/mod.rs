@@ -2,6 +2,7 @@
 //! per verb; each takes the validated configuration and the invocation context, and
 //! returns success or an `Error` that is already the OCF exit code.
 
+pub mod clients;
 pub mod config;
 pub mod fallback;
 pub mod monitor;

@@ -120,7 +120,7 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
     // The daemon's view of the conn (its state and SAs), asked once, when needed.
     let checks_names = cfg.peer_name().is_some() && cfg.dnssec_mode() != DnssecMode::Off;
     let status = if ask_daemon || checks_names {
-        Some(env.ike.conn_status(tunnel, env.deadline)?)
+        Some(tunnel_status(env)?)
     } else {
         None
     };
@@ -173,6 +173,17 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
     }
 }
 
+/// The tunnel's conn as the daemon sees it, with the SAs of the known clients' conns
+/// (one query more per known client).
+fn tunnel_status(env: &Env) -> Result<ConnStatus> {
+    let mut status = env.ike.conn_status(&env.cfg.tunnel, env.deadline)?;
+    for client in &env.cfg.clients {
+        let theirs = env.ike.conn_status(&client.conn, env.deadline)?;
+        status.sas.extend(theirs.sas);
+    }
+    Ok(status)
+}
+
 /// Every connected peer identified by a DNS name must come from an address that name
 /// securely resolves to: with peer_id=@NAME that name; with auth=cert and no such
 /// peer_id, the name in the identity each peer authenticated with (its certificate's,
@@ -203,10 +214,9 @@ fn check_peer_names(
             })
             .collect(),
         (None, Auth::Cert(_)) => {
-            let tunnel = cfg.tunnel.as_str();
             let mut claims = Vec::new();
             for p in env.ike.peer_identities(env.deadline)? {
-                let Some(address) = p.address.filter(|_| p.conn == tunnel) else {
+                let Some(address) = p.address.filter(|_| cfg.is_tunnel_conn(&p.conn)) else {
                     continue;
                 };
                 claims.push(Claim {

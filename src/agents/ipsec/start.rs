@@ -2,7 +2,7 @@
 //! return only once the daemon is ready to serve the conn on this node.
 
 use super::state::IpsecState;
-use super::{fallback, validate, Env};
+use super::{clients, fallback, validate, Env};
 use crate::agents::ipsec::config::Auth;
 use crate::error::{Error, Result};
 use crate::ike::{ConnSource, ConnState, Identity, PskEntry};
@@ -30,6 +30,7 @@ pub fn run(env: &Env) -> Result<()> {
         }
     }
     let tunnel = &env.cfg.tunnel;
+    let mut fresh = false;
     let mut state = match env.store.read().ok().flatten() {
         Some(s) if env.ike.conn_state(tunnel, env.deadline)? == ConnState::Ready => {
             log::info!(
@@ -56,7 +57,8 @@ pub fn run(env: &Env) -> Result<()> {
             if env.cfg.auth == Auth::Existing {
                 env.ike
                     .load(tunnel, ConnSource::Confdir(&env.cfg.confdir), env.deadline)?;
-            } else if let Some(conn) = env.cfg.generated_conn() {
+            } else {
+                let conns = env.cfg.generated_conns();
                 let files = env.generated_files();
                 // The VIP's key, for whoever presents the identity asked of peers.
                 let keys: Option<Vec<PskEntry>> = psk.map(|key| {
@@ -67,9 +69,15 @@ pub fn run(env: &Env) -> Result<()> {
                     }]
                 });
                 env.ike
-                    .write_conns(&[conn], keys.as_deref(), &files, env.deadline)?;
+                    .write_conns(&conns, keys.as_deref(), &files, env.deadline)?;
                 env.ike
                     .load(tunnel, ConnSource::File(&files.conn), env.deadline)?;
+                let known: Vec<String> =
+                    env.cfg.clients.iter().map(|c| c.conn.to_string()).collect();
+                if !known.is_empty() {
+                    env.ike
+                        .load_some(&files.conn, &known, false, env.deadline)?;
+                }
             }
             // The daemon only serves addresses it has seen: the VIP may be newer than it.
             env.ike.rescan_addresses(env.deadline)?;
@@ -93,6 +101,7 @@ pub fn run(env: &Env) -> Result<()> {
                 env.cfg.vip,
                 at.interface
             );
+            fresh = true;
             s
         }
     };
@@ -102,6 +111,10 @@ pub fn run(env: &Env) -> Result<()> {
     if state.daemon_instance != instance {
         state.daemon_instance = instance;
         env.store.write(&state)?;
+    }
+    // Last: the tunnel is ready, so the known clients' exchanges can complete at once.
+    if fresh {
+        clients::initiate_all(env);
     }
     Ok(())
 }

@@ -30,6 +30,14 @@ pub fn run(env: &Env) -> Result<()> {
         return env.store.remove();
     }
     let mut errors: Vec<Error> = Vec::new();
+    // The known clients' conns, as start wrote them (the parameters may have changed).
+    let files = env.generated_files();
+    let known_clients: Vec<String> = env
+        .ike
+        .generated_conns(&files.conn)
+        .into_iter()
+        .filter(|c| c != env.cfg.tunnel.as_str())
+        .collect();
     // Everything that leaves the clients' SAs alone comes first. Deleting the conn sends
     // them a Delete, and a client that keeps its tunnel up re-initiates toward the VIP at
     // once, retransmitting with exponential back-off (0.5 s, 1 s, 2 s, 4 s, ...) until
@@ -37,10 +45,7 @@ pub fn run(env: &Env) -> Result<()> {
     // the VIP's move and can cost a client a whole back-off step (tests/lab measures it).
     // A generated conn's files and key go (pluto forgets the key; established SAs keep
     // theirs until deleted below).
-    if let Err(e) = env
-        .ike
-        .remove_generated(&env.generated_files(), env.deadline)
-    {
+    if let Err(e) = env.ike.remove_generated(&files, env.deadline) {
         errors.push(e);
     }
     // Only a tunnel that was running hands over to the fallback, loaded before the
@@ -53,6 +58,13 @@ pub fn run(env: &Env) -> Result<()> {
     // loaded the conn.
     if let Err(e) = env.ike.unload(&env.cfg.tunnel, env.deadline) {
         errors.push(e);
+    }
+    for name in &known_clients {
+        let unloaded = crate::config::ConnName::parse("clients", name)
+            .and_then(|conn| env.ike.unload(&conn, env.deadline));
+        if let Err(e) = unloaded {
+            errors.push(e);
+        }
     }
     if let (Some(prepared), true) = (fallback, errors.is_empty()) {
         // The state goes first: the fallback's waiter takes a state file for a start

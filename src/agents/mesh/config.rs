@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    parse_bool, parse_dns_name, parse_host_address, required_nss_nickname, Port, RawParams, Subnet,
+    list_items, parse_bool, parse_dns_name, parse_host_address, required_nss_nickname, Port,
+    RawParams, Subnet,
 };
 use crate::dns::DnssecMode;
 use crate::error::{Error, Result};
@@ -79,12 +80,6 @@ pub struct MeshConfig {
     pub resolver: Option<std::net::SocketAddr>,
 }
 
-fn list(value: &str) -> impl Iterator<Item = &str> {
-    value
-        .split([' ', ',', '\t', '\n'])
-        .filter(|t| !t.is_empty())
-}
-
 fn parse_port(param: &str, token: &str) -> Result<Port> {
     let (proto, port) = match token.split_once('/') {
         Some((p, n)) => (p.to_ascii_lowercase(), n),
@@ -114,7 +109,7 @@ fn parse_port(param: &str, token: &str) -> Result<Port> {
 fn parse_clear_from(text: &str) -> Result<Vec<Subnet>> {
     let param = "clear_from";
     let mut out = Vec::new();
-    for token in list(text) {
+    for token in list_items(text) {
         let bad = |why: &str| Error::configured(param, format!("{token:?} {why}"));
         let (addr, len) = match token.split_once('/') {
             Some((a, l)) => (a, Some(l)),
@@ -146,7 +141,7 @@ fn parse_clear_from(text: &str) -> Result<Vec<Subnet>> {
 fn parse_forward_subnets(text: &str) -> Result<Vec<(IpAddr, Subnet)>> {
     let param = "forward_subnets";
     let mut out = Vec::new();
-    for token in list(text) {
+    for token in list_items(text) {
         let bad = || {
             Error::configured(
                 param,
@@ -176,7 +171,7 @@ fn parse_forward_subnets(text: &str) -> Result<Vec<(IpAddr, Subnet)>> {
 pub fn parse_peer_list(param: &str, text: &str) -> Result<Vec<PeerSpec>> {
     let mut peers = Vec::new();
     let mut seen = BTreeSet::new();
-    for token in list(text) {
+    for token in list_items(text) {
         let peer = if token.contains('/') || token.parse::<IpAddr>().is_ok() || token.contains(':')
         {
             PeerSpec::Address(parse_host_address(param, token)?)
@@ -214,7 +209,7 @@ impl MeshConfig {
             Some(list_text) => Some(parse_peer_list("peers", list_text)?),
         };
         let mut local_addresses = Vec::new();
-        for token in list(raw.get("local_address").unwrap_or("")) {
+        for token in list_items(raw.get("local_address").unwrap_or("")) {
             let ip = parse_host_address("local_address", token)?;
             if local_addresses
                 .iter()
@@ -283,7 +278,7 @@ impl MeshConfig {
         let exclude_ssh = parse_bool("exclude_ssh", raw.get("exclude_ssh").unwrap_or("true"))?;
         let exclude_icmp = parse_bool("exclude_icmp", raw.get("exclude_icmp").unwrap_or("true"))?;
         let mut secure_ports = Vec::new();
-        for token in list(raw.get("secure_ports").unwrap_or("")) {
+        for token in list_items(raw.get("secure_ports").unwrap_or("")) {
             let port = parse_port("secure_ports", token)?;
             if exclude_ssh && port.proto == "tcp" && port.port == 22 {
                 return Err(Error::configured(
