@@ -14,6 +14,7 @@ T_START=$(date +%s.%N)
 . "$HERE/vip.sh"
 . "$HERE/mesh.sh"
 . "$HERE/dnssec.sh"
+. "$HERE/pacemaker.sh"
 : > "$OUT/results.tsv"
 # Every command the lab runs, with timestamps, for a failure's post-mortem.
 if [ "${LAB_TRACE:-0}" = 1 ]; then
@@ -69,6 +70,19 @@ if want dnssec; then
   scenario_vip_cert_names
   scenario_mesh_cert_names
   kill "$NAMED_PID" 2>/dev/null; wait "$NAMED_PID" 2>/dev/null || true
+fi
+# A real two-node Pacemaker cluster (A and B) moving the VIP and running the mesh clone.
+if want pacemaker; then
+  vip_setup
+  if pcmk_setup; then
+    scenario_pcmk_move
+    scenario_pcmk_mesh
+    scenario_pcmk_node_loss
+  else
+    printf '7 Pacemaker two-node cluster\tFAIL\t-\t-\t-\t0\tthe cluster did not form (see corosync-*.log, pacemaker-*.log)\n' >> "$OUT/results.tsv"
+  fi
+  pcmk_teardown
+  vip_teardown
 fi
 # The same VIP and mesh scenarios on another distribution's libreswan (Debian 13's 5.2),
 # in this same boot: every pluto restarted from that root.

@@ -1,0 +1,294 @@
+# Scenarios 7: a real two-node Pacemaker cluster on the lab's real kernel. Nodes A (.1)
+# and B (.2) each run corosync (knet over the lab bridge, crypto with a shared authkey),
+# pacemakerd and their own pluto, started here without systemd; C (.3) is the VIP's
+# client. The lab's simplifications: two_node: 1 and stonith-enabled=false (no fencing
+# device), and a longer totem token (10 s) because IKE under emulation is slow.
+#
+# Each node's daemons and commands run in its network namespace with its own view of
+# the files a node keeps to itself (pn below): /var/lib/pacemaker, /etc/corosync,
+# /etc/ipsec.d, /run/pluto, /run/vipsec, /run/resource-agents, /var/log/pacemaker are
+# bind-mounted from $LAB/NODE/. So the agents run exactly as installed, with their
+# defaults (ctlsocket, confdir, HA_RSCTMP, the cluster key), and pluto sees what they write.
+
+PCMK_NODES="a b"
+
+# pn NODE CMD...: CMD in NODE's namespace, with NODE's files.
+pn() {
+  local h=$1; shift
+  ip netns exec "lab-$h" sh -c '
+    d=$0
+    mount --bind "$d/pcmk/lib" /var/lib/pacemaker &&
+    mount --bind "$d/pcmk/corosync" /etc/corosync &&
+    mount --bind "$d/pcmk/log" /var/log/pacemaker &&
+    mount --bind "$d/ipsec.d" /etc/ipsec.d &&
+    mount --bind "$d/run" /run/pluto &&
+    mount --bind "$d/vipsec" /run/vipsec &&
+    mount --bind "$d/state" /run/resource-agents &&
+    exec "$@"' "$LAB/$h" "$@"
+}
+
+# The agents where Pacemaker looks for them (the guest's /usr is the host's, read-only:
+# an overlay adds resource.d/vipsec), as the packages install them: a shim per type.
+pcmk_install_agents() {
+  mkdir -p "$LAB/ocf-up/vipsec" "$LAB/ocf-work"
+  local t
+  for t in ipsec mesh; do
+    printf '#!/bin/sh\nexec %s ocf %s "$@"\n' "$VIPSEC" "$t" > "$LAB/ocf-up/vipsec/$t"
+    chmod 0755 "$LAB/ocf-up/vipsec/$t"
+  done
+  modprobe overlay 2>/dev/null
+  mount -t overlay overlay -o "lowerdir=/usr/lib/ocf/resource.d,upperdir=$LAB/ocf-up,workdir=$LAB/ocf-work" \
+    /usr/lib/ocf/resource.d
+  mkdir -p /run/pluto /run/vipsec /run/resource-agents /var/log/pacemaker
+}
+
+# pluto inside the node's view (its /etc/ipsec.d, /run/pluto, /run/vipsec), replacing the
+# one the other scenarios started with the lab's own paths.
+pcmk_pluto_start() {
+  local h=$1 d=$LAB/$1
+  pluto_stop "$h"
+  rm -f "$d/run/pluto.ctl" "$d/run/pluto.pid"
+  (umask 077; echo "include /etc/ipsec.d/*.secrets" > "$d/ipsec.secrets")
+  pn "$h" ipsec pluto --nofork --config "$d/ipsec.conf" --rundir /run/pluto --nssdir "$d/nss" \
+    --ipsecdir /etc/ipsec.d --secretsfile "$d/ipsec.secrets" --logfile "$d/pluto.log" \
+    --no-dnssec </dev/null >>"$d/pluto.out" 2>&1 &
+  eval "PLUTO_$h=$!"
+  PLUTO_PIDS+=($!)
+  wait_for 20 test -S "$d/run/pluto.ctl"
+}
+
+pcmk_node_up() {
+  local h=$1 n d=$LAB/$1/pcmk
+  n=$(addr_of "$h")
+  mkdir -p "$d/lib/cib" "$d/lib/pengine" "$d/lib/blackbox" "$d/lib/cores" "$d/corosync" "$d/log"
+  cat > "$d/corosync/corosync.conf" <<CONF
+totem {
+    version: 2
+    cluster_name: vipseclab
+    transport: knet
+    crypto_cipher: aes256
+    crypto_hash: sha256
+    token: 10000
+}
+nodelist {
+    node {
+        name: a
+        nodeid: 1
+        ring0_addr: 192.0.2.1
+    }
+    node {
+        name: b
+        nodeid: 2
+        ring0_addr: 192.0.2.2
+    }
+}
+quorum {
+    provider: corosync_votequorum
+    two_node: 1
+}
+logging {
+    to_stderr: yes
+    to_logfile: no
+    to_syslog: no
+    timestamp: on
+}
+CONF
+  cp "$LAB/authkey" "$d/corosync/authkey"; chmod 0400 "$d/corosync/authkey"
+  # A fresh CIB: no fencing (the lab's simplification), a short DC election.
+  cat > "$d/lib/cib/cib.xml" <<CIB
+<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="cib-bootstrap-options">
+        <nvpair id="opt-stonith" name="stonith-enabled" value="false"/>
+        <nvpair id="opt-dcdead" name="dc-deadtime" value="5s"/>
+      </cluster_property_set>
+    </crm_config>
+    <nodes/><resources/><constraints/>
+  </configuration>
+  <status/>
+</cib>
+CIB
+  chown -R hacluster:haclient "$d/lib" "$d/log"; chmod 600 "$d/lib/cib/cib.xml"
+  pn "$h" setsid corosync -f -c /etc/corosync/corosync.conf </dev/null > "$d/corosync.log" 2>&1 &
+  eval "COROSYNC_$h=$!"; BG_PIDS+=($!)
+  wait_for 30 pn "$h" corosync-quorumtool -s || { log "corosync on $h did not start"; return 1; }
+  pn "$h" env PCMK_logfile=/var/log/pacemaker/pacemaker.log PCMK_logfacility=none \
+    setsid pacemakerd </dev/null > "$d/pacemakerd.out" 2>&1 &
+  eval "PACEMAKERD_$h=$!"; BG_PIDS+=($!)
+}
+
+crm() { pn "${CRM_NODE:-a}" "$@"; }
+both_online() { crm crm_mon -1 2>/dev/null | grep -Eq 'Online: \[ a b \]'; }
+started_on() {  # started_on RSC NODE
+  crm crm_resource --locate --resource "$1" 2>/dev/null | grep -q "is running on: $2\$"
+}
+
+# Kill a node the hard way: its pacemaker (every daemon in pacemakerd's session), its
+# corosync, its pluto; its link goes down (the node is gone, its addresses with it).
+pcmk_node_kill() {
+  local h=$1 pid
+  for pid in $(eval "echo \$PACEMAKERD_$h \$COROSYNC_$h"); do
+    pkill -9 -s "$(ps -o sid= -p "$pid" | tr -d ' ')" 2>/dev/null || kill -9 "$pid" 2>/dev/null
+  done
+  kill -9 "$(cat "$LAB/$h/run/pluto.pid")" 2>/dev/null
+  ip -n "lab-$h" link set eth0 down
+}
+
+pcmk_setup() {
+  pcmk_install_agents
+  (umask 077; head -c 256 /dev/urandom > "$LAB/authkey")
+  local h
+  for h in $PCMK_NODES; do
+    rm -rf "$LAB/$h/state"/* "$LAB/$h/vipsec"/*
+    pcmk_pluto_start "$h" || return 1
+  done
+  for h in $PCMK_NODES; do pcmk_node_up "$h" || return 1; done
+  wait_for 180 both_online || { log "the cluster did not form"; crm crm_mon -1 >&2; return 1; }
+  log "two-node cluster up: $(crm crm_mon -1 | grep -E 'Current DC|Online')"
+}
+
+# The VIP and its tunnel, as the README tells users to create them; C is a known client.
+pcmk_create_vip() {
+  crm pcs resource create vip ocf:heartbeat:IPaddr2 ip=$VIP cidr_netmask=24 nic=eth0 \
+    op monitor interval=10s &&
+  crm pcs resource create vip-tunnel ocf:vipsec:ipsec tunnel=rw vip=$VIP auth=psk \
+    psk_file="$PSK_FILE" clients=192.0.2.3 dnssec=off op monitor interval=10s &&
+  crm pcs constraint colocation add vip-tunnel with vip INFINITY &&
+  crm pcs constraint order vip then vip-tunnel
+}
+
+# pcmk_move LABEL CMD...: C pings the VIP while CMD (a pcs command) moves it; waits
+# until the tunnel is started on the other node and C has replies again.
+pcmk_move() {
+  local label=$1; shift
+  local from to; from=$(vip_holder); to=a; [ "$from" = a ] && to=b
+  local plog=$LAB/ping-pcmk-$label.log
+  ping_start "$plog" c $VIP; local pp=$PING_PID
+  sleep 1
+  cap_start "pcmk-$label" c
+  local t0 t1; t0=$(now)
+  "$@"
+  CRM_NODE=$to wait_for 120 started_on vip-tunnel "$to" || fail "$label: vip-tunnel not started on ${to^^} within 120 s"
+  t1=$(now)
+  local recovered=yes
+  wait_for 60 replies_since "$plog" "$t1" 3 || recovered=no
+  kill $pp 2>/dev/null; wait $pp 2>/dev/null || true
+  cap_stop "pcmk-$label"
+  OUTAGE=$(ping_gap "$plog" "$t0")
+  [ $recovered = no ] && OUTAGE=">60"
+  expect "$label: C reaches the VIP on ${to^^} again" test $recovered = yes
+  ESP=$(cap_count "pcmk-$label" "esp and host $VIP")
+  PLAIN=$(cap_count "pcmk-$label" "host $VIP and icmp")
+  expect "$label: no clear text from C to the VIP" test "$PLAIN" -eq 0
+  expect "$label: C's traffic is ESP" test "$ESP" -gt 3
+  CRM_NODE=$to crm crm_mon -1 > "$OUT/crm_mon-$label.txt" 2>&1
+  NOTE="${NOTE:+$NOTE; }$label: outage ${OUTAGE} s, Pacemaker took $(fo_secs "$t0" "$t1") s to start the tunnel on ${to^^}; crm_mon: $(grep -E 'vip-tunnel' "$OUT/crm_mon-$label.txt" | tr -s ' ' | head -1)"
+  log "$NOTE"
+}
+
+scenario_pcmk_move() {
+  scenario "7a Pacemaker: pcs resource move, pcs node standby"
+  pcmk_create_vip || fail "pcs resource create"
+  expect "vip-tunnel started with the VIP" wait_for 120 started_on vip-tunnel "$(vip_holder)"
+  on c ping -c 1 -W 10 $VIP >/dev/null 2>&1
+  expect "C has an SA with the VIP" wait_for 60 on c ping -c 1 -W 1 $VIP
+  local to; to=a; [ "$(vip_holder)" = a ] && to=b
+  pcmk_move move crm pcs resource move vip "$to"
+  crm pcs resource clear vip >/dev/null 2>&1
+  pcmk_move standby crm pcs node standby "$(vip_holder)"
+  local h; for h in a b; do crm pcs node unstandby "$h" >/dev/null 2>&1; done
+  expect "both nodes online after unstandby" wait_for 60 both_online
+  expect "no failed actions" bash -c "! pn a crm_mon -1 | grep -q 'Failed Resource Actions'"
+  done_scenario
+}
+
+scenario_pcmk_node_loss() {
+  scenario "7b Pacemaker: the VIP's node killed (pacemaker, corosync, pluto)"
+  local from to; from=$(vip_holder); to=a; [ "$from" = a ] && to=b
+  NOTE=""
+  CRM_NODE=$to pcmk_move "kill-${from}" pcmk_node_kill "$from"
+  CRM_NODE=$to crm crm_mon -1 > "$OUT/crm_mon-node-loss.txt" 2>&1
+  expect "crm_mon on ${to^^} shows ${from^^} offline" grep -Eq "OFFLINE: \[ $from \]" "$OUT/crm_mon-node-loss.txt"
+  expect "${to^^} keeps quorum (two_node)" grep -q "partition with quorum" "$OUT/crm_mon-node-loss.txt"
+  done_scenario
+  PCMK_DEAD=$from
+}
+
+mesh_started_on_both() {
+  local out; out=$(crm crm_resource --locate --resource mesh-clone 2>/dev/null)
+  grep -q 'running on: a$' <<<"$out" && grep -q 'running on: b$' <<<"$out"
+}
+esp_sa_ab() {  # an ESP SA each way between A and B, in A's kernel
+  [ "$(ip -n lab-a xfrm state list src 192.0.2.1 dst 192.0.2.2 proto esp | grep -c '^src')" -ge 1 ] &&
+  [ "$(ip -n lab-a xfrm state list src 192.0.2.2 dst 192.0.2.1 proto esp | grep -c '^src')" -ge 1 ]
+}
+spis_ab() { ip -n lab-a xfrm state list proto esp | awk '/spi/{print $4}' | sort | tr '\n' ' '; }
+members_left() { cat "$LAB"/a/pcmk/corosync.log "$LAB"/b/pcmk/corosync.log 2>/dev/null | grep -c 'Members left: [0-9]'; }
+
+# Every second, both nodes must be members (a node lost, even briefly, is a failure);
+# runs in the background while the mesh is rekeyed and restarted.
+membership_watch_start() {
+  : > "$LAB/membership.log"
+  ( while :; do both_online || echo "$(now) $(crm crm_mon -1 2>&1 | grep -E 'Online|OFFLINE' | tr '\n' ' ')" >> "$LAB/membership.log"; sleep 1; done ) &
+  MEMBERSHIP_WATCH=$!; BG_PIDS+=($!)
+}
+membership_watch_stop() { kill "$MEMBERSHIP_WATCH" 2>/dev/null; wait "$MEMBERSHIP_WATCH" 2>/dev/null || true; }
+
+scenario_pcmk_mesh() {
+  scenario "7c Pacemaker: mesh clone (policy=require) carries Corosync"
+  crm pcs resource create mesh ocf:vipsec:mesh policy=require op monitor interval=10s clone \
+    || fail "pcs resource create mesh ... clone"
+  expect "the mesh clone runs on A and B" wait_for 120 mesh_started_on_both
+  expect "an ESP SA each way between A and B (Corosync's packets brought them up)" wait_for 60 esp_sa_ab
+  local left0; left0=$(members_left)
+  membership_watch_start
+  cap_start knet a udp port 5405 or esp
+  sleep 5
+  cap_stop knet
+  ESP=$(cap_count knet "esp and host 192.0.2.2")
+  PLAIN=$(cap_count knet "udp port 5405 and host 192.0.2.2")
+  expect "Corosync's traffic A->B is ESP" test "$ESP" -gt 0
+  expect "no Corosync packet A->B in clear" test "$PLAIN" -eq 0
+  # A new master secret, the same on both nodes: reload-agent rekeys every pair.
+  (umask 077; head -c 48 /dev/urandom > "$LAB/rotated.secret")
+  local h; for h in a b; do install -m 0600 "$LAB/rotated.secret" "$LAB/$h/ipsec.d/mesh-master.key"; done
+  local spis0; spis0=$(spis_ab)
+  crm pcs resource update mesh secret_file=/etc/ipsec.d/mesh-master.key || fail "pcs resource update mesh secret_file="
+  expect "the new master secret's SAs are up (new SPIs)" wait_for 120 bash -c "[ \"\$(ip -n lab-a xfrm state list proto esp | awk '/spi/{print \$4}' | sort | tr '\n' ' ')\" != '$spis0' ] && ip -n lab-a xfrm state list src 192.0.2.2 dst 192.0.2.1 proto esp | grep -q '^src'"
+  grep -h 'reload-agent\|reload' "$LAB"/a/pcmk/log/pacemaker.log 2>/dev/null | grep -i 'mesh' | tail -2 > "$OUT/mesh-reload.txt"
+  expect "Pacemaker reloaded the mesh (no restart)" grep -qi 'reload' "$OUT/mesh-reload.txt"
+  sleep 15
+  crm pcs resource restart mesh-clone >/dev/null 2>&1 || fail "pcs resource restart mesh-clone"
+  expect "the mesh clone runs on A and B after the restart" wait_for 120 mesh_started_on_both
+  expect "SAs up again after the restart" wait_for 60 esp_sa_ab
+  sleep 15
+  membership_watch_stop
+  local left1; left1=$(members_left)
+  expect "no node left the membership through rekey and restart" test "$left1" -eq "$left0"
+  expect "both nodes online throughout (polled every second)" test ! -s "$LAB/membership.log"
+  crm crm_mon -1 > "$OUT/crm_mon-mesh.txt" 2>&1
+  expect "the cluster has quorum" grep -q 'partition with quorum' "$OUT/crm_mon-mesh.txt"
+  NOTE="Corosync A->B over 5 s: $ESP ESP, $PLAIN clear; membership changes during rekey+restart: $((left1 - left0))"
+  done_scenario
+}
+
+pcmk_teardown() {
+  local h pid
+  for h in $PCMK_NODES; do
+    for pid in $(eval "echo \${PACEMAKERD_$h:-} \${COROSYNC_$h:-}"); do
+      pkill -9 -s "$(ps -o sid= -p "$pid" | tr -d ' ')" 2>/dev/null || kill -9 "$pid" 2>/dev/null
+    done
+    kill -9 "$(cat "$LAB/$h/run/pluto.pid" 2>/dev/null)" 2>/dev/null
+    ip -n "lab-$h" link set eth0 up
+    ip -n "lab-$h" addr del $VIP/24 dev eth0 2>/dev/null
+    ip -n "lab-$h" xfrm state flush; ip -n "lab-$h" xfrm policy flush
+    rm -f "$LAB/$h/run/pluto.ctl" "$LAB/$h/run/pluto.pid"
+    rm -rf "$LAB/$h/state"/* "$LAB/$h/vipsec"/* "$LAB/$h/ipsec.d"/vipsec-*
+    cp "$LAB/$h/pcmk/corosync.log" "$OUT/corosync-$h.log" 2>/dev/null
+    cp "$LAB/$h/pcmk/log/pacemaker.log" "$OUT/pacemaker-$h.log" 2>/dev/null
+  done
+  umount /usr/lib/ocf/resource.d 2>/dev/null
+  # The lab's own plutos again, for the scenarios that follow.
+  for h in $PCMK_NODES; do pluto_start "$h"; done
+}
