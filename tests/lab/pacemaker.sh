@@ -5,9 +5,9 @@
 # device), and a longer totem token (10 s) because IKE under emulation is slow.
 #
 # Each node's daemons and commands run in its network namespace with its own view of
-# the files a node keeps to itself (pn below): /var/lib/pacemaker, /etc/corosync,
-# /etc/ipsec.d, /run/pluto, /run/vipsec, /run/resource-agents, /var/log/pacemaker are
-# bind-mounted from $LAB/NODE/. So the agents run exactly as installed, with their
+# the files a node keeps to itself (pn below): /run (corosync's lock file is there),
+# /var/lib/pacemaker, /etc/corosync, /etc/ipsec.d, /run/pluto, /run/vipsec,
+# /run/resource-agents, /var/log/pacemaker are bind-mounted from $LAB/NODE/. So the agents run exactly as installed, with their
 # defaults (ctlsocket, confdir, HA_RSCTMP, the cluster key), and pluto sees what they write.
 
 PCMK_NODES="a b"
@@ -17,6 +17,7 @@ pn() {
   local h=$1; shift
   ip netns exec "lab-$h" sh -c '
     d=$0
+    mount --bind "$d/pcmk/run" /run &&
     mount --bind "$d/pcmk/lib" /var/lib/pacemaker &&
     mount --bind "$d/pcmk/corosync" /etc/corosync &&
     mount --bind "$d/pcmk/log" /var/log/pacemaker &&
@@ -27,18 +28,26 @@ pn() {
     exec "$@"' "$LAB/$h" "$@"
 }
 
-# The agents where Pacemaker looks for them (the guest's /usr is the host's, read-only:
-# an overlay adds resource.d/vipsec), as the packages install them: a shim per type.
+# The agents where Pacemaker looks for them (the guest's /usr is the host's, read-only
+# over 9p, where overlayfs refuses to mount): a tmpfs over resource.d holding the
+# original providers (bind-mounted back) and vipsec's, a shim per type as the packages
+# install them.
 pcmk_install_agents() {
-  mkdir -p "$LAB/ocf-up/vipsec" "$LAB/ocf-work"
-  local t
-  for t in ipsec mesh; do
-    printf '#!/bin/sh\nexec %s ocf %s "$@"\n' "$VIPSEC" "$t" > "$LAB/ocf-up/vipsec/$t"
-    chmod 0755 "$LAB/ocf-up/vipsec/$t"
+  mkdir -p "$LAB/ocf-orig"
+  mount --bind /usr/lib/ocf/resource.d "$LAB/ocf-orig" || return 1
+  mount -t tmpfs -o mode=0755 ocf /usr/lib/ocf/resource.d || return 1
+  local p t
+  for p in "$LAB"/ocf-orig/*/; do
+    p=${p%/}
+    [ "$(basename "$p")" = vipsec ] && continue   # a copy the host tests installed
+    mkdir "/usr/lib/ocf/resource.d/$(basename "$p")"
+    mount --bind "$p" "/usr/lib/ocf/resource.d/$(basename "$p")"
   done
-  modprobe overlay 2>/dev/null
-  mount -t overlay overlay -o "lowerdir=/usr/lib/ocf/resource.d,upperdir=$LAB/ocf-up,workdir=$LAB/ocf-work" \
-    /usr/lib/ocf/resource.d
+  mkdir /usr/lib/ocf/resource.d/vipsec
+  for t in ipsec mesh; do
+    printf '#!/bin/sh\nexec %s ocf %s "$@"\n' "$VIPSEC" "$t" > "/usr/lib/ocf/resource.d/vipsec/$t"
+    chmod 0755 "/usr/lib/ocf/resource.d/vipsec/$t"
+  done
   mkdir -p /run/pluto /run/vipsec /run/resource-agents /var/log/pacemaker
 }
 
@@ -58,9 +67,7 @@ pcmk_pluto_start() {
 }
 
 pcmk_node_up() {
-  local h=$1 n d=$LAB/$1/pcmk
-  n=$(addr_of "$h")
-  mkdir -p "$d/lib/cib" "$d/lib/pengine" "$d/lib/blackbox" "$d/lib/cores" "$d/corosync" "$d/log"
+  local h=$1 d=$LAB/$1/pcmk
   cat > "$d/corosync/corosync.conf" <<CONF
 totem {
     version: 2
@@ -111,11 +118,16 @@ CONF
 CIB
   chown -R hacluster:haclient "$d/lib" "$d/log"; chmod 600 "$d/lib/cib/cib.xml"
   pn "$h" setsid corosync -f -c /etc/corosync/corosync.conf </dev/null > "$d/corosync.log" 2>&1 &
-  eval "COROSYNC_$h=$!"; BG_PIDS+=($!)
-  wait_for 30 pn "$h" corosync-quorumtool -s || { log "corosync on $h did not start"; return 1; }
+  BG_PIDS+=($!)
+}
+
+# Once both corosyncs are up (two_node waits for all before it is quorate).
+pcmk_pacemaker_up() {
+  local h=$1 d=$LAB/$1/pcmk
+  wait_for 60 pn "$h" corosync-quorumtool -s || { log "corosync on $h has no quorum"; return 1; }
   pn "$h" env PCMK_logfile=/var/log/pacemaker/pacemaker.log PCMK_logfacility=none \
     setsid pacemakerd </dev/null > "$d/pacemakerd.out" 2>&1 &
-  eval "PACEMAKERD_$h=$!"; BG_PIDS+=($!)
+  BG_PIDS+=($!)
 }
 
 crm() { pn "${CRM_NODE:-a}" "$@"; }
@@ -124,38 +136,49 @@ started_on() {  # started_on RSC NODE
   crm crm_resource --locate --resource "$1" 2>/dev/null | grep -q "is running on: $2\$"
 }
 
-# Kill a node the hard way: its pacemaker (every daemon in pacemakerd's session), its
-# corosync, its pluto; its link goes down (the node is gone, its addresses with it).
-pcmk_node_kill() {
-  local h=$1 pid
-  for pid in $(eval "echo \$PACEMAKERD_$h \$COROSYNC_$h"); do
-    pkill -9 -s "$(ps -o sid= -p "$pid" | tr -d ' ')" 2>/dev/null || kill -9 "$pid" 2>/dev/null
+# Kill a node the hard way: its pacemaker daemons, its corosync, its pluto (found among
+# the processes of its network namespace); its link goes down (the node is gone, its
+# addresses with it).
+pcmk_kill_daemons() {
+  local pid
+  for pid in $(ip netns pids "lab-$1"); do
+    case $(cat "/proc/$pid/comm" 2>/dev/null) in
+      corosync|pacemakerd|pacemaker-*|pluto) kill -9 "$pid" 2>/dev/null ;;
+    esac
   done
-  kill -9 "$(cat "$LAB/$h/run/pluto.pid")" 2>/dev/null
-  ip -n "lab-$h" link set eth0 down
+}
+pcmk_node_kill() {
+  pcmk_kill_daemons "$1"
+  ip -n "lab-$1" link set eth0 down
 }
 
 pcmk_setup() {
-  pcmk_install_agents
+  pcmk_install_agents || { log "cannot install the agents under /usr/lib/ocf/resource.d"; return 1; }
   (umask 077; head -c 256 /dev/urandom > "$LAB/authkey")
   local h
   for h in $PCMK_NODES; do
-    rm -rf "$LAB/$h/state"/* "$LAB/$h/vipsec"/*
+    rm -rf "$LAB/$h/state"/* "$LAB/$h/vipsec"/* "$LAB/$h/pcmk"
+    mkdir -p "$LAB/$h/pcmk/"{lib/cib,lib/pengine,lib/blackbox,lib/cores,corosync,log} \
+      "$LAB/$h/pcmk/run/"{pluto,vipsec,resource-agents,crm}
     pcmk_pluto_start "$h" || return 1
   done
-  for h in $PCMK_NODES; do pcmk_node_up "$h" || return 1; done
+  for h in $PCMK_NODES; do pcmk_node_up "$h"; done
+  for h in $PCMK_NODES; do pcmk_pacemaker_up "$h" || return 1; done
   wait_for 180 both_online || { log "the cluster did not form"; crm crm_mon -1 >&2; return 1; }
   log "two-node cluster up: $(crm crm_mon -1 | grep -E 'Current DC|Online')"
 }
 
-# The VIP and its tunnel, as the README tells users to create them; C is a known client.
+# The VIP and its tunnel, as the README tells users to create them (disabled until the
+# constraints exist, or the cluster tries it on a node without the VIP); C is a known
+# client.
 pcmk_create_vip() {
   crm pcs resource create vip ocf:heartbeat:IPaddr2 ip=$VIP cidr_netmask=24 nic=eth0 \
     op monitor interval=10s &&
   crm pcs resource create vip-tunnel ocf:vipsec:ipsec tunnel=rw vip=$VIP auth=psk \
-    psk_file="$PSK_FILE" clients=192.0.2.3 dnssec=off op monitor interval=10s &&
+    psk_file="$PSK_FILE" clients=192.0.2.3 dnssec=off op monitor interval=10s --disabled &&
   crm pcs constraint colocation add vip-tunnel with vip INFINITY &&
-  crm pcs constraint order vip then vip-tunnel
+  crm pcs constraint order vip then vip-tunnel &&
+  crm pcs resource enable vip-tunnel
 }
 
 # pcmk_move LABEL CMD...: C pings the VIP while CMD (a pcs command) moves it; waits
@@ -274,12 +297,9 @@ scenario_pcmk_mesh() {
 }
 
 pcmk_teardown() {
-  local h pid
+  local h
   for h in $PCMK_NODES; do
-    for pid in $(eval "echo \${PACEMAKERD_$h:-} \${COROSYNC_$h:-}"); do
-      pkill -9 -s "$(ps -o sid= -p "$pid" | tr -d ' ')" 2>/dev/null || kill -9 "$pid" 2>/dev/null
-    done
-    kill -9 "$(cat "$LAB/$h/run/pluto.pid" 2>/dev/null)" 2>/dev/null
+    pcmk_kill_daemons "$h"
     ip -n "lab-$h" link set eth0 up
     ip -n "lab-$h" addr del $VIP/24 dev eth0 2>/dev/null
     ip -n "lab-$h" xfrm state flush; ip -n "lab-$h" xfrm policy flush
@@ -288,7 +308,7 @@ pcmk_teardown() {
     cp "$LAB/$h/pcmk/corosync.log" "$OUT/corosync-$h.log" 2>/dev/null
     cp "$LAB/$h/pcmk/log/pacemaker.log" "$OUT/pacemaker-$h.log" 2>/dev/null
   done
-  umount /usr/lib/ocf/resource.d 2>/dev/null
+  umount -R /usr/lib/ocf/resource.d 2>/dev/null; umount "$LAB/ocf-orig" 2>/dev/null
   # The lab's own plutos again, for the scenarios that follow.
   for h in $PCMK_NODES; do pluto_start "$h"; done
 }
