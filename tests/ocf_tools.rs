@@ -49,6 +49,7 @@ fn meta_data_is_valid_against_the_ocf_dtd() {
         "cert",
         "peer_id",
         "mode",
+        "clients",
         "dnssec",
         "dnssec_anchor",
         "resolver",

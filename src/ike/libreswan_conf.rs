@@ -149,9 +149,11 @@ fn render_conn(c: &mut String, conn: &ConnDef, version: Version, cert_key: Optio
         line(format!("ike={IKE_PROPOSALS}"));
         line(format!("esp={ESP_PROPOSALS}"));
         line("dpddelay=10s".into());
-        // The peer drops the SAs it still has with this identity (a node that restarted,
-        // or the VIP's previous node): 4.x does not send it by default.
-        line("initial-contact=yes".into());
+        // Said either way: 4.10 does not send it unless told, whatever its manual says.
+        line(format!(
+            "initial-contact={}",
+            if conn.initial_contact { "yes" } else { "no" }
+        ));
         // 5.x dropped both: IKEv2 liveness gives up after retransmit-timeout and the
         // conn's failure handling applies.
         if !v5 {
@@ -260,6 +262,7 @@ mod tests {
             dead_peer: DeadPeer::Forget,
             retry_forever: false,
             updown: true,
+            initial_contact: false,
             priority: None,
         }
     }
@@ -371,6 +374,7 @@ mod tests {
             auth: ConnAuth::None,
             install: Install::OnDemand,
             updown: false,
+            initial_contact: false,
             priority: Some(100),
             ..road_warrior()
         };

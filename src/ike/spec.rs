@@ -128,6 +128,11 @@ pub struct ConnDef {
     pub retry_forever: bool,
     /// Run the daemon's default up/down script (routes, firewall) for it.
     pub updown: bool,
+    /// Tell the peer, when this end initiates, to drop the SAs it still has with this
+    /// identity (IKEv2 INITIAL_CONTACT): for the VIP's known clients, whose SAs were with
+    /// the VIP's previous node. Not for conns both ends initiate (the mesh): when their
+    /// exchanges cross, each end would delete SAs the other still sends on.
+    pub initial_contact: bool,
     /// Policy priority, where it must come before others (lower first).
     pub priority: Option<u32>,
 }

@@ -147,7 +147,7 @@ wait_for() {
   while :; do
     "$@" >/dev/null 2>&1 && return 0
     [ "$(echo "$(now) > $end" | bc)" = 1 ] && return 1
-    sleep 0.2
+    sleep "${WAIT_POLL:-0.2}"
   done
 }
 

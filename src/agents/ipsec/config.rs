@@ -287,11 +287,13 @@ impl IpsecConfig {
             dead_peer: DeadPeer::Forget,
             retry_forever: false,
             updown: true,
+            initial_contact: false,
             priority: None,
         };
         let known = self.clients.iter().map(|client| ConnDef {
             name: client.conn.to_string(),
             remote: Remote::Host(client.address),
+            initial_contact: true,
             ..road_warrior.clone()
         });
         std::iter::once(road_warrior.clone()).chain(known).collect()

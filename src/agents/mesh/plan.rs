@@ -187,6 +187,7 @@ fn mesh_conn(cfg: &MeshConfig, name: String, local: IpAddr, peer: IpAddr) -> Con
         retry_forever: true,
         // The daemon's updown script per routed conn made loading 100 peers take 2 s.
         updown: false,
+        initial_contact: false,
         priority: None,
     }
 }
@@ -264,6 +265,7 @@ fn pass_conns(cfg: &MeshConfig, local: IpAddr) -> Vec<ConnDef> {
         dead_peer: DeadPeer::Forget,
         retry_forever: false,
         updown: false,
+        initial_contact: false,
         priority: Some(PASS_PRIORITY),
     };
     let mut conns = Vec::new();
