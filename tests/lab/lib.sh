@@ -37,6 +37,16 @@ host_add() {
   ip -n "lab-$h" addr add "2001:db8::$n/64" dev eth0 nodad
 }
 
+# link_up HOST: the host's link back up with its addresses (a link that went down lost
+# its IPv6 address: the kernel flushes them unless keep_addr_on_down is set).
+link_up() {
+  local n
+  n=$(ip -n "lab-$1" -4 -o addr show dev eth0 | awk '{print $4}' | grep -m1 -Eo '192\.0\.2\.[0-9]+' | cut -d. -f4)
+  ip -n "lab-$1" link set eth0 up
+  [ -n "$n" ] && ip -n "lab-$1" addr add "2001:db8::$n/64" dev eth0 nodad 2>/dev/null
+  return 0
+}
+
 # pluto_start HOST: its own rundir, NSS db, ipsec.d; the secrets file includes ipsec.d/*.secrets
 # like the stock /etc/ipsec.secrets does.
 pluto_start() {

@@ -304,7 +304,7 @@ pcmk_teardown() {
   local h
   for h in $PCMK_NODES; do
     pcmk_kill_daemons "$h"
-    ip -n "lab-$h" link set eth0 up
+    link_up "$h"
     ip -n "lab-$h" addr del $VIP/24 dev eth0 2>/dev/null
     ip -n "lab-$h" xfrm state flush; ip -n "lab-$h" xfrm policy flush
     rm -f "$LAB/$h/run/pluto.ctl" "$LAB/$h/run/pluto.pid"
