@@ -70,14 +70,11 @@ pub fn run(env: &Env) -> Result<()> {
                 });
                 env.ike
                     .write_conns(&conns, keys.as_deref(), &files, env.deadline)?;
+                // Every conn of the file in one addconn: each process start counts
+                // between the old node's Delete and this node serving the VIP.
+                let names: Vec<String> = conns.iter().map(|c| c.name.clone()).collect();
                 env.ike
-                    .load(tunnel, ConnSource::File(&files.conn), env.deadline)?;
-                let known: Vec<String> =
-                    env.cfg.clients.iter().map(|c| c.conn.to_string()).collect();
-                if !known.is_empty() {
-                    env.ike
-                        .load_some(&files.conn, &known, false, env.deadline)?;
-                }
+                    .load_some(&files.conn, &names, false, env.deadline)?;
             }
             // The daemon only serves addresses it has seen: the VIP may be newer than it.
             env.ike.rescan_addresses(env.deadline)?;
