@@ -90,6 +90,8 @@ fi
 # in this same boot: every pluto restarted from that root.
 if [ -n "${LAB_ROOT5:-}" ] && [ -x "$LAB_ROOT5/usr/sbin/ipsec" ] && { want vip || want mesh || want_named libreswan5; }; then
   if use_distro_root "$LAB_ROOT5" "libreswan 5.2"; then
+    # Three moves per failover scenario here (five on 4.10): the test command's time.
+    LAB_FAILOVER_RUNS=${LAB_FAILOVER_RUNS_5:-3}
     if want vip || want_named libreswan5; then
       vip_setup
       scenario_vip_on_a
