@@ -15,10 +15,11 @@ PCMK_NODES="a b"
 # take the CPU Pacemaker itself needs.
 PCMK_POLL=1
 
-# pn NODE CMD...: CMD in NODE's namespace, with NODE's files.
+# pn NODE CMD...: CMD in NODE's namespace, with NODE's files (within PN_TIMEOUT seconds
+# if set: daemons have none, commands do).
 pn() {
   local h=$1; shift
-  ip netns exec "lab-$h" sh -c '
+  ${PN_TIMEOUT:+timeout -k 5 "$PN_TIMEOUT"} ip netns exec "lab-$h" sh -c '
     d=$0
     mount --bind "$d/pcmk/run" /run &&
     mount --bind "$d/pcmk/lib" /var/lib/pacemaker &&
@@ -133,7 +134,8 @@ pcmk_pacemaker_up() {
   BG_PIDS+=($!)
 }
 
-crm() { pn "${CRM_NODE:-a}" "$@"; }
+# Cluster commands have a deadline: a hung pcs fails its step, not the whole lab.
+crm() { PN_TIMEOUT=${CRM_TIMEOUT:-180} pn "${CRM_NODE:-a}" "$@"; }
 both_online() { crm crm_mon -1 2>/dev/null | grep -Eq 'Online: \[ a b \]'; }
 started_on() {  # started_on RSC NODE
   crm crm_resource --locate --resource "$1" 2>/dev/null | grep -q "is running on: $2\$"
@@ -266,6 +268,8 @@ membership_watch_stop() { kill "$MEMBERSHIP_WATCH" 2>/dev/null; wait "$MEMBERSHI
 scenario_pcmk_mesh() {
   local WAIT_POLL=$PCMK_POLL
   scenario "7c Pacemaker: mesh clone (policy=require) carries Corosync"
+  local left0; left0=$(members_left)
+  membership_watch_start
   crm pcs resource create mesh ocf:vipsec:mesh policy=require op monitor interval=10s clone \
     || fail "pcs resource create mesh ... clone"
   expect "the mesh clone runs on A and B" wait_for 120 mesh_started_on_both
