@@ -85,7 +85,7 @@ client_up() {  # C negotiates with whoever holds the VIP; prints the IKE SA it g
   ip netns exec vdemo-c ipsec whack --ctlsocket "$W/c/run/pluto.ctl" --name tovip --terminate >/dev/null 2>&1 || true
   ip netns exec vdemo-c ipsec whack --ctlsocket "$W/c/run/pluto.ctl" --name tovip --initiate --asynchronous >/dev/null
   for _ in $(seq 100); do
-    ip netns exec vdemo-$1 ipsec whack --ctlsocket "$W/$1/run/pluto.ctl" --showstates | grep -q ESTABLISHED_IKE_SA && break
+    ip netns exec vdemo-$1 ipsec whack --ctlsocket "$W/$1/run/pluto.ctl" --showstates | grep ESTABLISHED_IKE_SA >/dev/null && break
     sleep 0.2
   done
   echo "IKE SA on node ${1^^}, seen by its pluto:"
@@ -137,7 +137,7 @@ grep '^conn ' "$W/b/vipsec/vipsec-vip-tunnel.conf"
 ip -n vdemo-c neigh flush all   # what IPaddr2's gratuitous ARP makes real clients do
 step "client C is back: B initiated toward it (C did nothing)"
 for _ in $(seq 100); do
-  ip netns exec vdemo-c ipsec whack --ctlsocket "$W/c/run/pluto.ctl" --showstates | grep -q ESTABLISHED_IKE_SA && break
+  ip netns exec vdemo-c ipsec whack --ctlsocket "$W/c/run/pluto.ctl" --showstates | grep ESTABLISHED_IKE_SA >/dev/null && break
   sleep 0.05
 done
 t2=$(date +%s.%N)

@@ -74,7 +74,7 @@ scenario_dnssec() {
     local port=$((20000 + RANDOM % 20000))
     on a nc -z -w 1 192.0.2.2 $port >/dev/null 2>&1 || true
     on a nc -z -w 1 2001:db8::2 $port >/dev/null 2>&1 || true
-    ip -n lab-a xfrm state list dst 192.0.2.2 | grep -q spi && ip -n lab-a xfrm state list dst 2001:db8::2 | grep -q spi
+    ip -n lab-a xfrm state list dst 192.0.2.2 | qgrep spi && ip -n lab-a xfrm state list dst 2001:db8::2 | qgrep spi
   }
   expect "A's SAs with B come up (both families)" wait_for 60 dns_poke_up
   cap_start dns a
@@ -199,7 +199,7 @@ scenario_mesh_cert_names() {
   lab_cert b impostor x.lab.test
   cmesh_up() {
     on a nc -z -w 1 192.0.2.2 $((20000 + RANDOM % 20000)) >/dev/null 2>&1 || true
-    ip -n lab-a xfrm state list dst 192.0.2.2 | grep -q spi
+    ip -n lab-a xfrm state list dst 192.0.2.2 | qgrep spi
   }
   expect_code 0 "mesh start on A (auth=cert)" cert_mesh_agent a node start
   expect_code 0 "mesh start on B (auth=cert, b.lab.test)" cert_mesh_agent b node start
@@ -214,7 +214,7 @@ scenario_mesh_cert_names() {
   expect_code 0 "mesh start on A" cert_mesh_agent a node start
   impostor_up() {
     on a nc -z -w 1 192.0.2.2 $((20000 + RANDOM % 20000)) >/dev/null 2>&1 || true
-    whack a --trafficstatus | grep -q 'CN=x.lab.test'
+    whack a --trafficstatus | qgrep 'CN=x.lab.test'
   }
   expect "B's SA with the impostor certificate comes up" wait_for 60 impostor_up
   expect_code 190 "monitor on A: degraded, B refused" cert_mesh_agent a node monitor

@@ -11,6 +11,10 @@ now() { date +%s.%N; }
 elapsed() { echo "$(now) - $T_START" | bc; }
 # on HOST CMD...: run CMD in HOST's namespace
 on() { local h=$1; shift; ip netns exec "lab-$h" "$@"; }
+# grep -q that reads all of its input: the lab runs with pipefail, and a grep -q that
+# quits at the first match can kill the writer (SIGPIPE) and so fail the pipeline
+# (the likely cause of a lab run that read "not online" of a node crm_mon showed online).
+qgrep() { grep "$@" >/dev/null; }
 # The IKE daemon's distribution: empty for the guest's own (the host's libreswan), or
 # (chroot ROOT) once use_distro_root has switched to another root's (Debian 13's 5.2).
 IN=()

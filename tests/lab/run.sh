@@ -3,7 +3,7 @@
 # virtme-ng) over this machine's root filesystem and runs tests/lab/guest.sh in it: the
 # vipsec binary, real pluto processes and real ESP in network namespaces. Prints the
 # summary table; exits non-zero if any scenario failed or the lab could not run.
-# Usage: tests/lab/run.sh [vip|mesh|dnssec ...]   (default: all scenarios)
+# Usage: tests/lab/run.sh [vip|mesh|dnssec|pacemaker|libreswan5 ...]   (default: all scenarios)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -29,7 +29,7 @@ rc=0
 # /dev/kvm exists here but does not work: software emulation only.
 # The guest gets the lab's knobs (LAB_*, CLIENT_*) through a file: vng passes no environment.
 { echo "LAB_ONLY='$ONLY'"; env | grep -E '^(LAB|CLIENT)_[A-Z0-9_]+=' | sed -E "s/=(.*)/='\\1'/" || true; } > "$OUT/lab.env"
-timeout 1500 vng --run "$KERNEL" --disable-kvm --cpus 2 --memory 2G --rwdir="$OUT" \
+timeout "${LAB_TIMEOUT:-3000}" vng --run "$KERNEL" --disable-kvm --cpus 2 --memory 2G --rwdir="$OUT" \
   --exec "bash $REPO/tests/lab/guest.sh $OUT $BIN" > "$OUT/guest.log" 2>&1 || rc=$?
 secs=$(( $(date +%s) - t0 ))
 [ "${LAB_VERBOSE:-0}" = 1 ] && cat "$OUT/guest.log"

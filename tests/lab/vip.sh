@@ -81,7 +81,7 @@ client_reconnect() {
   whack c --name tovip --initiate --asynchronous >/dev/null 2>&1 || true
 }
 
-established_child() { whack "$1" --showstates | grep "${2:-}" | grep -q "ESTABLISHED_CHILD_SA"; }
+established_child() { whack "$1" --showstates | grep "${2:-}" | qgrep "ESTABLISHED_CHILD_SA"; }
 
 scenario_vip_on_a() {
   scenario "1 VIP on A: C<->VIP is ESP"
@@ -192,7 +192,8 @@ failover_runs() {
   echo "$SCEN	$FO_SUMMARY" >> "$OUT/failover-figures.tsv"
 }
 
-vip_holder() { if on a ip -o addr show dev eth0 | grep -q " $VIP/"; then echo a; else echo b; fi; }
+# (Output captured first: with pipefail, grep -q quitting early can fail the pipeline.)
+vip_holder() { local out; out=$(on a ip -o addr show dev eth0); if grep -q " $VIP/" <<<"$out"; then echo a; else echo b; fi; }
 
 scenario_failover() {
   scenario "2 failover A->B (pacemaker order)"
