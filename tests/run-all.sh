@@ -14,11 +14,20 @@ ROOT=$(./tests/debian13-root.sh)
 VIPSEC_TEST_ROOT=$ROOT VIPSEC_REQUIRE_PACKAGES=1 cargo test --locked --no-fail-fast \
   --test vip_lifecycle --test mesh --test ocf_tools --test pacemaker 2>&1 \
   | sed -u 's/^test result:/test result (libreswan 5.2):/' | tee target/test-output-debian13.txt
+# strongSwan's charon over VICI, from roots of its own (it cannot be installed beside
+# libreswan): Debian 12's 5.9 and Debian 13's 6.0 (built once, cached outside the clone).
+for suite in bookworm trixie; do
+  SSROOT=$(./tests/strongswan-root.sh "$suite")
+  VIPSEC_STRONGSWAN_ROOT=$SSROOT cargo test --locked --no-fail-fast --test vici 2>&1 \
+    | sed -u "s/^test result:/test result (strongSwan, $suite):/" | tee "target/test-output-strongswan-$suite.txt"
+  grep -q '^test result (strongSwan, [a-z]*): ok\.' "target/test-output-strongswan-$suite.txt"
+done
 ./tests/bench.sh
 # Real ESP: the lab boots Debian's kernel under emulation (this kernel has no ESP).
 ./tests/lab/run.sh | tee target/lab-output.txt
 # One closing line for the whole run.
 passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
 passed5=$(grep -Eo '^test result \(libreswan 5.2\): ok\. [0-9]+ passed' target/test-output-debian13.txt | awk '{s+=$6} END {print s+0}')
+passed_ss=$(cat target/test-output-strongswan-*.txt | grep -Eo '^test result \(strongSwan, [a-z]+\): ok\. [0-9]+ passed' | awk '{s+=$6} END {print s+0}')
 lab=$(grep -Eo '^lab: [0-9]+/[0-9]+ scenarios passed' target/lab-output.txt | awk '{print $2}')
-echo "$passed passed on libreswan $(ipsec --version | awk '{print $2}') (host), $passed5 on libreswan 5.2 (Debian 13 root), 0 failed; real-kernel lab: $lab scenarios passed"
+echo "$passed passed on libreswan $(ipsec --version | awk '{print $2}') (host), $passed5 on libreswan 5.2 (Debian 13 root), $passed_ss against strongSwan 5.9 and 6.0 (VICI), 0 failed; real-kernel lab: $lab scenarios passed"

@@ -5,6 +5,7 @@ pub mod libreswan;
 pub mod libreswan_conf;
 pub mod libreswan_status;
 pub mod spec;
+pub mod vici;
 
 pub use spec::{
     ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, ProtoPort, PskEntry, Remote, Shunt,

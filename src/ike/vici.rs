@@ -1,0 +1,737 @@
+//! VICI, strongSwan's control protocol, spoken natively: the wire format and a blocking
+//! client with a deadline. A packet is a 32-bit big-endian length, a type byte, for the
+//! named types a name (8-bit length), then a message: a flat stream of typed elements
+//! (section start/end, key = value, list start/item/end) that nest into a tree.
+//!
+//! Written here rather than taken from a crate: the one maintained Rust client is async on
+//! tokio, and every call the agent makes must be bounded by the action's deadline, which a
+//! blocking socket with timeouts gives in a few lines.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// charon refuses larger messages; a peer that claims more is not charon.
+pub const MAX_MESSAGE: usize = 512 * 1024;
+
+mod element {
+    pub const SECTION_START: u8 = 1;
+    pub const SECTION_END: u8 = 2;
+    pub const KEY_VALUE: u8 = 3;
+    pub const LIST_START: u8 = 4;
+    pub const LIST_ITEM: u8 = 5;
+    pub const LIST_END: u8 = 6;
+}
+
+mod packet {
+    pub const CMD_REQUEST: u8 = 0;
+    pub const CMD_RESPONSE: u8 = 1;
+    pub const CMD_UNKNOWN: u8 = 2;
+    pub const EVENT_REGISTER: u8 = 3;
+    pub const EVENT_UNREGISTER: u8 = 4;
+    pub const EVENT_CONFIRM: u8 = 5;
+    pub const EVENT_UNKNOWN: u8 = 6;
+    pub const EVENT: u8 = 7;
+}
+
+/// One value of a message: raw bytes (charon's values are text, but keys and secrets are
+/// bytes), a list of such, or a nested section.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Value {
+    Bytes(Vec<u8>),
+    List(Vec<Vec<u8>>),
+    Section(Message),
+}
+
+/// Text as text, other bytes as bytes: what a failing test or a log line should show.
+struct Shown<'a>(&'a [u8]);
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match std::str::from_utf8(self.0) {
+            Ok(s) => write!(f, "{s:?}"),
+            Err(_) => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Value::Bytes(b) => Shown(b).fmt(f),
+            Value::List(items) => f
+                .debug_list()
+                .entries(items.iter().map(|i| Shown(i)))
+                .finish(),
+            Value::Section(m) => m.fmt(f),
+        }
+    }
+}
+
+/// A message: named values in the order they were written (charon reads some sections,
+/// e.g. a conn's children, in order).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Message(pub Vec<(String, Value)>);
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| (k, v)))
+            .finish()
+    }
+}
+
+impl Message {
+    pub fn new() -> Message {
+        Message::default()
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Vec<u8>>) -> Message {
+        self.0.push((key.to_string(), Value::Bytes(value.into())));
+        self
+    }
+
+    pub fn with_list<I, V>(mut self, key: &str, items: I) -> Message
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Vec<u8>>,
+    {
+        let items = items.into_iter().map(Into::into).collect();
+        self.0.push((key.to_string(), Value::List(items)));
+        self
+    }
+
+    pub fn with_section(mut self, key: &str, section: Message) -> Message {
+        self.0.push((key.to_string(), Value::Section(section)));
+        self
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// A key's value as text (`None` if absent, a list or a section, or not UTF-8).
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.get(key)? {
+            Value::Bytes(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn section(&self, key: &str) -> Option<&Message> {
+        match self.get(key)? {
+            Value::Section(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// A list's items as text (items that are not UTF-8 are left out).
+    pub fn list(&self, key: &str) -> Vec<&str> {
+        match self.get(key) {
+            Some(Value::List(items)) => items
+                .iter()
+                .filter_map(|i| std::str::from_utf8(i).ok())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The named sections, in order (e.g. the IKE SAs of a list-sa event).
+    pub fn sections(&self) -> impl Iterator<Item = (&str, &Message)> {
+        self.0.iter().filter_map(|(k, v)| match v {
+            Value::Section(m) => Some((k.as_str(), m)),
+            _ => None,
+        })
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+        for (key, value) in &self.0 {
+            match value {
+                Value::Bytes(b) => {
+                    out.push(element::KEY_VALUE);
+                    put_name(out, key)?;
+                    put_value(out, b)?;
+                }
+                Value::List(items) => {
+                    out.push(element::LIST_START);
+                    put_name(out, key)?;
+                    for item in items {
+                        out.push(element::LIST_ITEM);
+                        put_value(out, item)?;
+                    }
+                    out.push(element::LIST_END);
+                }
+                Value::Section(m) => {
+                    out.push(element::SECTION_START);
+                    put_name(out, key)?;
+                    m.encode(out)?;
+                    out.push(element::SECTION_END);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn decode(bytes: &[u8]) -> std::result::Result<Message, String> {
+        let mut r = Reader { bytes, at: 0 };
+        let m = decode_section(&mut r, 0)?;
+        if r.at != bytes.len() {
+            return Err(format!(
+                "a section end without a start at byte {}",
+                r.at - 1
+            ));
+        }
+        Ok(m)
+    }
+}
+
+fn put_name(out: &mut Vec<u8>, name: &str) -> std::result::Result<(), String> {
+    let len =
+        u8::try_from(name.len()).map_err(|_| format!("name longer than 255 bytes: {name:.40}…"))?;
+    out.push(len);
+    out.extend_from_slice(name.as_bytes());
+    Ok(())
+}
+
+fn put_value(out: &mut Vec<u8>, value: &[u8]) -> std::result::Result<(), String> {
+    let len =
+        u16::try_from(value.len()).map_err(|_| "value longer than 65535 bytes".to_string())?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(value);
+    Ok(())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> std::result::Result<&[u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| format!("truncated at byte {} (wanted {n} more)", self.at))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn byte(&mut self) -> std::result::Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn name(&mut self) -> std::result::Result<String, String> {
+        let n = self.byte()? as usize;
+        let at = self.at;
+        String::from_utf8(self.take(n)?.to_vec())
+            .map_err(|_| format!("a name that is not UTF-8 at byte {at}"))
+    }
+    fn value(&mut self) -> std::result::Result<Vec<u8>, String> {
+        let len = self.take(2)?;
+        let n = u16::from_be_bytes([len[0], len[1]]) as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+}
+
+/// Nesting deeper than charon ever writes is refused (no unbounded recursion on input).
+const MAX_DEPTH: usize = 32;
+
+fn decode_section(r: &mut Reader, depth: usize) -> std::result::Result<Message, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("sections nested deeper than {MAX_DEPTH}"));
+    }
+    let mut m = Message::new();
+    while r.at < r.bytes.len() {
+        let at = r.at;
+        match r.byte()? {
+            element::SECTION_START => {
+                let name = r.name()?;
+                let inner = decode_section(r, depth + 1)?;
+                m.0.push((name, Value::Section(inner)));
+            }
+            element::SECTION_END if depth > 0 => return Ok(m),
+            element::SECTION_END => {
+                return Err(format!("a section end without a start at byte {at}"))
+            }
+            element::KEY_VALUE => {
+                let name = r.name()?;
+                let value = r.value()?;
+                m.0.push((name, Value::Bytes(value)));
+            }
+            element::LIST_START => {
+                let name = r.name()?;
+                let mut items = Vec::new();
+                loop {
+                    match r.byte()? {
+                        element::LIST_ITEM => items.push(r.value()?),
+                        element::LIST_END => break,
+                        other => return Err(format!("element {other} inside list {name}")),
+                    }
+                }
+                m.0.push((name, Value::List(items)));
+            }
+            other => return Err(format!("unknown element type {other} at byte {at}")),
+        }
+    }
+    if depth > 0 {
+        return Err("a section that never ends".into());
+    }
+    Ok(m)
+}
+
+/// One VICI packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    Request {
+        command: String,
+        message: Message,
+    },
+    Response(Message),
+    /// charon does not know the command.
+    UnknownCommand,
+    EventRegister(String),
+    EventUnregister(String),
+    EventConfirm,
+    /// charon does not know the event.
+    UnknownEvent,
+    Event {
+        name: String,
+        message: Message,
+    },
+}
+
+impl Packet {
+    /// The packet with its length prefix, ready for the socket.
+    pub fn encode(&self) -> std::result::Result<Vec<u8>, String> {
+        let mut body = Vec::new();
+        match self {
+            Packet::Request { command, message } => {
+                body.push(packet::CMD_REQUEST);
+                put_name(&mut body, command)?;
+                message.encode(&mut body)?;
+            }
+            Packet::Response(m) => {
+                body.push(packet::CMD_RESPONSE);
+                m.encode(&mut body)?;
+            }
+            Packet::UnknownCommand => body.push(packet::CMD_UNKNOWN),
+            Packet::EventRegister(name) => {
+                body.push(packet::EVENT_REGISTER);
+                put_name(&mut body, name)?;
+            }
+            Packet::EventUnregister(name) => {
+                body.push(packet::EVENT_UNREGISTER);
+                put_name(&mut body, name)?;
+            }
+            Packet::EventConfirm => body.push(packet::EVENT_CONFIRM),
+            Packet::UnknownEvent => body.push(packet::EVENT_UNKNOWN),
+            Packet::Event { name, message } => {
+                body.push(packet::EVENT);
+                put_name(&mut body, name)?;
+                message.encode(&mut body)?;
+            }
+        }
+        if body.len() > MAX_MESSAGE {
+            return Err(format!(
+                "message of {} bytes, more than VICI's {MAX_MESSAGE}",
+                body.len()
+            ));
+        }
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// A packet from its body (the bytes after the length prefix).
+    pub fn decode(body: &[u8]) -> std::result::Result<Packet, String> {
+        let mut r = Reader { bytes: body, at: 0 };
+        let kind = r.byte().map_err(|_| "an empty packet".to_string())?;
+        let rest = |r: &Reader| Message::decode(&r.bytes[r.at..]);
+        Ok(match kind {
+            packet::CMD_REQUEST => {
+                let command = r.name()?;
+                Packet::Request {
+                    command,
+                    message: rest(&r)?,
+                }
+            }
+            packet::CMD_RESPONSE => Packet::Response(rest(&r)?),
+            packet::CMD_UNKNOWN => Packet::UnknownCommand,
+            packet::EVENT_REGISTER => Packet::EventRegister(r.name()?),
+            packet::EVENT_UNREGISTER => Packet::EventUnregister(r.name()?),
+            packet::EVENT_CONFIRM => Packet::EventConfirm,
+            packet::EVENT_UNKNOWN => Packet::UnknownEvent,
+            packet::EVENT => {
+                let name = r.name()?;
+                Packet::Event {
+                    name,
+                    message: rest(&r)?,
+                }
+            }
+            other => return Err(format!("unknown packet type {other}")),
+        })
+    }
+}
+
+/// A connection to charon's VICI socket. Every read and write is bounded by the
+/// deadline the caller gives.
+pub struct Client {
+    stream: UnixStream,
+    socket: String,
+}
+
+impl Client {
+    pub fn connect(socket: &Path, deadline: Instant) -> Result<Client> {
+        let shown = socket.display().to_string();
+        if Instant::now() >= deadline {
+            return Err(Error::Generic(format!(
+                "no time left to connect to charon at {shown}"
+            )));
+        }
+        let stream = UnixStream::connect(socket).map_err(|e| {
+            Error::Generic(format!(
+                "cannot connect to charon's VICI socket {shown}: {e}"
+            ))
+        })?;
+        Ok(Client {
+            stream,
+            socket: shown,
+        })
+    }
+
+    fn bound(&self, deadline: Instant) -> Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Generic(format!(
+                "charon at {} did not answer in time",
+                self.socket
+            )));
+        }
+        let left = left.max(Duration::from_millis(1));
+        self.stream
+            .set_read_timeout(Some(left))
+            .and_then(|_| self.stream.set_write_timeout(Some(left)))
+            .map_err(|e| Error::Generic(format!("VICI socket {}: {e}", self.socket)))
+    }
+
+    fn send(&mut self, p: &Packet, deadline: Instant) -> Result<()> {
+        let bytes = p
+            .encode()
+            .map_err(|e| Error::Generic(format!("cannot encode a VICI request: {e}")))?;
+        self.bound(deadline)?;
+        self.stream
+            .write_all(&bytes)
+            .map_err(|e| self.io_error("write to", e))
+    }
+
+    fn io_error(&self, what: &str, e: std::io::Error) -> Error {
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                Error::Generic(format!("charon at {} did not answer in time", self.socket))
+            }
+            _ => Error::Generic(format!(
+                "cannot {what} charon's VICI socket {}: {e}",
+                self.socket
+            )),
+        }
+    }
+
+    fn receive(&mut self, deadline: Instant) -> Result<Packet> {
+        let mut len = [0u8; 4];
+        self.read_exact(&mut len, deadline)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_MESSAGE {
+            return Err(Error::Generic(format!(
+                "{} sent a VICI packet of {len} bytes, more than charon ever sends",
+                self.socket
+            )));
+        }
+        let mut body = vec![0u8; len];
+        self.read_exact(&mut body, deadline)?;
+        Packet::decode(&body).map_err(|e| {
+            Error::Generic(format!(
+                "a VICI packet from {} that does not parse: {e}",
+                self.socket
+            ))
+        })
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8], deadline: Instant) -> Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            self.bound(deadline)?;
+            match self.stream.read(&mut buf[got..]) {
+                Ok(0) => {
+                    return Err(Error::Generic(format!(
+                        "charon closed its VICI socket {} mid-answer",
+                        self.socket
+                    )))
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error("read from", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// One command and its response. A response saying `success = no` is an error
+    /// carrying charon's `errmsg`.
+    pub fn request(
+        &mut self,
+        command: &str,
+        message: Message,
+        deadline: Instant,
+    ) -> Result<Message> {
+        self.send(
+            &Packet::Request {
+                command: command.into(),
+                message,
+            },
+            deadline,
+        )?;
+        match self.receive(deadline)? {
+            Packet::Response(m) => checked(command, m),
+            Packet::UnknownCommand => Err(Error::Generic(format!(
+                "charon does not know the VICI command {command}"
+            ))),
+            other => Err(Error::Generic(format!(
+                "charon answered {command} with {other:?}"
+            ))),
+        }
+    }
+
+    /// A streamed command (list-sas, list-conns): charon sends one `event` per item before
+    /// the response. Returns the items, then the response.
+    pub fn streamed(
+        &mut self,
+        command: &str,
+        event: &str,
+        message: Message,
+        deadline: Instant,
+    ) -> Result<(Vec<Message>, Message)> {
+        self.send(&Packet::EventRegister(event.into()), deadline)?;
+        match self.receive(deadline)? {
+            Packet::EventConfirm => {}
+            Packet::UnknownEvent => {
+                return Err(Error::Generic(format!(
+                    "charon does not know the VICI event {event}"
+                )))
+            }
+            other => {
+                return Err(Error::Generic(format!(
+                    "charon answered the registration for {event} with {other:?}"
+                )))
+            }
+        }
+        self.send(
+            &Packet::Request {
+                command: command.into(),
+                message,
+            },
+            deadline,
+        )?;
+        let mut items = Vec::new();
+        let response = loop {
+            match self.receive(deadline)? {
+                Packet::Event { name, message } if name == event => items.push(message),
+                Packet::Event { .. } => {}
+                Packet::Response(m) => break m,
+                Packet::UnknownCommand => {
+                    return Err(Error::Generic(format!(
+                        "charon does not know the VICI command {command}"
+                    )))
+                }
+                other => {
+                    return Err(Error::Generic(format!(
+                        "charon answered {command} with {other:?}"
+                    )))
+                }
+            }
+        };
+        self.send(&Packet::EventUnregister(event.into()), deadline)?;
+        match self.receive(deadline)? {
+            Packet::EventConfirm => {}
+            other => {
+                return Err(Error::Generic(format!(
+                    "charon answered the unregistration of {event} with {other:?}"
+                )))
+            }
+        }
+        Ok((items, checked(command, response)?))
+    }
+}
+
+/// Commands that can fail answer `success = yes|no` and `errmsg`; others (list-*) do not.
+fn checked(command: &str, m: Message) -> Result<Message> {
+    match m.str("success") {
+        Some("no") => Err(Error::Generic(format!(
+            "charon refused {command}: {}",
+            m.str("errmsg").unwrap_or("no reason given")
+        ))),
+        _ => Ok(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(m: &Message) -> Message {
+        let mut b = Vec::new();
+        m.encode(&mut b).unwrap();
+        Message::decode(&b).unwrap()
+    }
+
+    #[test]
+    fn a_conn_definition_survives_encoding() {
+        let m = Message::new().with_section(
+            "vip",
+            Message::new()
+                .with_list("local_addrs", ["192.0.2.100"])
+                .with("version", "2")
+                .with_section("local", Message::new().with("auth", "psk"))
+                .with_section(
+                    "children",
+                    Message::new().with_section("vip", Message::new().with("mode", "transport")),
+                ),
+        );
+        assert_eq!(roundtrip(&m), m);
+        let conn = m.section("vip").unwrap();
+        assert_eq!(conn.list("local_addrs"), ["192.0.2.100"]);
+        assert_eq!(conn.section("local").unwrap().str("auth"), Some("psk"));
+    }
+
+    #[test]
+    fn the_wire_bytes_are_vicis() {
+        // version request, as the VICI README lays it out: length, type 0, name.
+        let p = Packet::Request {
+            command: "version".into(),
+            message: Message::new(),
+        };
+        assert_eq!(p.encode().unwrap(), b"\0\0\0\x09\x00\x07version");
+        // key = value: type 3, 8-bit name length, 16-bit value length.
+        let mut b = Vec::new();
+        Message::new().with("a", "bc").encode(&mut b).unwrap();
+        assert_eq!(b, b"\x03\x01a\x00\x02bc");
+        // list and section.
+        let mut b = Vec::new();
+        Message::new()
+            .with_list("l", ["x"])
+            .with_section("s", Message::new())
+            .encode(&mut b)
+            .unwrap();
+        assert_eq!(b, b"\x04\x01l\x05\x00\x01x\x06\x01\x01s\x02");
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"\x03\x05ab", "truncated"),
+            (b"\x03\x01a\x00\x09bc", "truncated"),
+            (b"\x01\x01s\x03\x01a\x00\x00", "never ends"),
+            (b"\x02", "without a start"),
+            (b"\x09", "unknown element"),
+            (b"\x04\x01l\x03", "inside list"),
+            (b"\x04\x01l\x05\x00\x01x", "truncated"),
+        ];
+        for (bytes, want) in cases {
+            let err = Message::decode(bytes).unwrap_err();
+            assert!(err.contains(want), "{bytes:?}: {err}");
+        }
+        let deep: Vec<u8> = (0..100).flat_map(|_| [1u8, 1, b's']).collect();
+        assert!(Message::decode(&deep).unwrap_err().contains("deeper"));
+        assert!(Packet::decode(b"").is_err());
+        assert!(Packet::decode(b"\x63")
+            .unwrap_err()
+            .contains("unknown packet type"));
+    }
+
+    #[test]
+    fn oversized_names_and_values_are_refused() {
+        let long = "n".repeat(256);
+        assert!(Message::new()
+            .with(&long, "v")
+            .encode(&mut Vec::new())
+            .is_err());
+        let big = vec![0u8; 70_000];
+        assert!(Message::new()
+            .with("k", big)
+            .encode(&mut Vec::new())
+            .is_err());
+    }
+
+    /// A server on a real socket that answers each packet it reads with `answers(packet)`.
+    fn server(answers: fn(Packet) -> Vec<Packet>) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vici");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            loop {
+                let mut len = [0u8; 4];
+                if s.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                s.read_exact(&mut body).unwrap();
+                for p in answers(Packet::decode(&body).unwrap()) {
+                    s.write_all(&p.encode().unwrap()).unwrap();
+                }
+            }
+        });
+        (dir, path)
+    }
+
+    #[test]
+    fn a_streamed_command_collects_its_events() {
+        let (_dir, path) = server(|p| match p {
+            Packet::EventRegister(_) | Packet::EventUnregister(_) => vec![Packet::EventConfirm],
+            Packet::Request { command, .. } if command == "list-sas" => vec![
+                Packet::Event {
+                    name: "list-sa".into(),
+                    message: Message::new().with_section("a", Message::new()),
+                },
+                Packet::Event {
+                    name: "list-sa".into(),
+                    message: Message::new().with_section("b", Message::new()),
+                },
+                Packet::Response(Message::new()),
+            ],
+            _ => vec![Packet::UnknownCommand],
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut c = Client::connect(&path, deadline).unwrap();
+        let (items, _) = c
+            .streamed("list-sas", "list-sa", Message::new(), deadline)
+            .unwrap();
+        let names: Vec<&str> = items
+            .iter()
+            .flat_map(|m| m.sections().map(|(n, _)| n))
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let e = c.request("bogus", Message::new(), deadline).unwrap_err();
+        assert!(e.reason().contains("does not know"), "{e:?}");
+    }
+
+    #[test]
+    fn a_silent_daemon_costs_no_more_than_the_deadline() {
+        let (_dir, path) = server(|_| Vec::new());
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_millis(300);
+        let mut c = Client::connect(&path, deadline).unwrap();
+        let e = c.request("version", Message::new(), deadline).unwrap_err();
+        assert!(e.reason().contains("did not answer in time"), "{e:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn a_refusal_carries_charons_reason() {
+        let m = Message::new()
+            .with("success", "no")
+            .with("errmsg", "unknown conn");
+        let e = checked("initiate", m).unwrap_err();
+        assert!(e.reason().contains("unknown conn"), "{e:?}");
+        assert!(checked("list-sas", Message::new()).is_ok());
+    }
+}
