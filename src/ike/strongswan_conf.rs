@@ -1,0 +1,256 @@
+//! Conns in strongSwan's words: a `ConnDef` becomes the message VICI's `load-conn` takes
+//! (swanctl.conf's `connections` section, as a tree), with the same algorithms, timers
+//! and fail-closed behaviour the libreswan rendering gives, so that a libreswan node and a
+//! strongSwan node negotiate with each other.
+
+use std::net::IpAddr;
+
+use super::spec::{ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, ProtoPort, Remote};
+use super::vici::Message;
+
+/// libreswan's `aes_gcm256-sha2_256-dh19,aes_gcm256-sha2_256-dh31`.
+pub const IKE_PROPOSALS: [&str; 2] = [
+    "aes256gcm16-prfsha256-ecp256",
+    "aes256gcm16-prfsha256-curve25519",
+];
+/// libreswan's `esp=aes_gcm256`; with a DH group first for rekeys (libreswan rekeys a
+/// Child SA with PFS by default), then without (the first Child SA, inside IKE_AUTH,
+/// never has one).
+pub const ESP_PROPOSALS: [&str; 2] = ["aes256gcm16-ecp256-curve25519", "aes256gcm16"];
+
+fn identity(id: &Identity) -> String {
+    match id {
+        Identity::Address(a) => a.to_string(),
+        // strongSwan's notation for "an FQDN, not resolved": @name.
+        Identity::Fqdn(n) => format!("@{n}"),
+        Identity::Dn(dn) => dn.clone(),
+    }
+}
+
+/// A traffic selector: a subnet (or the host), narrowed to a protocol and port.
+fn selector(
+    host: IpAddr,
+    subnet: Option<crate::config::Subnet>,
+    port: &Option<ProtoPort>,
+) -> String {
+    let net = subnet.map_or_else(
+        || crate::config::Subnet::host(host).to_string(),
+        |s| s.to_string(),
+    );
+    match port {
+        None => net,
+        Some(p) => match p.port {
+            Some(n) => format!("{net}[{}/{n}]", p.proto),
+            None => format!("{net}[{}]", p.proto),
+        },
+    }
+}
+
+/// The `load-conn` message for one conn. `Err` names what strongSwan cannot be given yet.
+pub fn load_conn(conn: &ConnDef) -> Result<Message, String> {
+    let remote_addr = match conn.remote {
+        Remote::Host(a) => a.to_string(),
+        Remote::Any => "%any".to_string(),
+    };
+    let (local_end, remote_end) = match &conn.auth {
+        ConnAuth::Psk { local, remote } => (
+            Message::new()
+                .with("auth", "psk")
+                .with("id", identity(local)),
+            Message::new()
+                .with("auth", "psk")
+                .with("id", remote.as_ref().map_or("%any".to_string(), identity)),
+        ),
+        ConnAuth::Cert { .. } => {
+            return Err(format!(
+                "conn {}: certificates are not yet given to strongSwan",
+                conn.name
+            ))
+        }
+        // A bypass authenticates nothing; charon still wants both ends named.
+        ConnAuth::None => (
+            Message::new().with("auth", "psk"),
+            Message::new().with("auth", "psk"),
+        ),
+    };
+    let remote_host = match conn.remote {
+        Remote::Host(a) => a,
+        // Any peer: the selector is the remote subnet, or (template) whoever connects.
+        Remote::Any => conn.local,
+    };
+    let mut child = Message::new().with(
+        "mode",
+        match conn.mode {
+            ConnMode::Transport => "transport",
+            ConnMode::Tunnel => "tunnel",
+            ConnMode::Bypass => "pass",
+        },
+    );
+    child = child.with_list(
+        "local_ts",
+        [selector(conn.local, conn.local_subnet, &conn.local_port)],
+    );
+    let remote_ts = match (conn.remote, conn.remote_subnet) {
+        (Remote::Any, None) => "dynamic".to_string(),
+        _ => selector(remote_host, conn.remote_subnet, &conn.remote_port),
+    };
+    child = child.with_list("remote_ts", [remote_ts]);
+    if conn.mode != ConnMode::Bypass {
+        child = child.with_list("esp_proposals", ESP_PROPOSALS).with(
+            "dpd_action",
+            match conn.dead_peer {
+                DeadPeer::Forget => "clear",
+                DeadPeer::Restart => "restart",
+            },
+        );
+    }
+    child = child.with(
+        "start_action",
+        match conn.install {
+            Install::Listen => "none",
+            Install::OnDemand => "trap",
+        },
+    );
+    if let Some(p) = conn.priority {
+        child = child.with("priority", p.to_string());
+    }
+    // No updown script in any case: charon runs none unless a child names one, and the
+    // generated conns need none (see ConnDef::updown).
+
+    let mut c = Message::new()
+        .with_list("local_addrs", [conn.local.to_string()])
+        .with_list("remote_addrs", [remote_addr])
+        .with("version", "2");
+    if conn.mode != ConnMode::Bypass {
+        c = c
+            .with_list("proposals", IKE_PROPOSALS)
+            .with("dpd_delay", "10s")
+            // 0: keep trying for as long as the conn is loaded; else charon's default.
+            .with("keyingtries", if conn.retry_forever { "0" } else { "1" })
+            // INITIAL_CONTACT: charon sends it, initiating, only under unique = replace
+            // or keep, and only toward a configured (not wildcard) remote identity;
+            // under "no" it sends none but honours a peer's; "never" ignores them too.
+            // The known clients' conns send it; conns that only listen honour a
+            // client's; conns both ends initiate (the mesh) neither send nor act on it
+            // (see ConnDef::initial_contact).
+            .with(
+                "unique",
+                if conn.initial_contact {
+                    "replace"
+                } else if conn.install == Install::Listen {
+                    "no"
+                } else {
+                    "never"
+                },
+            );
+    }
+    c = c
+        .with_section("local", local_end)
+        .with_section("remote", remote_end)
+        .with_section("children", Message::new().with_section(&conn.name, child));
+    Ok(Message::new().with_section(&conn.name, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Subnet;
+    use crate::ike::spec::Shunt;
+
+    fn vip_conn() -> ConnDef {
+        ConnDef {
+            name: "rw".into(),
+            local: "192.0.2.100".parse().unwrap(),
+            remote: Remote::Any,
+            local_subnet: None,
+            remote_subnet: None,
+            local_port: None,
+            remote_port: None,
+            mode: ConnMode::Transport,
+            auth: ConnAuth::Psk {
+                local: Identity::Address("192.0.2.100".parse().unwrap()),
+                remote: Some(Identity::Fqdn("client.example.com".into())),
+            },
+            on_failure: Shunt::Drop,
+            while_negotiating: Shunt::Drop,
+            install: Install::Listen,
+            dead_peer: DeadPeer::Forget,
+            retry_forever: false,
+            updown: false,
+            initial_contact: false,
+            priority: None,
+        }
+    }
+
+    #[test]
+    fn a_road_warrior_conn_listens_for_any_peer() {
+        let m = load_conn(&vip_conn()).unwrap();
+        let c = m.section("rw").unwrap();
+        assert_eq!(c.list("local_addrs"), ["192.0.2.100"]);
+        assert_eq!(c.list("remote_addrs"), ["%any"]);
+        assert_eq!(
+            c.section("remote").unwrap().str("id"),
+            Some("@client.example.com")
+        );
+        let child = c.section("children").unwrap().section("rw").unwrap();
+        assert_eq!(child.str("mode"), Some("transport"));
+        assert_eq!(child.list("local_ts"), ["192.0.2.100/32"]);
+        assert_eq!(child.list("remote_ts"), ["dynamic"]);
+        assert_eq!(child.str("start_action"), Some("none"));
+        assert_eq!(child.get("updown"), None);
+        // It only answers: a client's INITIAL_CONTACT still clears that client's old SAs.
+        assert_eq!(c.str("unique"), Some("no"));
+    }
+
+    #[test]
+    fn selectors_carry_subnets_and_ports() {
+        let conn = ConnDef {
+            name: "ssh".into(),
+            remote: Remote::Host("2001:db8::2".parse().unwrap()),
+            local: "2001:db8::1".parse().unwrap(),
+            remote_subnet: Some(Subnet {
+                addr: "2001:db8:1::".parse().unwrap(),
+                len: 48,
+            }),
+            local_port: Some(ProtoPort::new("tcp", Some(22))),
+            mode: ConnMode::Bypass,
+            auth: ConnAuth::None,
+            install: Install::OnDemand,
+            priority: Some(100),
+            ..vip_conn()
+        };
+        let m = load_conn(&conn).unwrap();
+        let c = m.section("ssh").unwrap();
+        let child = c.section("children").unwrap().section("ssh").unwrap();
+        assert_eq!(child.str("mode"), Some("pass"));
+        assert_eq!(child.list("local_ts"), ["2001:db8::1/128[tcp/22]"]);
+        assert_eq!(child.list("remote_ts"), ["2001:db8:1::/48"]);
+        assert_eq!(child.str("start_action"), Some("trap"));
+        assert_eq!(child.str("priority"), Some("100"));
+        assert_eq!(c.get("unique"), None);
+        assert!(c.get("proposals").is_none() && child.get("esp_proposals").is_none());
+    }
+
+    #[test]
+    fn a_known_clients_conn_tells_the_client_to_drop_stale_sas() {
+        let conn = ConnDef {
+            remote: Remote::Host("192.0.2.3".parse().unwrap()),
+            initial_contact: true,
+            retry_forever: true,
+            ..vip_conn()
+        };
+        let m = load_conn(&conn).unwrap();
+        let c = m.section("rw").unwrap();
+        assert_eq!(c.str("unique"), Some("replace"));
+        // A mesh pair initiates from both ends: it never sends INITIAL_CONTACT.
+        let pair = ConnDef {
+            install: Install::OnDemand,
+            initial_contact: false,
+            ..conn
+        };
+        let m = load_conn(&pair).unwrap();
+        assert_eq!(m.section("rw").unwrap().str("unique"), Some("never"));
+        assert_eq!(c.str("keyingtries"), Some("0"));
+        assert_eq!(c.list("remote_addrs"), ["192.0.2.3"]);
+    }
+}
