@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Netns;
+use vipsec::config::Secret;
 use vipsec::ike::vici::{Client, Message};
 
 fn strongswan_root() -> Option<PathBuf> {
@@ -270,22 +271,17 @@ fn generated_conns_negotiate_between_two_charons() {
         },
         ..road_warrior.clone()
     };
-    let key = b"\x00binary\xffkey with a NUL".to_vec();
-    let shared = |owners: [&str; 2]| {
-        Message::new()
-            .with("type", "IKE")
-            .with("data", key.clone())
-            .with_list("owners", owners)
-    };
+    let key = Secret::from_bytes(b"\x00binary\xffkey with a NUL".to_vec());
+    let owners = |a: &str, b: &str| [a.to_string(), b.to_string()];
     let mut va = ca.client();
-    va.request("load-shared", shared(["192.0.2.100", "192.0.2.3"]), soon())
+    va.load_shared("k", &owners("192.0.2.100", "192.0.2.3"), &key, soon())
         .unwrap();
     for conn in [&road_warrior, &known] {
         va.request("load-conn", load_conn(conn).unwrap(), soon())
             .unwrap_or_else(|e| panic!("{}: {e:?}\n{}", conn.name, ca.log()));
     }
     let mut vc = cc.client();
-    vc.request("load-shared", shared(["192.0.2.3", "192.0.2.100"]), soon())
+    vc.load_shared("k", &owners("192.0.2.3", "192.0.2.100"), &key, soon())
         .unwrap();
     vc.request("load-conn", load_conn(&at_client).unwrap(), soon())
         .unwrap();

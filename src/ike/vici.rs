@@ -12,6 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::config::Secret;
 use crate::error::{Error, Result};
 
 /// charon refuses larger messages; a peer that claims more is not charon.
@@ -501,6 +502,30 @@ impl Client {
         }
     }
 
+    /// Gives charon an IKE pre-shared key for `owners` (identities), under `id` (what
+    /// unload-shared names). The key goes straight into one buffer sized up front, so no
+    /// reallocation leaves a copy in freed memory, and that buffer is wiped when dropped.
+    pub fn load_shared(
+        &mut self,
+        id: &str,
+        owners: &[String],
+        key: &Secret,
+        deadline: Instant,
+    ) -> Result<()> {
+        let packet = load_shared_packet(id, owners, key)
+            .map_err(|e| Error::Generic(format!("cannot encode a VICI request: {e}")))?;
+        self.bound(deadline)?;
+        self.stream
+            .write_all(packet.expose())
+            .map_err(|e| self.io_error("write to", e))?;
+        match self.receive(deadline)? {
+            Packet::Response(m) => checked("load-shared", m).map(|_| ()),
+            other => Err(Error::Generic(format!(
+                "charon answered load-shared with {other:?}"
+            ))),
+        }
+    }
+
     /// A streamed command (list-sas, list-conns): charon sends one `event` per item before
     /// the response. Returns the items, then the response.
     pub fn streamed(
@@ -560,6 +585,44 @@ impl Client {
         }
         Ok((items, checked(command, response)?))
     }
+}
+
+/// The whole load-shared packet (length prefix included), as a `Secret`.
+fn load_shared_packet(
+    id: &str,
+    owners: &[String],
+    key: &Secret,
+) -> std::result::Result<Secret, String> {
+    const COMMAND: &str = "load-shared";
+    let mut head = vec![packet::CMD_REQUEST];
+    put_name(&mut head, COMMAND)?;
+    Message::new()
+        .with("id", id)
+        .with("type", "IKE")
+        .encode(&mut head)?;
+    let mut tail = Vec::new();
+    Message::new()
+        .with_list("owners", owners.iter().map(String::as_str))
+        .encode(&mut tail)?;
+    let key = key.expose();
+    let key_len = u16::try_from(key.len()).map_err(|_| "a key longer than 65535 bytes")?;
+    let body = head.len() + 2 + "data".len() + 2 + key.len() + tail.len();
+    if body > MAX_MESSAGE {
+        return Err(format!(
+            "message of {body} bytes, more than VICI's {MAX_MESSAGE}"
+        ));
+    }
+    let mut out = Vec::with_capacity(4 + body);
+    out.extend_from_slice(&(body as u32).to_be_bytes());
+    out.extend_from_slice(&head);
+    out.push(element::KEY_VALUE);
+    out.push(4);
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&key_len.to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&tail);
+    debug_assert_eq!(out.len(), out.capacity());
+    Ok(Secret::from_bytes(out))
 }
 
 /// Commands that can fail answer `success = yes|no` and `errmsg`; others (list-*) do not.
@@ -723,6 +786,30 @@ mod tests {
         let e = c.request("version", Message::new(), deadline).unwrap_err();
         assert!(e.reason().contains("did not answer in time"), "{e:?}");
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn a_shared_key_is_one_wiped_buffer_that_decodes_as_vici() {
+        let key = Secret::from_bytes(b"\x00\xffkey".to_vec());
+        let owners = ["192.0.2.1".to_string(), "@b.example".to_string()];
+        let p = load_shared_packet("vipsec-x", &owners, &key).unwrap();
+        let bytes = p.expose();
+        assert_eq!(
+            u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize,
+            bytes.len() - 4
+        );
+        let want = Message::new()
+            .with("id", "vipsec-x")
+            .with("type", "IKE")
+            .with("data", b"\x00\xffkey".to_vec())
+            .with_list("owners", owners.iter().map(String::as_str));
+        assert_eq!(
+            Packet::decode(&bytes[4..]).unwrap(),
+            Packet::Request {
+                command: "load-shared".into(),
+                message: want
+            }
+        );
     }
 
     #[test]
