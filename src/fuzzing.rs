@@ -1,7 +1,7 @@
 //! One entry point per family of parsers of text vipsec does not write itself — the IKE
 //! daemon's output, Corosync's configuration and cmapctl output, identities and DNS
 //! names, parameter values, state files read back from disk, the kernel's /proc/net
-//! tables. Each takes arbitrary bytes and must return: no panic, no hang. `fuzz/` runs
+//! tables, charon's VICI packets. Each takes arbitrary bytes and must return: no panic, no hang. `fuzz/` runs
 //! them under libFuzzer (`cargo +nightly fuzz run NAME`); `tests/parsers_never_panic.rs`
 //! runs them on mutated real samples in the stable suite.
 
@@ -95,11 +95,18 @@ pub fn proc_net(data: &[u8]) {
     let _ = crate::kernel::sockets::parse_udp_bound(&text).count();
 }
 
+/// charon's VICI packets (what its socket sends back), and bare messages.
+pub fn vici(data: &[u8]) {
+    let _ = crate::ike::vici::Packet::decode(data);
+    let _ = crate::ike::vici::Message::decode(data);
+}
+
 /// Every entry point by name (for the fuzz targets and the stable test).
 pub type Target = fn(&[u8]);
 
 pub const TARGETS: &[(&str, Target)] = &[
     ("daemon_output", daemon_output),
+    ("vici", vici),
     ("corosync", corosync),
     ("identities", identities),
     ("parameters", parameters),

@@ -42,6 +42,14 @@ fn seeds(target: &str) -> Vec<&'static str> {
             r#"{"format":1,"instance":"vip-tunnel","tunnel":"rw","vip":"192.0.2.100","fallbacktunnel":null,"ctlsocket":"/run/pluto/pluto.ctl","confdir":"/etc/ipsec.d","daemon_instance":7,"started_at":1}"#,
             r#"[{"ike_serial":2,"address":"192.0.2.3","name":"c.example.com"}]"#,
         ],
+        // VICI packets as charon sends them: a list-sa event (one IKE SA with its
+        // Child SA), a command response, a refusal.
+        "vici" => vec![
+            "\u{7}\u{7}list-sa\u{1}\u{4}pair\u{3}\u{8}uniqueid\u{0}\u{1}3\u{3}\u{5}state\u{0}\u{b}ESTABLISHED\u{3}\u{9}remote-id\u{0}\u{9}192.0.2.2\u{1}\u{9}child-sas\u{1}\u{6}pair-4\u{3}\u{5}state\u{0}\u{9}INSTALLED\u{4}\u{8}local-ts\u{5}\u{0}\u{c}192.0.2.1/32\u{6}\u{2}\u{2}\u{2}",
+            "\u{1}\u{3}\u{7}success\u{0}\u{3}yes\u{3}\u{6}daemon\u{0}\u{6}charon\u{3}\u{7}version\u{0}\u{5}5.9.8",
+            "\u{1}\u{3}\u{7}success\u{0}\u{2}no\u{3}\u{6}errmsg\u{0}\u{c}unknown conn",
+            "\u{5}",
+        ],
         "proc_net" => vec![
             "Num       RefCount Protocol Flags    Type St Inode Path\n00000000795aced3: 00000002 00000000 00010000 0001 01 40178 /run/pluto/pluto.ctl\n",
             "  sl  local_address rem_address   st\n   0: 0A0200C0:01F4 00000000:0000 07\n   1: 00000000000000000000000001000000:1194 00000000000000000000000000000000:0000 07\n",
