@@ -185,6 +185,7 @@ done_scenario() {
   [ ${#SCEN_FAIL[@]} -gt 0 ] && { result=FAIL; detail=$(IFS=';'; echo "${SCEN_FAIL[*]}"); }
   # A passing scenario's row may carry its figures (NOTE).
   [ $result = pass ] && detail=${NOTE:-}
+  detail=${detail//$'\t'/ }   # one row per scenario: a tab in a note would split it
   local secs; secs=$(printf '%.0f' "$(echo "$(now) - $SCEN_T0" | bc)")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SCEN" "$result" "$OUTAGE" "$ESP" "$PLAIN" "$secs" "$detail" >> "$OUT/results.tsv"
   log "=== $SCEN: $result"

@@ -224,7 +224,7 @@ pcmk_move() {
   CRM_NODE=$to crm crm_mon -1 > "$OUT/crm_mon-$label.txt" 2>&1
   local parts; parts="on ${to^^}: vip start $(pcmk_op_secs "$to" vip start) s, vip-tunnel start $(pcmk_op_secs "$to" vip-tunnel start) s"
   [ "$label" = "kill-$from" ] || parts="on ${from^^}: vip-tunnel stop $(pcmk_op_secs "$from" vip-tunnel stop) s, vip stop $(pcmk_op_secs "$from" vip stop) s; $parts"
-  NOTE="${NOTE:+$NOTE; }$label: outage ${OUTAGE} s ($parts), Pacemaker took $(fo_secs "$t0" "$t1") s to start the tunnel on ${to^^}; crm_mon: $(grep -E 'vip-tunnel' "$OUT/crm_mon-$label.txt" | tr -s ' ' | head -1)"
+  NOTE="${NOTE:+$NOTE; }$label: outage ${OUTAGE} s ($parts), Pacemaker took $(fo_secs "$t0" "$t1") s to start the tunnel on ${to^^}; crm_mon: $(grep -E 'vip-tunnel' "$OUT/crm_mon-$label.txt" | tr -s ' \t' ' ' | head -1)"
   log "$NOTE"
 }
 
