@@ -286,6 +286,8 @@ fn generated_conns_negotiate_between_two_charons() {
     vc.request("load-conn", load_conn(&at_client).unwrap(), soon())
         .unwrap();
 
+    let version = va.request("version", Message::new(), soon()).unwrap();
+    let keeps_ike_sa = version.str("version").is_some_and(|v| v.starts_with("5."));
     // Only the IKE SA can come up here; the answer about the Child SA does not matter.
     let _ = va.request(
         "initiate",
@@ -304,9 +306,10 @@ fn generated_conns_negotiate_between_two_charons() {
                 soon(),
             )
             .unwrap();
-        sas.iter()
-            .filter_map(|m| m.section(conn))
-            .any(|sa| sa.str("state") == Some("ESTABLISHED"))
+        // The backend's own reading of charon's answer: an IKE SA of this conn, up.
+        vipsec::ike::strongswan_status::established(&sas, conn)
+            .iter()
+            .any(|sa| sa.kind == vipsec::ike::SaKind::Ike)
     };
     // Without ESP in the kernel, 6.0 answers IKE_AUTH with NO_PROPOSAL_CHOSEN alone once
     // the Child SA's install failed, and the initiator drops the IKE SA; 5.9 keeps it.
@@ -320,8 +323,9 @@ fn generated_conns_negotiate_between_two_charons() {
         if established(&mut va, &known.name) && established(&mut vc, "tovip") {
             break;
         }
-        // Without ESP: C's kernel refused the Child SA after C authenticated A.
-        if c_authenticated_a() && cc.log().contains("unable to add SAD entry") {
+        // Without ESP: C's kernel refused the Child SA after C authenticated A (6.0
+        // then drops the IKE SA; 5.9 keeps it, so there it must be seen up).
+        if !keeps_ike_sa && c_authenticated_a() && cc.log().contains("unable to add SAD entry") {
             break;
         }
         assert!(

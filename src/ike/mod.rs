@@ -6,6 +6,7 @@ pub mod libreswan_conf;
 pub mod libreswan_status;
 pub mod spec;
 pub mod strongswan_conf;
+pub mod strongswan_status;
 pub mod vici;
 
 pub use spec::{

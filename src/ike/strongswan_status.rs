@@ -1,0 +1,213 @@
+//! What charon says about a conn, read from its VICI answers (never from swanctl's text):
+//! the `list-sa` events of `list-sas` (IKE SAs with their Child SAs) and the `list-conn`
+//! events of `list-conns`. Each event is a section per IKE SA (or conn), named after
+//! the conn it belongs to.
+
+use std::net::IpAddr;
+
+use super::spec::Identity;
+use super::vici::Message;
+use super::{EstablishedSa, PeerIdentity, SaKind};
+
+/// Whether charon has the conn loaded. (`list-conns` in 5.9 lists every conn whatever
+/// its filter says: the name is looked for here.)
+pub fn conn_loaded(list_conn_events: &[Message], conn: &str) -> bool {
+    list_conn_events.iter().any(|e| e.section(conn).is_some())
+}
+
+/// The conn's local addresses as loaded (what decides whether this node can serve it).
+pub fn conn_local_addrs(list_conn_events: &[Message], conn: &str) -> Vec<IpAddr> {
+    list_conn_events
+        .iter()
+        .filter_map(|e| e.section(conn))
+        .flat_map(|c| c.list("local_addrs"))
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// The IKE SAs of `conn` that are up, and their Child SAs that are installed.
+pub fn established(list_sa_events: &[Message], conn: &str) -> Vec<EstablishedSa> {
+    let mut out = Vec::new();
+    for sa in list_sa_events.iter().filter_map(|e| e.section(conn)) {
+        if sa.str("state") != Some("ESTABLISHED") {
+            continue;
+        }
+        let (Some(serial), Some(peer)) = (
+            sa.str("uniqueid").and_then(|u| u.parse().ok()),
+            sa.str("remote-host").and_then(|h| h.parse().ok()),
+        ) else {
+            continue;
+        };
+        out.push(EstablishedSa {
+            kind: SaKind::Ike,
+            serial,
+            peer,
+        });
+        let children = sa
+            .section("child-sas")
+            .into_iter()
+            .flat_map(|c| c.sections());
+        for (_, child) in children {
+            if child.str("state") != Some("INSTALLED") {
+                continue;
+            }
+            if let Some(serial) = child.str("uniqueid").and_then(|u| u.parse().ok()) {
+                out.push(EstablishedSa {
+                    kind: SaKind::Child,
+                    serial,
+                    peer,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The identities the peers of established IKE SAs with an installed Child SA
+/// authenticated with, per conn (charon's conns are never instances: the conn is the
+/// section's name).
+pub fn peer_identities(list_sa_events: &[Message]) -> Vec<PeerIdentity> {
+    let mut out = Vec::new();
+    for event in list_sa_events {
+        for (conn, sa) in event.sections() {
+            if sa.str("state") != Some("ESTABLISHED") {
+                continue;
+            }
+            let carries = sa.section("child-sas").is_some_and(|c| {
+                c.sections()
+                    .any(|(_, ch)| ch.str("state") == Some("INSTALLED"))
+            });
+            let (Some(ike_serial), Some(shown)) = (
+                sa.str("uniqueid").and_then(|u| u.parse().ok()),
+                sa.str("remote-id"),
+            ) else {
+                continue;
+            };
+            if !carries {
+                continue;
+            }
+            out.push(PeerIdentity {
+                conn: conn.to_string(),
+                ike_serial,
+                address: sa.str("remote-host").and_then(|h| h.parse().ok()),
+                shown: shown.to_string(),
+                claimed_name: Identity::from_printed(shown).and_then(|id| id.claimed_name()),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A list-sa event as charon sends it (the keys and their spelling as 5.9 and 6.0
+    /// write them): an IKE SA of conn `rw` from a client, with one installed Child SA.
+    fn list_sa(conn: &str, state: &str, child_state: &str, remote_id: &str) -> Message {
+        Message::new().with_section(
+            conn,
+            Message::new()
+                .with("uniqueid", "7")
+                .with("version", "2")
+                .with("state", state)
+                .with("local-host", "192.0.2.100")
+                .with("local-id", "192.0.2.100")
+                .with("remote-host", "192.0.2.3")
+                .with("remote-id", remote_id)
+                .with_section(
+                    "child-sas",
+                    Message::new().with_section(
+                        &format!("{conn}-12"),
+                        Message::new()
+                            .with("name", conn)
+                            .with("uniqueid", "12")
+                            .with("state", child_state)
+                            .with("mode", "TRANSPORT")
+                            .with_list("local-ts", ["192.0.2.100/32"])
+                            .with_list("remote-ts", ["192.0.2.3/32"]),
+                    ),
+                ),
+        )
+    }
+
+    #[test]
+    fn established_sas_of_one_conn() {
+        let events = [
+            list_sa("rw", "ESTABLISHED", "INSTALLED", "@c.example.com"),
+            list_sa("other", "ESTABLISHED", "INSTALLED", "192.0.2.9"),
+        ];
+        let sas = established(&events, "rw");
+        let peer: IpAddr = "192.0.2.3".parse().unwrap();
+        assert_eq!(
+            sas,
+            [
+                EstablishedSa {
+                    kind: SaKind::Ike,
+                    serial: 7,
+                    peer
+                },
+                EstablishedSa {
+                    kind: SaKind::Child,
+                    serial: 12,
+                    peer
+                },
+            ]
+        );
+        assert!(established(&events, "nosuch").is_empty());
+    }
+
+    #[test]
+    fn sas_not_up_count_for_nothing() {
+        let events = [
+            list_sa("rw", "CONNECTING", "INSTALLED", "x"),
+            list_sa("rw", "ESTABLISHED", "REKEYING", "x"),
+        ];
+        let sas = established(&events, "rw");
+        assert_eq!(sas.len(), 1, "{sas:?}");
+        assert_eq!(sas[0].kind, SaKind::Ike);
+        assert!(peer_identities(&events).is_empty());
+    }
+
+    #[test]
+    fn peers_claim_the_names_their_identities_carry() {
+        let events = [
+            list_sa("rw", "ESTABLISHED", "INSTALLED", "@c.example.com"),
+            list_sa(
+                "dn",
+                "ESTABLISHED",
+                "INSTALLED",
+                "O=vipsec lab, CN=d.example.com",
+            ),
+            list_sa("ip", "ESTABLISHED", "INSTALLED", "192.0.2.3"),
+        ];
+        let ids = peer_identities(&events);
+        let claimed: Vec<(&str, Option<&str>)> = ids
+            .iter()
+            .map(|p| (p.conn.as_str(), p.claimed_name.as_deref()))
+            .collect();
+        assert_eq!(
+            claimed,
+            [
+                ("rw", Some("c.example.com")),
+                ("dn", Some("d.example.com")),
+                ("ip", None)
+            ]
+        );
+        assert_eq!(ids[0].ike_serial, 7);
+        assert_eq!(ids[0].address, Some("192.0.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn loaded_conns_and_their_addresses() {
+        let events = [Message::new().with_section(
+            "rw",
+            Message::new().with_list("local_addrs", ["192.0.2.100", "%any"]),
+        )];
+        assert!(conn_loaded(&events, "rw") && !conn_loaded(&events, "rw2"));
+        assert_eq!(
+            conn_local_addrs(&events, "rw"),
+            ["192.0.2.100".parse::<IpAddr>().unwrap()]
+        );
+    }
+}
