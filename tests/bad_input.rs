@@ -552,7 +552,9 @@ fn bad_invocations_are_argument_errors() {
         }
         env
     };
-    let cases: &[(&str, &[(&str, &str)], i32, &str)] = &[
+    // (action, environment, expected code, what the reason must say)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: &[Case] = &[
         (
             "monitor",
             &[("OCF_RESKEY_CRM_meta_timeout", "soon")],
@@ -738,7 +740,9 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
     let confdir = tmp.path().join("ipsec.d").display().to_string();
     let many: Vec<String> = (1..=4097).map(|i| format!("2001:db8::{i:x}")).collect();
     let many = many.join(" ");
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    // (what, parameters, what the reason must say)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "no peers and no corosync.conf",
             vec![
