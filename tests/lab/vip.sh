@@ -212,18 +212,24 @@ scenario_failover() {
 # at start. Goal: C back within 1 s of the start's return.
 scenario_failover_known() {
   scenario "2k failover, known client (clients=)"
-  CLIENTS=192.0.2.3 failover_runs "${LAB_FAILOVER_RUNS:-5}"
-  # What the emulated kernel allows asserting: the new node brings C back sooner than C's
-  # own retransmissions did in scenario 2 (same boot, same daemons). The issue's goal,
-  # 1.0 s, is reported beside it (met or not) rather than asserted: under emulation one
-  # Child SA install alone has been seen to take 3 s.
+  local runs=${LAB_FAILOVER_RUNS:-5} ic0 ic1
+  ic0=$(grep -c 'N(INITIAL_CONTACT)' "$LAB/c/pluto.log" 2>/dev/null || true)
+  CLIENTS=192.0.2.3 failover_runs "$runs"
+  ic1=$(grep -c 'N(INITIAL_CONTACT)' "$LAB/c/pluto.log" 2>/dev/null || true)
+  # What is asserted: after every move C took an IKE_AUTH from the new holder carrying
+  # INITIAL_CONTACT (C's log, as responder), i.e. the new node brought it back rather
+  # than C's own retransmissions. The timings are reported, not asserted: the issue's
+  # goal (1.0 s) was met in every whole run once the VIP's conns stopped running the
+  # updown script, but under emulation the client's own Child SA install (its updown)
+  # takes 0.5-1.3 s, and how the unknown client's retransmission falls decides whether
+  # it is slower; a machine busy with something else moves both.
+  expect "every move ($runs) gave C an SA the new holder initiated with INITIAL_CONTACT ($((${ic1:-0} - ${ic0:-0})))" \
+    test $((${ic1:-0} - ${ic0:-0})) -ge "$runs"
   local goal=${LAB_GOAL_BACK:-1.0} met=met
   [ "$(echo "$FO_BACK_MEDIAN > $goal" | bc)" = 1 ] && met="not met"
-  expect "C back sooner as a known client (median ${FO_BACK_MEDIAN} s) than by its own retransmissions (scenario 2: ${UNKNOWN_BACK_MEDIAN:-?} s)" \
-    test "$(echo "$FO_BACK_MEDIAN < ${UNKNOWN_BACK_MEDIAN:-0}" | bc)" = 1
-  NOTE="$FO_SUMMARY; goal <= $goal s after the start: $met"
+  NOTE="$FO_SUMMARY; goal <= $goal s after the start: $met; unknown client (scenario 2): ${UNKNOWN_BACK_MEDIAN:-?} s"
   local h; h=$(vip_holder)
-  expect "the holder sent INITIAL_CONTACT to C" grep -q 'sending INITIAL_CONTACT' "$LAB/$h/pluto.log"
+  expect "the holder sent INITIAL_CONTACT to C" qgrep 'sending INITIAL_CONTACT' "$LAB/$h/pluto.log"
   CLIENTS=192.0.2.3 expect_code 0 "monitor on ${h^^}" vip_agent "$h" monitor
   done_scenario
 }
