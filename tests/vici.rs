@@ -344,3 +344,102 @@ fn generated_conns_negotiate_between_two_charons() {
         ca.log()
     );
 }
+
+/// What the strongSwan backend will rely on, checked on the real daemon: an initiate
+/// that returns at once while the negotiation goes on in charon (the counterpart of
+/// `whack --initiate --asynchronous`), terminating one IKE SA by its unique id, and
+/// forgetting a key by the id it was loaded under.
+#[test]
+fn initiate_without_waiting_terminate_and_unload_a_key() {
+    let Some(root) = strongswan_root() else {
+        eprintln!("skipped: VIPSEC_STRONGSWAN_ROOT is not set (tests/strongswan-root.sh builds a root with charon)");
+        return;
+    };
+    let ns = Netns::new("vicii");
+    ns.veth("v0", "v1", true);
+    ns.ip("addr add 192.0.2.1/24 dev v0");
+    let tmp = tempfile::tempdir().unwrap();
+    let charon = Charon::start(&ns, &root, tmp.path());
+    let mut c = charon.client();
+    let key = Secret::from_bytes(b"a key nobody at 192.0.2.2 will ever check".to_vec());
+    let owners = ["192.0.2.1".to_string(), "192.0.2.2".to_string()];
+    c.load_shared("vipsec-k", &owners, &key, soon()).unwrap();
+    c.request("load-conn", psk_conn("pair"), soon()).unwrap();
+
+    // Nobody answers at 192.0.2.2: a blocking initiate would take charon's whole
+    // retransmission schedule. With a short timeout the call returns, the attempt stays.
+    let t0 = Instant::now();
+    let r = c.request(
+        "initiate",
+        Message::new()
+            .with("child", "pair")
+            .with("ike", "pair")
+            .with("timeout", "100"),
+        soon(),
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let e = r.expect_err("an initiate that timed out is reported as such");
+    // charon's words for it, 5.9 and 6.0 alike.
+    assert!(e.reason().contains("not established after 100ms"), "{e:?}");
+    let (sas, _) = c
+        .streamed(
+            "list-sas",
+            "list-sa",
+            Message::new().with("ike", "pair"),
+            soon(),
+        )
+        .unwrap();
+    let ids: Vec<String> = sas
+        .iter()
+        .filter_map(|m| m.section("pair"))
+        .filter_map(|sa| sa.str("uniqueid").map(String::from))
+        .collect();
+    assert_eq!(ids.len(), 1, "the attempt goes on in charon: {sas:?}");
+
+    // Terminating that IKE SA by its id (what `delete_state` will do).
+    c.request(
+        "terminate",
+        Message::new()
+            .with("ike-id", ids[0].as_str())
+            .with("force", "yes")
+            .with("timeout", "-1"),
+        soon(),
+    )
+    .unwrap();
+    let (sas, _) = c
+        .streamed(
+            "list-sas",
+            "list-sa",
+            Message::new().with("ike", "pair"),
+            soon(),
+        )
+        .unwrap();
+    assert!(
+        sas.iter().all(|m| m.section("pair").is_none()),
+        "still there: {sas:?}"
+    );
+
+    // The key goes by its id (get-shared lists the ids), and a second unload is not an
+    // error: a stop that runs twice finds nothing to undo.
+    let ids = |c: &mut Client| {
+        let r = c.request("get-shared", Message::new(), soon()).unwrap();
+        r.list("keys")
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&mut c), ["vipsec-k"]);
+    c.request(
+        "unload-shared",
+        Message::new().with("id", "vipsec-k"),
+        soon(),
+    )
+    .unwrap();
+    assert!(ids(&mut c).is_empty());
+    c.request(
+        "unload-shared",
+        Message::new().with("id", "vipsec-k"),
+        soon(),
+    )
+    .unwrap();
+}
