@@ -443,3 +443,174 @@ fn initiate_without_waiting_terminate_and_unload_a_key() {
     )
     .unwrap();
 }
+
+/// Runs `f` on a thread of its own inside namespace `ns` (netlink reads, e.g. the
+/// backend's look at local addresses, see that namespace's interfaces).
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = fs::File::open(&path).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The strongSwan backend, driven as the agents drive a backend: generated conns and a
+/// key written and loaded, the conn seen Ready where its address is, a known client
+/// initiated without waiting, everything taken back by remove_generated.
+#[test]
+fn the_strongswan_backend_loads_serves_and_removes_generated_conns() {
+    use vipsec::config::ConnName;
+    use vipsec::ike::spec::{
+        ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, PskEntry, Remote, Shunt,
+    };
+    use vipsec::ike::strongswan::Strongswan;
+    use vipsec::ike::{ConnState, IkeBackend};
+    let Some(root) = strongswan_root() else {
+        eprintln!("skipped: VIPSEC_STRONGSWAN_ROOT is not set (tests/strongswan-root.sh builds a root with charon)");
+        return;
+    };
+    let a = Netns::new("vicba");
+    let c = Netns::new("vicbc");
+    a.link_to(&c, "a0", "c0");
+    a.ip("addr add 192.0.2.100/24 dev a0");
+    c.ip("addr add 192.0.2.3/24 dev c0");
+    let (ta, tc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca, cc) = (
+        Charon::start(&a, &root, ta.path()),
+        Charon::start(&c, &root, tc.path()),
+    );
+    let vip: std::net::IpAddr = "192.0.2.100".parse().unwrap();
+    let client: std::net::IpAddr = "192.0.2.3".parse().unwrap();
+    let road_warrior = ConnDef {
+        name: "rw".into(),
+        local: vip,
+        remote: Remote::Any,
+        local_subnet: None,
+        remote_subnet: None,
+        local_port: None,
+        remote_port: None,
+        mode: ConnMode::Transport,
+        auth: ConnAuth::Psk {
+            local: Identity::Address(vip),
+            remote: None,
+        },
+        on_failure: Shunt::Drop,
+        while_negotiating: Shunt::Drop,
+        install: Install::Listen,
+        dead_peer: DeadPeer::Forget,
+        retry_forever: false,
+        updown: false,
+        initial_contact: false,
+        priority: None,
+    };
+    let known = ConnDef {
+        name: "rw-to-192.0.2.3".into(),
+        remote: Remote::Host(client),
+        auth: ConnAuth::Psk {
+            local: Identity::Address(vip),
+            remote: Some(Identity::Address(client)),
+        },
+        initial_contact: true,
+        ..road_warrior.clone()
+    };
+    let key = b"backend key \x00\x01\x02 0123456789".to_vec();
+    // The client: its conn to the VIP and the same key, given directly.
+    let mut vc = cc.client();
+    let owners = ["192.0.2.3".to_string(), "192.0.2.100".to_string()];
+    vc.load_shared("k", &owners, &Secret::from_bytes(key.clone()), soon())
+        .unwrap();
+    let at_client = ConnDef {
+        name: "tovip".into(),
+        local: client,
+        remote: Remote::Host(vip),
+        auth: ConnAuth::Psk {
+            local: Identity::Address(client),
+            remote: Some(Identity::Address(vip)),
+        },
+        ..road_warrior.clone()
+    };
+    vc.request(
+        "load-conn",
+        vipsec::ike::strongswan_conf::load_conn(&at_client).unwrap(),
+        soon(),
+    )
+    .unwrap();
+
+    let socket = ca.socket.clone();
+    let run_dir = ta.path().join("run");
+    let conns = vec![road_warrior, known];
+    let key_a = key.clone();
+    let (files, status, names, t_initiate) = in_netns(&a, move || {
+        let be = Strongswan::new(&socket, &run_dir);
+        let files = be.generated_files("vipsec-vip-tunnel", &run_dir);
+        let keys = [PskEntry {
+            local: Identity::Address(vip),
+            remote: None,
+            key: Secret::from_bytes(key_a),
+        }];
+        be.write_conns(&conns, Some(&keys), &files, soon()).unwrap();
+        be.load_all(&files.conn, soon()).unwrap();
+        let names = be.generated_conns(&files.conn);
+        let status = be
+            .conn_status(&ConnName::parse("conn", "rw").unwrap(), soon())
+            .unwrap();
+        let t0 = Instant::now();
+        be.initiate_async(&ConnName::parse("conn", "rw-to-192.0.2.3").unwrap(), soon())
+            .unwrap();
+        (files, status, names, t0.elapsed())
+    });
+    assert_eq!(names, ["rw", "rw-to-192.0.2.3"]);
+    assert_eq!(status.state, ConnState::Ready, "{status:?}");
+    // Seen from a namespace without the VIP (this test's own), the same conn cannot be
+    // served here: Loaded.
+    let elsewhere = Strongswan::new(&ca.socket, &ta.path().join("run"))
+        .conn_status(&ConnName::parse("conn", "rw").unwrap(), soon())
+        .unwrap();
+    assert_eq!(elsewhere.state, ConnState::Loaded, "{elsewhere:?}");
+    assert!(t_initiate < Duration::from_secs(2), "{t_initiate:?}");
+    let mode = fs::metadata(&files.conn).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    // The key charon was given under the instance's id authenticates A to C.
+    let t0 = Instant::now();
+    while !cc
+        .log()
+        .contains("authentication of '192.0.2.100' with pre-shared key successful")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "C never authenticated A; A's log:\n{}\nC's log:\n{}",
+            ca.log(),
+            cc.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Everything taken back: conns, key, file.
+    let socket = ca.socket.clone();
+    let run_dir = ta.path().join("run");
+    let files2 = files.clone();
+    let after = in_netns(&a, move || {
+        let be = Strongswan::new(&socket, &run_dir);
+        be.remove_generated(&files2, soon()).unwrap();
+        be.conn_status(&ConnName::parse("conn", "rw").unwrap(), soon())
+            .unwrap()
+    });
+    assert_eq!(after.state, ConnState::Absent);
+    assert!(!files.conn.exists());
+    let mut va = ca.client();
+    let ids = va.request("get-shared", Message::new(), soon()).unwrap();
+    assert!(ids.list("keys").is_empty(), "{ids:?}");
+    let (left, _) = va
+        .streamed("list-conns", "list-conn", Message::new(), soon())
+        .unwrap();
+    assert!(
+        left.iter().all(|m| m.sections().next().is_none()),
+        "{left:?}"
+    );
+}

@@ -5,6 +5,7 @@ pub mod libreswan;
 pub mod libreswan_conf;
 pub mod libreswan_status;
 pub mod spec;
+pub mod strongswan;
 pub mod strongswan_conf;
 pub mod strongswan_status;
 pub mod vici;

@@ -1,0 +1,404 @@
+//! strongSwan's charon behind the IKE seam, spoken to over VICI only (never swanctl's
+//! text). Not yet selectable by the agents (the `ike=` parameter is the strongSwan
+//! issue's next step); tested directly against a real charon in tests/vici.rs.
+//!
+//! Generated conns live in a file of their own, as the VICI messages that load them
+//! (`load-conn`, one per conn, each length-prefixed as on the wire): what charon is given
+//! is what the file says, and a stop that lost its state reads the conns' names back from
+//! it. Their keys are given to charon at write time over `load-shared` (ids
+//! `<instance>-<n>`, listed in the file so that stop can take them back) and written to
+//! no file at all.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::libreswan::ensure_private_dir;
+use super::spec::{ConnDef, PskEntry};
+use super::strongswan_conf::load_conn;
+use super::strongswan_status;
+use super::vici::{Client, Message, Value};
+use super::{ConnSource, ConnState, ConnStatus, GeneratedFiles, IkeBackend, PeerIdentity};
+use crate::config::ConnName;
+use crate::error::{Error, Result};
+use crate::state::write_atomic;
+
+/// Where distributions install charon (Debian: /usr/lib/ipsec; Fedora/RHEL:
+/// /usr/libexec/strongswan; the systemd flavour on either).
+const CHARON_PATHS: &[&str] = &[
+    "/usr/lib/ipsec/charon",
+    "/usr/libexec/ipsec/charon",
+    "/usr/libexec/strongswan/charon",
+    "/usr/sbin/charon-systemd",
+];
+
+/// The key of the file's first message: the ids of the keys given to charon.
+const KEY_IDS: &str = "vipsec-key-ids";
+
+pub struct Strongswan {
+    socket: PathBuf,
+    run_dir: PathBuf,
+}
+
+impl Strongswan {
+    pub fn new(socket: &Path, run_dir: &Path) -> Strongswan {
+        Strongswan {
+            socket: socket.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+        }
+    }
+
+    fn client(&self, deadline: Instant) -> Result<Client> {
+        Client::connect(&self.socket, deadline)
+    }
+
+    /// The file's messages: the key ids first, then one `load-conn` message per conn.
+    fn read_file(file: &Path) -> Result<(Vec<String>, Vec<Message>)> {
+        let bytes = std::fs::read(file)
+            .map_err(|e| Error::Generic(format!("cannot read {}: {e}", file.display())))?;
+        let mut messages = Vec::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let (len, body) = rest.split_at(4.min(rest.len()));
+            let len = u32::from_be_bytes(len.try_into().map_err(|_| bad(file))?) as usize;
+            if body.len() < len {
+                return Err(bad(file));
+            }
+            messages.push(Message::decode(&body[..len]).map_err(|_| bad(file))?);
+            rest = &body[len..];
+        }
+        let mut it = messages.into_iter();
+        let ids = it
+            .next()
+            .map(|m| m.list(KEY_IDS).iter().map(|s| s.to_string()).collect());
+        Ok((ids.unwrap_or_default(), it.collect()))
+    }
+
+    fn list_conns(&self, deadline: Instant) -> Result<Vec<Message>> {
+        let mut c = self.client(deadline)?;
+        c.streamed("list-conns", "list-conn", Message::new(), deadline)
+            .map(|(items, _)| items)
+    }
+
+    fn list_sas(&self, conn: Option<&str>, deadline: Instant) -> Result<Vec<Message>> {
+        let mut c = self.client(deadline)?;
+        let filter = match conn {
+            Some(name) => Message::new().with("ike", name),
+            None => Message::new(),
+        };
+        c.streamed("list-sas", "list-sa", filter, deadline)
+            .map(|(items, _)| items)
+    }
+}
+
+fn bad(file: &Path) -> Error {
+    Error::Generic(format!(
+        "{} is not a conn file vipsec wrote (it does not parse)",
+        file.display()
+    ))
+}
+
+fn framed(m: &Message, out: &mut Vec<u8>) -> Result<()> {
+    let mut body = Vec::new();
+    m.encode(&mut body)
+        .map_err(|e| Error::Generic(format!("cannot encode a conn for charon: {e}")))?;
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(())
+}
+
+/// A default for the few trait calls that carry no deadline of their own.
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(5)
+}
+
+impl IkeBackend for Strongswan {
+    fn daemon_name(&self) -> &'static str {
+        "charon"
+    }
+
+    fn check_installed(&self) -> Result<()> {
+        if CHARON_PATHS.iter().any(|p| Path::new(p).exists()) {
+            Ok(())
+        } else {
+            Err(Error::Installed(format!(
+                "strongSwan's charon is not installed (looked for {})",
+                CHARON_PATHS.join(", ")
+            )))
+        }
+    }
+
+    /// charon's own conns come from swanctl's configuration, which swanctl loads into
+    /// it (`swanctl --load-all`, as the distribution's service does at start): a conn is
+    /// "defined" when charon has it.
+    fn conn_defined_in(&self, _confdir: &Path, conn: &ConnName) -> Result<bool> {
+        let conns = self.list_conns(soon())?;
+        Ok(strongswan_status::conn_loaded(&conns, conn.as_str()))
+    }
+
+    fn definition_words(&self, _confdir: &Path, conn: &ConnName) -> String {
+        format!("'{conn}' in swanctl's connections, loaded into charon (swanctl --load-all)")
+    }
+
+    fn generated_conns(&self, file: &Path) -> Vec<String> {
+        Self::read_file(file)
+            .map(|(_, conns)| {
+                conns
+                    .iter()
+                    .flat_map(|m| m.sections().map(|(n, _)| n.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn daemon_instance(&self) -> Option<u64> {
+        crate::kernel::sockets::listening_unix_socket(&self.socket)
+    }
+
+    fn load(&self, conn: &ConnName, source: ConnSource, deadline: Instant) -> Result<()> {
+        match source {
+            ConnSource::File(file) => self.load_some(file, &[conn.to_string()], true, deadline),
+            ConnSource::Confdir(dir) => {
+                if self.conn_defined_in(dir, conn)? {
+                    Ok(())
+                } else {
+                    Err(Error::configured(
+                        "tunnel",
+                        format!("charon has no conn {conn} (load it with swanctl --load-all)"),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn generated_files(&self, instance_stem: &str, _secrets_dir: &Path) -> GeneratedFiles {
+        let conn = self.run_dir.join(format!("{instance_stem}.vici"));
+        // charon is given its keys over VICI: no key file, no secrets include to link;
+        // nothing is written under these names (remove_generated tolerates that).
+        let keys = conn.with_extension("keys");
+        GeneratedFiles {
+            conn,
+            secrets: keys.clone(),
+            keys,
+        }
+    }
+
+    fn write_conns(
+        &self,
+        conns: &[ConnDef],
+        keys: Option<&[PskEntry]>,
+        files: &GeneratedFiles,
+        deadline: Instant,
+    ) -> Result<()> {
+        let stem = files
+            .conn
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "vipsec".into());
+        let keys = keys.unwrap_or(&[]);
+        let ids: Vec<String> = (0..keys.len()).map(|i| format!("{stem}-{i}")).collect();
+        let mut out = Vec::new();
+        framed(
+            &Message::new().with_list(KEY_IDS, ids.iter().map(String::as_str)),
+            &mut out,
+        )?;
+        for conn in conns {
+            let m = load_conn(conn).map_err(|e| Error::configured("auth", e))?;
+            framed(&m, &mut out)?;
+        }
+        ensure_private_dir(&self.run_dir)?;
+        write_atomic(&files.conn, &out, 0o600)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // The keys go to charon now, over the socket; no file holds them. (A restarted
+        // charon has lost them, as it has lost the conns: monitor reports the daemon
+        // restarted, and the next start gives both again.)
+        let mut c = self.client(deadline)?;
+        for (id, k) in ids.iter().zip(keys) {
+            // A key with only the local identity as owner serves any peer.
+            let owners: Vec<String> = std::iter::once(k.local.to_string())
+                .chain(k.remote.iter().map(|r| r.to_string()))
+                .collect();
+            c.load_shared(id, &owners, &k.key, deadline)?;
+        }
+        Ok(())
+    }
+
+    fn load_all(&self, file: &Path, deadline: Instant) -> Result<()> {
+        let names = self.generated_conns(file);
+        self.load_some(file, &names, true, deadline)
+    }
+
+    fn load_some(
+        &self,
+        file: &Path,
+        conns: &[String],
+        route: bool,
+        deadline: Instant,
+    ) -> Result<()> {
+        let (_, messages) = Self::read_file(file)?;
+        let mut c = self.client(deadline)?;
+        for m in messages {
+            let Some((name, _)) = m.sections().next() else {
+                continue;
+            };
+            if !conns.iter().any(|c| c == name) {
+                continue;
+            }
+            let name = name.to_string();
+            let m = if route { m } else { without_trap(m, &name) };
+            c.request("load-conn", m, deadline)
+                .map_err(|e| Error::Generic(format!("conn {name}: {}", e.reason())))?;
+        }
+        Ok(())
+    }
+
+    fn remove_generated(&self, files: &GeneratedFiles, deadline: Instant) -> Result<()> {
+        if let Ok((ids, conns)) = Self::read_file(&files.conn) {
+            for name in conns
+                .iter()
+                .flat_map(|m| m.sections().map(|(n, _)| n.to_string()))
+            {
+                self.unload(&ConnName::parse("conn", &name)?, deadline)?;
+            }
+            let mut c = self.client(deadline)?;
+            for id in ids {
+                c.request(
+                    "unload-shared",
+                    Message::new().with("id", id.as_str()),
+                    deadline,
+                )?;
+            }
+        }
+        for f in [&files.conn, &files.keys] {
+            match std::fs::remove_file(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Generic(format!(
+                        "cannot remove {}: {e}",
+                        f.display()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// charon follows the kernel's addresses itself.
+    fn rescan_addresses(&self, _deadline: Instant) -> Result<()> {
+        Ok(())
+    }
+
+    fn unload(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
+        let mut c = self.client(deadline)?;
+        let name = conn.as_str();
+        // Its SAs first (charon keeps them when only the conn is unloaded), telling peers.
+        let sas = self.list_sas(Some(name), deadline)?;
+        for sa in sas.iter().filter_map(|m| m.section(name)) {
+            if let Some(id) = sa.str("uniqueid") {
+                c.request(
+                    "terminate",
+                    Message::new().with("ike-id", id).with("timeout", "-1"),
+                    deadline,
+                )?;
+            }
+        }
+        if !strongswan_status::conn_loaded(&self.list_conns(deadline)?, name) {
+            return Ok(());
+        }
+        c.request("unload-conn", Message::new().with("name", name), deadline)
+            .map(|_| ())
+    }
+
+    fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
+        let mut c = self.client(deadline)?;
+        let r = c.request(
+            "initiate",
+            Message::new()
+                .with("child", conn.as_str())
+                .with("ike", conn.as_str())
+                .with("timeout", "1"),
+            deadline,
+        );
+        match r {
+            Ok(_) => Ok(()),
+            // The attempt goes on inside charon; only the wait ended.
+            Err(e) if e.reason().contains("not established after") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn conn_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnStatus> {
+        let conns = self.list_conns(deadline)?;
+        let state = if !strongswan_status::conn_loaded(&conns, conn.as_str()) {
+            ConnState::Absent
+        } else {
+            let local: Vec<IpAddr> = crate::kernel::addr::local_addresses(deadline)?;
+            let here = strongswan_status::conn_local_addrs(&conns, conn.as_str())
+                .iter()
+                .any(|a| local.contains(a));
+            if here {
+                ConnState::Ready
+            } else {
+                ConnState::Loaded
+            }
+        };
+        let sas = match state {
+            ConnState::Absent => Vec::new(),
+            _ => strongswan_status::established(
+                &self.list_sas(Some(conn.as_str()), deadline)?,
+                conn.as_str(),
+            ),
+        };
+        Ok(ConnStatus { state, sas })
+    }
+
+    fn peer_identities(&self, deadline: Instant) -> Result<Vec<PeerIdentity>> {
+        Ok(strongswan_status::peer_identities(
+            &self.list_sas(None, deadline)?,
+        ))
+    }
+
+    fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()> {
+        let mut c = self.client(deadline)?;
+        c.request(
+            "terminate",
+            Message::new()
+                .with("ike-id", serial.to_string())
+                .with("timeout", "-1"),
+            deadline,
+        )
+        .map(|_| ())
+    }
+}
+
+/// The conn as loaded without its trap policies (start_action none): loaded, not routed.
+fn without_trap(m: Message, name: &str) -> Message {
+    let mut m = m;
+    for (k, v) in m.0.iter_mut() {
+        if k != name {
+            continue;
+        }
+        let Value::Section(conn) = v else { continue };
+        for (ck, cv) in conn.0.iter_mut() {
+            if ck != "children" {
+                continue;
+            }
+            let Value::Section(children) = cv else {
+                continue;
+            };
+            for (_, child) in children.0.iter_mut() {
+                if let Value::Section(child) = child {
+                    for (key, value) in child.0.iter_mut() {
+                        if key == "start_action" {
+                            *value = Value::Bytes(b"none".to_vec());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    m
+}
