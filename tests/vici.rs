@@ -11,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Netns;
+use std::net::IpAddr;
 use vipsec::config::Secret;
+use vipsec::ike::spec::{ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, Remote, Shunt};
+use vipsec::ike::strongswan_conf::load_conn;
 use vipsec::ike::vici::{Client, Message};
 
 fn strongswan_root() -> Option<PathBuf> {
@@ -201,33 +204,34 @@ fn conns_and_keys_load_list_and_unload_over_vici() {
     );
 }
 
-/// The conns vipsec generates, in strongSwan's words, negotiate: the VIP's node (A)
-/// listens for any client and initiates toward a known one (C), which only listens.
-/// This kernel has no ESP, so only the IKE SA can come up (the Child SA's install
-/// fails): the IKE SA, authenticated with a binary pre-shared key given over VICI, is
-/// what is checked.
-#[test]
-fn generated_conns_negotiate_between_two_charons() {
-    use vipsec::ike::spec::{
-        ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, Remote, Shunt,
-    };
-    use vipsec::ike::strongswan_conf::load_conn;
-    let Some(root) = strongswan_root() else {
-        eprintln!("skipped: VIPSEC_STRONGSWAN_ROOT is not set (tests/strongswan-root.sh builds a root with charon)");
-        return;
-    };
-    let a = Netns::new("vicia");
-    let c = Netns::new("vicic");
+/// The VIP's node (A, 192.0.2.100) and a client (C, 192.0.2.3), each with its own
+/// charon, on one link; the conns vipsec generates for the VIP (its road-warrior conn and
+/// C's as a known client), and C's own conn to the VIP already loaded into C with `key`.
+struct VipAndClient {
+    // Dropped in this order: the daemons, their directories, then the namespaces.
+    ca: Charon,
+    cc: Charon,
+    ta: tempfile::TempDir,
+    _tc: tempfile::TempDir,
+    a: Netns,
+    _c: Netns,
+    road_warrior: ConnDef,
+    known: ConnDef,
+}
+
+fn vip_and_client(root: &Path, prefix: &str, key: &Secret) -> VipAndClient {
+    let a = Netns::new(&format!("{prefix}a"));
+    let c = Netns::new(&format!("{prefix}c"));
     a.link_to(&c, "a0", "c0");
     a.ip("addr add 192.0.2.100/24 dev a0");
     c.ip("addr add 192.0.2.3/24 dev c0");
     let (ta, tc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (ca, cc) = (
-        Charon::start(&a, &root, ta.path()),
-        Charon::start(&c, &root, tc.path()),
+        Charon::start(&a, root, ta.path()),
+        Charon::start(&c, root, tc.path()),
     );
-    let vip: std::net::IpAddr = "192.0.2.100".parse().unwrap();
-    let client: std::net::IpAddr = "192.0.2.3".parse().unwrap();
+    let vip: IpAddr = "192.0.2.100".parse().unwrap();
+    let client: IpAddr = "192.0.2.3".parse().unwrap();
     let road_warrior = ConnDef {
         name: "rw".into(),
         local: vip,
@@ -271,21 +275,52 @@ fn generated_conns_negotiate_between_two_charons() {
         },
         ..road_warrior.clone()
     };
-    let key = Secret::from_bytes(b"\x00binary\xffkey with a NUL".to_vec());
-    let owners = |a: &str, b: &str| [a.to_string(), b.to_string()];
-    let mut va = ca.client();
-    va.load_shared("k", &owners("192.0.2.100", "192.0.2.3"), &key, soon())
+    let mut vc = cc.client();
+    let owners = ["192.0.2.3".to_string(), "192.0.2.100".to_string()];
+    vc.load_shared("k", &owners, key, soon()).unwrap();
+    vc.request("load-conn", load_conn(&at_client).unwrap(), soon())
         .unwrap();
-    for conn in [&road_warrior, &known] {
+    VipAndClient {
+        ca,
+        cc,
+        ta,
+        _tc: tc,
+        a,
+        _c: c,
+        road_warrior,
+        known,
+    }
+}
+
+/// Whether C's charon has authenticated A with the pre-shared key.
+fn client_authenticated_vip(cc: &Charon) -> bool {
+    cc.log()
+        .contains("authentication of '192.0.2.100' with pre-shared key successful")
+}
+
+/// The conns vipsec generates, in strongSwan's words, negotiate: the VIP's node (A)
+/// listens for any client and initiates toward a known one (C), which only listens.
+/// This kernel has no ESP, so only the IKE SA can come up (the Child SA's install
+/// fails): the IKE SA, authenticated with a binary pre-shared key given over VICI, is
+/// what is checked.
+#[test]
+fn generated_conns_negotiate_between_two_charons() {
+    let Some(root) = strongswan_root() else {
+        eprintln!("skipped: VIPSEC_STRONGSWAN_ROOT is not set (tests/strongswan-root.sh builds a root with charon)");
+        return;
+    };
+    let key = Secret::from_bytes(b"\x00binary\xffkey with a NUL".to_vec());
+    // Bound whole: its namespaces and directories must live as long as the test.
+    let pair = vip_and_client(&root, "vici", &key);
+    let (ca, cc, road_warrior, known) = (&pair.ca, &pair.cc, &pair.road_warrior, &pair.known);
+    let owners = ["192.0.2.100".to_string(), "192.0.2.3".to_string()];
+    let mut va = ca.client();
+    va.load_shared("k", &owners, &key, soon()).unwrap();
+    for conn in [road_warrior, known] {
         va.request("load-conn", load_conn(conn).unwrap(), soon())
             .unwrap_or_else(|e| panic!("{}: {e:?}\n{}", conn.name, ca.log()));
     }
     let mut vc = cc.client();
-    vc.load_shared("k", &owners("192.0.2.3", "192.0.2.100"), &key, soon())
-        .unwrap();
-    vc.request("load-conn", load_conn(&at_client).unwrap(), soon())
-        .unwrap();
-
     let version = va.request("version", Message::new(), soon()).unwrap();
     let keeps_ike_sa = version.str("version").is_some_and(|v| v.starts_with("5."));
     // Only the IKE SA can come up here; the answer about the Child SA does not matter.
@@ -314,10 +349,6 @@ fn generated_conns_negotiate_between_two_charons() {
     // Without ESP in the kernel, 6.0 answers IKE_AUTH with NO_PROPOSAL_CHOSEN alone once
     // the Child SA's install failed, and the initiator drops the IKE SA; 5.9 keeps it.
     // Either way C must have authenticated A with the key given over VICI.
-    let c_authenticated_a = || {
-        cc.log()
-            .contains("authentication of '192.0.2.100' with pre-shared key successful")
-    };
     let t0 = Instant::now();
     loop {
         if established(&mut va, &known.name) && established(&mut vc, "tovip") {
@@ -325,7 +356,10 @@ fn generated_conns_negotiate_between_two_charons() {
         }
         // Without ESP: C's kernel refused the Child SA after C authenticated A (6.0
         // then drops the IKE SA; 5.9 keeps it, so there it must be seen up).
-        if !keeps_ike_sa && c_authenticated_a() && cc.log().contains("unable to add SAD entry") {
+        if !keeps_ike_sa
+            && client_authenticated_vip(cc)
+            && cc.log().contains("unable to add SAD entry")
+        {
             break;
         }
         assert!(
@@ -336,7 +370,7 @@ fn generated_conns_negotiate_between_two_charons() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(c_authenticated_a(), "C's log:\n{}", cc.log());
+    assert!(client_authenticated_vip(cc), "C's log:\n{}", cc.log());
     // A, initiating from the known client's conn, told C to drop stale SAs.
     assert!(
         ca.log().contains("N(INIT_CONTACT)"),
@@ -463,87 +497,23 @@ fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'stati
 #[test]
 fn the_strongswan_backend_loads_serves_and_removes_generated_conns() {
     use vipsec::config::ConnName;
-    use vipsec::ike::spec::{
-        ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, PskEntry, Remote, Shunt,
-    };
+    use vipsec::ike::spec::PskEntry;
     use vipsec::ike::strongswan::Strongswan;
     use vipsec::ike::{ConnState, IkeBackend};
     let Some(root) = strongswan_root() else {
         eprintln!("skipped: VIPSEC_STRONGSWAN_ROOT is not set (tests/strongswan-root.sh builds a root with charon)");
         return;
     };
-    let a = Netns::new("vicba");
-    let c = Netns::new("vicbc");
-    a.link_to(&c, "a0", "c0");
-    a.ip("addr add 192.0.2.100/24 dev a0");
-    c.ip("addr add 192.0.2.3/24 dev c0");
-    let (ta, tc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (ca, cc) = (
-        Charon::start(&a, &root, ta.path()),
-        Charon::start(&c, &root, tc.path()),
-    );
-    let vip: std::net::IpAddr = "192.0.2.100".parse().unwrap();
-    let client: std::net::IpAddr = "192.0.2.3".parse().unwrap();
-    let road_warrior = ConnDef {
-        name: "rw".into(),
-        local: vip,
-        remote: Remote::Any,
-        local_subnet: None,
-        remote_subnet: None,
-        local_port: None,
-        remote_port: None,
-        mode: ConnMode::Transport,
-        auth: ConnAuth::Psk {
-            local: Identity::Address(vip),
-            remote: None,
-        },
-        on_failure: Shunt::Drop,
-        while_negotiating: Shunt::Drop,
-        install: Install::Listen,
-        dead_peer: DeadPeer::Forget,
-        retry_forever: false,
-        updown: false,
-        initial_contact: false,
-        priority: None,
-    };
-    let known = ConnDef {
-        name: "rw-to-192.0.2.3".into(),
-        remote: Remote::Host(client),
-        auth: ConnAuth::Psk {
-            local: Identity::Address(vip),
-            remote: Some(Identity::Address(client)),
-        },
-        initial_contact: true,
-        ..road_warrior.clone()
-    };
     let key = b"backend key \x00\x01\x02 0123456789".to_vec();
-    // The client: its conn to the VIP and the same key, given directly.
-    let mut vc = cc.client();
-    let owners = ["192.0.2.3".to_string(), "192.0.2.100".to_string()];
-    vc.load_shared("k", &owners, &Secret::from_bytes(key.clone()), soon())
-        .unwrap();
-    let at_client = ConnDef {
-        name: "tovip".into(),
-        local: client,
-        remote: Remote::Host(vip),
-        auth: ConnAuth::Psk {
-            local: Identity::Address(client),
-            remote: Some(Identity::Address(vip)),
-        },
-        ..road_warrior.clone()
-    };
-    vc.request(
-        "load-conn",
-        vipsec::ike::strongswan_conf::load_conn(&at_client).unwrap(),
-        soon(),
-    )
-    .unwrap();
+    let pair = vip_and_client(&root, "vicb", &Secret::from_bytes(key.clone()));
+    let (ca, cc, ta, a) = (&pair.ca, &pair.cc, &pair.ta, &pair.a);
+    let vip: IpAddr = "192.0.2.100".parse().unwrap();
 
     let socket = ca.socket.clone();
     let run_dir = ta.path().join("run");
-    let conns = vec![road_warrior, known];
+    let conns = vec![pair.road_warrior.clone(), pair.known.clone()];
     let key_a = key.clone();
-    let (files, status, names, t_initiate) = in_netns(&a, move || {
+    let (files, status, names, t_initiate) = in_netns(a, move || {
         let be = Strongswan::new(&socket, &run_dir);
         let files = be.generated_files("vipsec-vip-tunnel", &run_dir);
         let keys = [PskEntry {
@@ -578,10 +548,7 @@ fn the_strongswan_backend_loads_serves_and_removes_generated_conns() {
     );
     // The key charon was given under the instance's id authenticates A to C.
     let t0 = Instant::now();
-    while !cc
-        .log()
-        .contains("authentication of '192.0.2.100' with pre-shared key successful")
-    {
+    while !client_authenticated_vip(cc) {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
             "C never authenticated A; A's log:\n{}\nC's log:\n{}",
@@ -595,7 +562,7 @@ fn the_strongswan_backend_loads_serves_and_removes_generated_conns() {
     let socket = ca.socket.clone();
     let run_dir = ta.path().join("run");
     let files2 = files.clone();
-    let after = in_netns(&a, move || {
+    let after = in_netns(a, move || {
         let be = Strongswan::new(&socket, &run_dir);
         be.remove_generated(&files2, soon()).unwrap();
         be.conn_status(&ConnName::parse("conn", "rw").unwrap(), soon())
