@@ -17,7 +17,7 @@ use super::libreswan::ensure_private_dir;
 use super::spec::{ConnDef, PskEntry};
 use super::strongswan_conf::load_conn;
 use super::strongswan_status;
-use super::vici::{Client, Message, Value};
+use super::vici::{self, Client, Message, Value};
 use super::{ConnSource, ConnState, ConnStatus, GeneratedFiles, IkeBackend, PeerIdentity};
 use crate::config::ConnName;
 use crate::error::{Error, Result};
@@ -56,55 +56,56 @@ impl Strongswan {
     fn read_file(file: &Path) -> Result<(Vec<String>, Vec<Message>)> {
         let bytes = std::fs::read(file)
             .map_err(|e| Error::Generic(format!("cannot read {}: {e}", file.display())))?;
-        let mut messages = Vec::new();
-        let mut rest = &bytes[..];
-        while !rest.is_empty() {
-            let (len, body) = rest.split_at(4.min(rest.len()));
-            let len = u32::from_be_bytes(len.try_into().map_err(|_| bad(file))?) as usize;
-            if body.len() < len {
-                return Err(bad(file));
-            }
-            messages.push(Message::decode(&body[..len]).map_err(|_| bad(file))?);
-            rest = &body[len..];
-        }
-        let mut it = messages.into_iter();
-        let ids = it
+        let mut messages = vici::read_framed(&bytes)
+            .map_err(|e| {
+                Error::Generic(format!(
+                    "{} is not a conn file vipsec wrote: {e}",
+                    file.display()
+                ))
+            })?
+            .into_iter();
+        let ids = messages
             .next()
             .map(|m| m.list(KEY_IDS).iter().map(|s| s.to_string()).collect());
-        Ok((ids.unwrap_or_default(), it.collect()))
+        Ok((ids.unwrap_or_default(), messages.collect()))
     }
 
-    fn list_conns(&self, deadline: Instant) -> Result<Vec<Message>> {
-        let mut c = self.client(deadline)?;
-        c.streamed("list-conns", "list-conn", Message::new(), deadline)
-            .map(|(items, _)| items)
-    }
-
-    fn list_sas(&self, conn: Option<&str>, deadline: Instant) -> Result<Vec<Message>> {
-        let mut c = self.client(deadline)?;
-        let filter = match conn {
-            Some(name) => Message::new().with("ike", name),
-            None => Message::new(),
-        };
-        c.streamed("list-sas", "list-sa", filter, deadline)
-            .map(|(items, _)| items)
+    /// Takes the conn's SAs down, telling its peers (charon keeps them when only the conn
+    /// is unloaded), then the conn, over one connection to charon.
+    fn unload_with(c: &mut Client, name: &str, deadline: Instant) -> Result<()> {
+        for sa in list_sas(c, Some(name), deadline)?
+            .iter()
+            .filter_map(|m| m.section(name))
+        {
+            if let Some(id) = sa.str("uniqueid") {
+                c.request(
+                    "terminate",
+                    Message::new().with("ike-id", id).with("timeout", "-1"),
+                    deadline,
+                )?;
+            }
+        }
+        if !strongswan_status::conn_loaded(&list_conns(c, Some(name), deadline)?, name) {
+            return Ok(());
+        }
+        c.request("unload-conn", Message::new().with("name", name), deadline)
+            .map(|_| ())
     }
 }
 
-fn bad(file: &Path) -> Error {
-    Error::Generic(format!(
-        "{} is not a conn file vipsec wrote (it does not parse)",
-        file.display()
-    ))
+/// charon's conns (`conn`: asked for that one; 5.9 answers with all of them anyway, so
+/// callers pick theirs out by name).
+fn list_conns(c: &mut Client, conn: Option<&str>, deadline: Instant) -> Result<Vec<Message>> {
+    let filter = conn.map_or_else(Message::new, |name| Message::new().with("ike", name));
+    c.streamed("list-conns", "list-conn", filter, deadline)
+        .map(|(items, _)| items)
 }
 
-fn framed(m: &Message, out: &mut Vec<u8>) -> Result<()> {
-    let mut body = Vec::new();
-    m.encode(&mut body)
-        .map_err(|e| Error::Generic(format!("cannot encode a conn for charon: {e}")))?;
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
-    Ok(())
+/// The IKE SAs (with their Child SAs) of `conn`, or of every conn.
+fn list_sas(c: &mut Client, conn: Option<&str>, deadline: Instant) -> Result<Vec<Message>> {
+    let filter = conn.map_or_else(Message::new, |name| Message::new().with("ike", name));
+    c.streamed("list-sas", "list-sa", filter, deadline)
+        .map(|(items, _)| items)
 }
 
 /// A default for the few trait calls that carry no deadline of their own.
@@ -132,7 +133,8 @@ impl IkeBackend for Strongswan {
     /// it (`swanctl --load-all`, as the distribution's service does at start): a conn is
     /// "defined" when charon has it.
     fn conn_defined_in(&self, _confdir: &Path, conn: &ConnName) -> Result<bool> {
-        let conns = self.list_conns(soon())?;
+        let deadline = soon();
+        let conns = list_conns(&mut self.client(deadline)?, Some(conn.as_str()), deadline)?;
         Ok(strongswan_status::conn_loaded(&conns, conn.as_str()))
     }
 
@@ -197,15 +199,12 @@ impl IkeBackend for Strongswan {
             .unwrap_or_else(|| "vipsec".into());
         let keys = keys.unwrap_or(&[]);
         let ids: Vec<String> = (0..keys.len()).map(|i| format!("{stem}-{i}")).collect();
-        let mut out = Vec::new();
-        framed(
-            &Message::new().with_list(KEY_IDS, ids.iter().map(String::as_str)),
-            &mut out,
-        )?;
+        let mut messages = vec![Message::new().with_list(KEY_IDS, ids.iter().map(String::as_str))];
         for conn in conns {
-            let m = load_conn(conn).map_err(|e| Error::configured("auth", e))?;
-            framed(&m, &mut out)?;
+            messages.push(load_conn(conn).map_err(|e| Error::configured("auth", e))?);
         }
+        let out = vici::write_framed(&messages)
+            .map_err(|e| Error::Generic(format!("cannot encode a conn for charon: {e}")))?;
         ensure_private_dir(&self.run_dir)?;
         write_atomic(&files.conn, &out, 0o600)?;
         if keys.is_empty() {
@@ -256,13 +255,12 @@ impl IkeBackend for Strongswan {
 
     fn remove_generated(&self, files: &GeneratedFiles, deadline: Instant) -> Result<()> {
         if let Ok((ids, conns)) = Self::read_file(&files.conn) {
-            for name in conns
-                .iter()
-                .flat_map(|m| m.sections().map(|(n, _)| n.to_string()))
-            {
-                self.unload(&ConnName::parse("conn", &name)?, deadline)?;
-            }
             let mut c = self.client(deadline)?;
+            for m in &conns {
+                for (name, _) in m.sections() {
+                    Self::unload_with(&mut c, name, deadline)?;
+                }
+            }
             for id in ids {
                 c.request(
                     "unload-shared",
@@ -292,24 +290,7 @@ impl IkeBackend for Strongswan {
     }
 
     fn unload(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
-        let mut c = self.client(deadline)?;
-        let name = conn.as_str();
-        // Its SAs first (charon keeps them when only the conn is unloaded), telling peers.
-        let sas = self.list_sas(Some(name), deadline)?;
-        for sa in sas.iter().filter_map(|m| m.section(name)) {
-            if let Some(id) = sa.str("uniqueid") {
-                c.request(
-                    "terminate",
-                    Message::new().with("ike-id", id).with("timeout", "-1"),
-                    deadline,
-                )?;
-            }
-        }
-        if !strongswan_status::conn_loaded(&self.list_conns(deadline)?, name) {
-            return Ok(());
-        }
-        c.request("unload-conn", Message::new().with("name", name), deadline)
-            .map(|_| ())
+        Self::unload_with(&mut self.client(deadline)?, conn.as_str(), deadline)
     }
 
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
@@ -331,34 +312,32 @@ impl IkeBackend for Strongswan {
     }
 
     fn conn_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnStatus> {
-        let conns = self.list_conns(deadline)?;
-        let state = if !strongswan_status::conn_loaded(&conns, conn.as_str()) {
-            ConnState::Absent
-        } else {
-            let local: Vec<IpAddr> = crate::kernel::addr::local_addresses(deadline)?;
-            let here = strongswan_status::conn_local_addrs(&conns, conn.as_str())
-                .iter()
-                .any(|a| local.contains(a));
-            if here {
+        let name = conn.as_str();
+        let mut c = self.client(deadline)?;
+        let conns = list_conns(&mut c, Some(name), deadline)?;
+        if !strongswan_status::conn_loaded(&conns, name) {
+            return Ok(ConnStatus {
+                state: ConnState::Absent,
+                sas: Vec::new(),
+            });
+        }
+        let local: Vec<IpAddr> = crate::kernel::addr::local_addresses(deadline)?;
+        let here = strongswan_status::conn_local_addrs(&conns, name)
+            .iter()
+            .any(|a| local.contains(a));
+        Ok(ConnStatus {
+            state: if here {
                 ConnState::Ready
             } else {
                 ConnState::Loaded
-            }
-        };
-        let sas = match state {
-            ConnState::Absent => Vec::new(),
-            _ => strongswan_status::established(
-                &self.list_sas(Some(conn.as_str()), deadline)?,
-                conn.as_str(),
-            ),
-        };
-        Ok(ConnStatus { state, sas })
+            },
+            sas: strongswan_status::established(&list_sas(&mut c, Some(name), deadline)?, name),
+        })
     }
 
     fn peer_identities(&self, deadline: Instant) -> Result<Vec<PeerIdentity>> {
-        Ok(strongswan_status::peer_identities(
-            &self.list_sas(None, deadline)?,
-        ))
+        let sas = list_sas(&mut self.client(deadline)?, None, deadline)?;
+        Ok(strongswan_status::peer_identities(&sas))
     }
 
     fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()> {

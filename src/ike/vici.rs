@@ -332,15 +332,7 @@ impl Packet {
                 message.encode(&mut body)?;
             }
         }
-        if body.len() > MAX_MESSAGE {
-            return Err(format!(
-                "message of {} bytes, more than VICI's {MAX_MESSAGE}",
-                body.len()
-            ));
-        }
-        let mut out = (body.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(&body);
-        Ok(out)
+        framed(&body)
     }
 
     /// A packet from its body (the bytes after the length prefix).
@@ -372,6 +364,49 @@ impl Packet {
             other => return Err(format!("unknown packet type {other}")),
         })
     }
+}
+
+/// `body` behind VICI's 32-bit big-endian length prefix.
+fn framed(body: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    if body.len() > MAX_MESSAGE {
+        return Err(format!(
+            "message of {} bytes, more than VICI's {MAX_MESSAGE}",
+            body.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// Messages one after another, each framed as on the wire (how the strongSwan backend
+/// keeps the conns it generated).
+pub fn write_framed(messages: &[Message]) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for m in messages {
+        let mut body = Vec::new();
+        m.encode(&mut body)?;
+        out.extend(framed(&body)?);
+    }
+    Ok(out)
+}
+
+/// The messages `write_framed` wrote.
+pub fn read_framed(mut bytes: &[u8]) -> std::result::Result<Vec<Message>, String> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
+            return Err("a truncated length prefix".into());
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(format!("a message of {len} bytes with {} left", rest.len()));
+        }
+        out.push(Message::decode(&rest[..len])?);
+        bytes = &rest[len..];
+    }
+    Ok(out)
 }
 
 /// A connection to charon's VICI socket. Every read and write is bounded by the
@@ -419,9 +454,13 @@ impl Client {
         let bytes = p
             .encode()
             .map_err(|e| Error::Generic(format!("cannot encode a VICI request: {e}")))?;
+        self.write(&bytes, deadline)
+    }
+
+    fn write(&mut self, bytes: &[u8], deadline: Instant) -> Result<()> {
         self.bound(deadline)?;
         self.stream
-            .write_all(&bytes)
+            .write_all(bytes)
             .map_err(|e| self.io_error("write to", e))
     }
 
@@ -491,15 +530,8 @@ impl Client {
             },
             deadline,
         )?;
-        match self.receive(deadline)? {
-            Packet::Response(m) => checked(command, m),
-            Packet::UnknownCommand => Err(Error::Generic(format!(
-                "charon does not know the VICI command {command}"
-            ))),
-            other => Err(Error::Generic(format!(
-                "charon answered {command} with {other:?}"
-            ))),
-        }
+        let p = self.receive(deadline)?;
+        answer(command, p)
     }
 
     /// Gives charon an IKE pre-shared key for `owners` (identities), under `id` (what
@@ -514,16 +546,9 @@ impl Client {
     ) -> Result<()> {
         let packet = load_shared_packet(id, owners, key)
             .map_err(|e| Error::Generic(format!("cannot encode a VICI request: {e}")))?;
-        self.bound(deadline)?;
-        self.stream
-            .write_all(packet.expose())
-            .map_err(|e| self.io_error("write to", e))?;
-        match self.receive(deadline)? {
-            Packet::Response(m) => checked("load-shared", m).map(|_| ()),
-            other => Err(Error::Generic(format!(
-                "charon answered load-shared with {other:?}"
-            ))),
-        }
+        self.write(packet.expose(), deadline)?;
+        let p = self.receive(deadline)?;
+        answer("load-shared", p).map(|_| ())
     }
 
     /// A streamed command (list-sas, list-conns): charon sends one `event` per item before
@@ -536,19 +561,8 @@ impl Client {
         deadline: Instant,
     ) -> Result<(Vec<Message>, Message)> {
         self.send(&Packet::EventRegister(event.into()), deadline)?;
-        match self.receive(deadline)? {
-            Packet::EventConfirm => {}
-            Packet::UnknownEvent => {
-                return Err(Error::Generic(format!(
-                    "charon does not know the VICI event {event}"
-                )))
-            }
-            other => {
-                return Err(Error::Generic(format!(
-                    "charon answered the registration for {event} with {other:?}"
-                )))
-            }
-        }
+        let p = self.receive(deadline)?;
+        confirmed(&format!("the registration for {event}"), p)?;
         self.send(
             &Packet::Request {
                 command: command.into(),
@@ -557,33 +571,43 @@ impl Client {
             deadline,
         )?;
         let mut items = Vec::new();
-        let response = loop {
+        let last = loop {
             match self.receive(deadline)? {
                 Packet::Event { name, message } if name == event => items.push(message),
                 Packet::Event { .. } => {}
-                Packet::Response(m) => break m,
-                Packet::UnknownCommand => {
-                    return Err(Error::Generic(format!(
-                        "charon does not know the VICI command {command}"
-                    )))
-                }
-                other => {
-                    return Err(Error::Generic(format!(
-                        "charon answered {command} with {other:?}"
-                    )))
-                }
+                other => break other,
             }
         };
         self.send(&Packet::EventUnregister(event.into()), deadline)?;
-        match self.receive(deadline)? {
-            Packet::EventConfirm => {}
-            other => {
-                return Err(Error::Generic(format!(
-                    "charon answered the unregistration of {event} with {other:?}"
-                )))
-            }
-        }
-        Ok((items, checked(command, response)?))
+        let p = self.receive(deadline)?;
+        confirmed(&format!("the unregistration of {event}"), p)?;
+        Ok((items, answer(command, last)?))
+    }
+}
+
+/// A command's answer: its response (a refusal as an error), or why there is none.
+fn answer(command: &str, p: Packet) -> Result<Message> {
+    match p {
+        Packet::Response(m) => checked(command, m),
+        Packet::UnknownCommand => Err(Error::Generic(format!(
+            "charon does not know the VICI command {command}"
+        ))),
+        other => Err(Error::Generic(format!(
+            "charon answered {command} with {other:?}"
+        ))),
+    }
+}
+
+/// An event (un)registration's answer.
+fn confirmed(what: &str, p: Packet) -> Result<()> {
+    match p {
+        Packet::EventConfirm => Ok(()),
+        Packet::UnknownEvent => Err(Error::Generic(format!(
+            "charon does not know the VICI event of {what}"
+        ))),
+        other => Err(Error::Generic(format!(
+            "charon answered {what} with {other:?}"
+        ))),
     }
 }
 
@@ -621,7 +645,11 @@ fn load_shared_packet(
     out.extend_from_slice(&key_len.to_be_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(&tail);
-    debug_assert_eq!(out.len(), out.capacity());
+    debug_assert_eq!(
+        out.len(),
+        4 + body,
+        "the key buffer grew: a copy may be left"
+    );
     Ok(Secret::from_bytes(out))
 }
 
@@ -708,6 +736,19 @@ mod tests {
         assert!(Packet::decode(b"\x63")
             .unwrap_err()
             .contains("unknown packet type"));
+    }
+
+    #[test]
+    fn framed_messages_read_back_and_truncation_is_an_error() {
+        let ms = [
+            Message::new().with_list("ids", ["a-0"]),
+            Message::new().with_section("rw", Message::new().with("version", "2")),
+        ];
+        let bytes = write_framed(&ms).unwrap();
+        assert_eq!(read_framed(&bytes).unwrap(), ms);
+        assert!(read_framed(&bytes[..bytes.len() - 1]).is_err());
+        assert!(read_framed(&bytes[..2]).is_err());
+        assert_eq!(read_framed(&[]).unwrap(), []);
     }
 
     #[test]
