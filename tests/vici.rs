@@ -121,16 +121,22 @@ fn psk_conn(name: &str) -> Message {
     )
 }
 
+/// One charon in a namespace of its own, at 192.0.2.1 (nobody at 192.0.2.2).
+fn lone_charon(root: &Path, prefix: &str) -> (Netns, tempfile::TempDir, Charon) {
+    let ns = Netns::new(prefix);
+    ns.veth("v0", "v1", true);
+    ns.ip("addr add 192.0.2.1/24 dev v0");
+    let tmp = tempfile::tempdir().unwrap();
+    let charon = Charon::start(&ns, root, tmp.path());
+    (ns, tmp, charon)
+}
+
 #[test]
 fn conns_and_keys_load_list_and_unload_over_vici() {
     let Some(root) = strongswan_root() else {
         return;
     };
-    let ns = Netns::new("vici");
-    ns.veth("v0", "v1", true);
-    ns.ip("addr add 192.0.2.1/24 dev v0");
-    let tmp = tempfile::tempdir().unwrap();
-    let charon = Charon::start(&ns, &root, tmp.path());
+    let (_ns, _tmp, charon) = lone_charon(&root, "vici");
     let mut c = charon.client();
 
     let v = c.request("version", Message::new(), soon()).unwrap();
@@ -391,11 +397,7 @@ fn initiate_without_waiting_terminate_and_unload_a_key() {
     let Some(root) = strongswan_root() else {
         return;
     };
-    let ns = Netns::new("vicii");
-    ns.veth("v0", "v1", true);
-    ns.ip("addr add 192.0.2.1/24 dev v0");
-    let tmp = tempfile::tempdir().unwrap();
-    let charon = Charon::start(&ns, &root, tmp.path());
+    let (_ns, _tmp, charon) = lone_charon(&root, "vicii");
     let mut c = charon.client();
     let key = Secret::from_bytes(b"a key nobody at 192.0.2.2 will ever check".to_vec());
     let owners = ["192.0.2.1".to_string(), "192.0.2.2".to_string()];

@@ -289,17 +289,7 @@ fn generated_psk_conn_negotiates_ike_with_a_real_client() {
 
     expect(&lab.ocf("start", &params), 0, "start with a generated conn");
     expect(&lab.ocf("monitor", &params), 0, "monitor");
-    // pluto runs no updown script for the VIP's conns: it has nothing to do for them and
-    // would hold every other client's exchange while it runs.
-    let status = lab.pluto.whack("--status");
-    let updowns: Vec<&str> = status
-        .lines()
-        .filter(|l| l.contains("\"rw") && l.contains("updown="))
-        .collect();
-    assert!(
-        !updowns.is_empty() && updowns.iter().all(|l| !l.contains("ipsec _updown")),
-        "{updowns:#?}"
-    );
+    assert_vip_conns_run_no_updown(&lab.pluto);
     let conn = std::fs::read_to_string(lab.run_dir.join("vipsec-vip-tunnel.conf")).unwrap();
     // Each version's dialect: 5.x dropped dpdaction= and spells IKEv2-only keyexchange=.
     let dialect: &[&str] = if lab.pluto.major_version() >= 5 {
@@ -469,17 +459,7 @@ fn start_initiates_toward_the_known_clients() {
         "no attempt toward the client that is down:\n{log}"
     );
     expect(&lab.ocf("monitor", &params), 0, "monitor");
-    // pluto runs no updown script for the VIP's conns: it has nothing to do for them and
-    // would hold every other client's exchange while it runs.
-    let status = lab.pluto.whack("--status");
-    let updowns: Vec<&str> = status
-        .lines()
-        .filter(|l| l.contains("\"rw") && l.contains("updown="))
-        .collect();
-    assert!(
-        !updowns.is_empty() && updowns.iter().all(|l| !l.contains("ipsec _updown")),
-        "{updowns:#?}"
-    );
+    assert_vip_conns_run_no_updown(&lab.pluto);
     let conn = std::fs::read_to_string(lab.run_dir.join("vipsec-vip-tunnel.conf")).unwrap();
     assert!(
         conn.contains("conn rw-to-192.0.2.45\n") && conn.contains("\tright=192.0.2.45\n"),
@@ -866,4 +846,18 @@ fn the_agent_runs_without_core_dumps() {
         &[("OCF_RESKEY_CRM_meta_timeout", "18446744073709551615s")],
     );
     expect(&r, 7, "monitor with an enormous timeout");
+}
+
+/// pluto runs no updown script for the VIP's generated conns: it has nothing to do for
+/// them and would hold every other client's exchange while it runs.
+fn assert_vip_conns_run_no_updown(pluto: &Pluto) {
+    let status = pluto.whack("--status");
+    let updowns: Vec<&str> = status
+        .lines()
+        .filter(|l| l.contains("\"rw") && l.contains("updown="))
+        .collect();
+    assert!(
+        !updowns.is_empty() && updowns.iter().all(|l| !l.contains("ipsec _updown")),
+        "{updowns:#?}"
+    );
 }
