@@ -121,6 +121,18 @@ fn psk_conn(name: &str) -> Message {
     )
 }
 
+/// The list-sa events charon sends for one conn's IKE SAs.
+fn list_sas(c: &mut Client, conn: &str) -> Vec<Message> {
+    c.streamed(
+        "list-sas",
+        "list-sa",
+        Message::new().with("ike", conn),
+        soon(),
+    )
+    .unwrap()
+    .0
+}
+
 /// One charon in a namespace of its own, at 192.0.2.1 (nobody at 192.0.2.2).
 fn lone_charon(root: &Path, prefix: &str) -> (Netns, tempfile::TempDir, Charon) {
     let ns = Netns::new(prefix);
@@ -177,14 +189,7 @@ fn conns_and_keys_load_list_and_unload_over_vici() {
     );
 
     // Nobody at 192.0.2.2: no SA, and asking for one conn's SAs is not a dump of all.
-    let (sas, _) = c
-        .streamed(
-            "list-sas",
-            "list-sa",
-            Message::new().with("ike", "pair"),
-            soon(),
-        )
-        .unwrap();
+    let sas = list_sas(&mut c, "pair");
     assert!(sas.is_empty(), "{sas:?}");
 
     // Refusals carry charon's reason; unknown commands are named.
@@ -342,14 +347,7 @@ fn generated_conns_negotiate_between_two_charons() {
         Instant::now() + Duration::from_secs(10),
     );
     let established = |v: &mut Client, conn: &str| {
-        let (sas, _) = v
-            .streamed(
-                "list-sas",
-                "list-sa",
-                Message::new().with("ike", conn),
-                soon(),
-            )
-            .unwrap();
+        let sas = list_sas(v, conn);
         // The backend's own reading of charon's answer: an IKE SA of this conn, up.
         vipsec::ike::strongswan_status::established(&sas, conn)
             .iter()
@@ -419,14 +417,7 @@ fn initiate_without_waiting_terminate_and_unload_a_key() {
     let e = r.expect_err("an initiate that timed out is reported as such");
     // charon's words for it, 5.9 and 6.0 alike.
     assert!(e.reason().contains("not established after 100ms"), "{e:?}");
-    let (sas, _) = c
-        .streamed(
-            "list-sas",
-            "list-sa",
-            Message::new().with("ike", "pair"),
-            soon(),
-        )
-        .unwrap();
+    let sas = list_sas(&mut c, "pair");
     let ids: Vec<String> = sas
         .iter()
         .filter_map(|m| m.section("pair"))
@@ -444,14 +435,7 @@ fn initiate_without_waiting_terminate_and_unload_a_key() {
         soon(),
     )
     .unwrap();
-    let (sas, _) = c
-        .streamed(
-            "list-sas",
-            "list-sa",
-            Message::new().with("ike", "pair"),
-            soon(),
-        )
-        .unwrap();
+    let sas = list_sas(&mut c, "pair");
     assert!(
         sas.iter().all(|m| m.section("pair").is_none()),
         "still there: {sas:?}"
