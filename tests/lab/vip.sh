@@ -192,8 +192,7 @@ failover_runs() {
   echo "$SCEN	$FO_SUMMARY" >> "$OUT/failover-figures.tsv"
 }
 
-# (Output captured first: with pipefail, grep -q quitting early can fail the pipeline.)
-vip_holder() { local out; out=$(on a ip -o addr show dev eth0); if grep -q " $VIP/" <<<"$out"; then echo a; else echo b; fi; }
+vip_holder() { if on a ip -o addr show dev eth0 | qgrep " $VIP/"; then echo a; else echo b; fi; }
 
 scenario_failover() {
   scenario "2 failover A->B (pacemaker order)"
