@@ -133,7 +133,7 @@ CIB
 # Once both corosyncs are up (two_node waits for all before it is quorate).
 pcmk_pacemaker_up() {
   local h=$1 d=$LAB/$1/pcmk
-  wait_for 60 pn "$h" corosync-quorumtool -s || { log "corosync on $h has no quorum"; return 1; }
+  PN_TIMEOUT=20 wait_for 60 pn "$h" corosync-quorumtool -s || { log "corosync on $h has no quorum"; return 1; }
   pn "$h" env PCMK_logfile=/var/log/pacemaker/pacemaker.log PCMK_logfacility=none \
     setsid pacemakerd </dev/null > "$d/pacemakerd.out" 2>&1 &
   BG_PIDS+=($!)
