@@ -15,7 +15,8 @@
 # tests/strongswan-root.sh name the roots the suite uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
+# The physical path: cargo names the binaries it builds by it (getcwd resolves symlinks).
+REPO=$(pwd -P)
 NAME=$1; shift
 CACHE=${VIPSEC_ROOT_CACHE:-/var/lib/vipsec-tests}
 ROOT=$CACHE/$NAME

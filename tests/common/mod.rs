@@ -13,8 +13,36 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// The vipsec under test. With a test root, a copy under /tmp (bind-mounted at the same
+/// path inside the root): the build directory may not be reachable from inside the root
+/// (CI clones under /root), and a path must mean the same binary inside and out. One copy
+/// per build, shared by the test processes, installed by rename.
 pub fn vipsec_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_vipsec"))
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_vipsec"));
+    if test_root().is_none() {
+        return built;
+    }
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = fs::metadata(&built).unwrap();
+        let dir = Path::new("/tmp/vipsec-tests-bin");
+        fs::create_dir_all(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join(format!(
+            "vipsec-{}-{}",
+            meta.len(),
+            meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+        ));
+        if !copy.exists() {
+            let tmp = dir.join(format!(".vipsec.{}", std::process::id()));
+            fs::copy(&built, &tmp).unwrap();
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+            fs::rename(&tmp, &copy).unwrap();
+        }
+        copy
+    })
+    .clone()
 }
 
 /// The distribution root the IKE daemon and the agent run from, when the suite runs
