@@ -295,6 +295,111 @@ pub fn required_nss_nickname(raw: &RawParams) -> Result<&str> {
     Ok(nick)
 }
 
+/// Which IKE daemon owns the conns, and the socket it is driven through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "daemon", rename_all = "lowercase")]
+pub enum IkeDaemon {
+    /// pluto, through its control socket.
+    Libreswan { ctlsocket: PathBuf },
+    /// charon, over its VICI socket.
+    Strongswan { vicisocket: PathBuf },
+}
+
+impl IkeDaemon {
+    /// `ike`, and the socket parameter that belongs to it. A parameter of the other
+    /// daemon is refused rather than ignored: a ctlsocket given to a strongSwan resource
+    /// means its author expects something vipsec would not do.
+    pub fn parse(raw: &RawParams) -> Result<IkeDaemon> {
+        let socket =
+            |name: &str, default: &str| absolute_path(name, raw.get(name).unwrap_or(default));
+        let refuse_other = |name: &str, ike: &str| match raw.get(name) {
+            Some(_) => Err(Error::configured(
+                name,
+                format!(
+                    "belongs to the other IKE daemon; unset it or set ike={}",
+                    if ike == "libreswan" {
+                        "strongswan"
+                    } else {
+                        "libreswan"
+                    }
+                ),
+            )),
+            None => Ok(()),
+        };
+        match raw.get("ike").unwrap_or("libreswan") {
+            "libreswan" => {
+                refuse_other("vicisocket", "libreswan")?;
+                Ok(IkeDaemon::Libreswan {
+                    ctlsocket: socket("ctlsocket", crate::params::DEFAULT_CTLSOCKET)?,
+                })
+            }
+            "strongswan" => {
+                for name in ["ctlsocket", "confdir"] {
+                    refuse_other(name, "strongswan")?;
+                }
+                Ok(IkeDaemon::Strongswan {
+                    vicisocket: socket("vicisocket", crate::params::DEFAULT_VICISOCKET)?,
+                })
+            }
+            other => Err(Error::configured(
+                "ike",
+                format!("{other:?} is not libreswan or strongswan"),
+            )),
+        }
+    }
+
+    /// The daemon's socket.
+    pub fn socket(&self) -> &Path {
+        match self {
+            IkeDaemon::Libreswan { ctlsocket } => ctlsocket,
+            IkeDaemon::Strongswan { vicisocket } => vicisocket,
+        }
+    }
+
+    /// The parameter that names the socket, for messages.
+    pub fn socket_param(&self) -> &'static str {
+        match self {
+            IkeDaemon::Libreswan { .. } => "ctlsocket",
+            IkeDaemon::Strongswan { .. } => "vicisocket",
+        }
+    }
+
+    /// The service that runs the daemon, for messages.
+    pub fn service(&self) -> &'static str {
+        match self {
+            IkeDaemon::Libreswan { .. } => "ipsec",
+            IkeDaemon::Strongswan { .. } => "strongswan",
+        }
+    }
+
+    /// The daemon does not answer on its socket: what to do about it.
+    pub fn not_running(&self, daemon_name: &str) -> Error {
+        Error::Generic(format!(
+            "{daemon_name} is not running (no listener on {}); start the {} service, or set {} to the running {daemon_name}'s socket",
+            self.socket().display(),
+            self.service(),
+            self.socket_param()
+        ))
+    }
+
+    /// Certificates are given to pluto only so far (by NSS nickname); with charon the
+    /// generated conns authenticate by pre-shared key.
+    pub fn check_auth_supported(&self, auth: &str) -> Result<()> {
+        match (self, auth) {
+            (IkeDaemon::Strongswan { .. }, "cert") => Err(Error::configured(
+                "auth",
+                "cert is not available with ike=strongswan yet; use auth=psk",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// pluto reads conns and secrets from confdir; charon is given both over VICI.
+    pub fn uses_confdir(&self) -> bool {
+        matches!(self, IkeDaemon::Libreswan { .. })
+    }
+}
+
 pub fn absolute_path(param: &str, value: &str) -> Result<PathBuf> {
     let path = PathBuf::from(value);
     if !path.is_absolute() {
@@ -399,8 +504,54 @@ mod tests {
         assert_eq!(c.tunnel.as_str(), "rw-1.a_b");
         assert_eq!(c.vip, "2001:db8::10".parse::<IpAddr>().unwrap());
         assert_eq!(c.confdir, PathBuf::from("/etc/ipsec.d/"));
-        assert_eq!(c.ctlsocket, PathBuf::from("/run/pluto/pluto.ctl"));
+        assert_eq!(c.ike.socket(), Path::new("/run/pluto/pluto.ctl"));
         assert_eq!(c.fallbacktunnel, None);
+    }
+
+    #[test]
+    fn the_ike_daemon_and_its_socket() {
+        let base = [("tunnel", "t"), ("vip", "192.0.2.1")];
+        let with = |extra: &[(&str, &str)]| {
+            IpsecConfig::parse(&raw(&[&base[..], extra].concat())).map(|c| c.ike)
+        };
+        assert_eq!(
+            with(&[("ike", "strongswan")]).unwrap(),
+            IkeDaemon::Strongswan {
+                vicisocket: "/var/run/charon.vici".into()
+            }
+        );
+        assert_eq!(
+            with(&[("ike", "strongswan"), ("vicisocket", "/run/a/charon.vici")])
+                .unwrap()
+                .socket(),
+            Path::new("/run/a/charon.vici")
+        );
+        assert_eq!(
+            with(&[("ike", "libreswan")]).unwrap().socket_param(),
+            "ctlsocket"
+        );
+        let refused: &[(&[(&str, &str)], &str)] = &[
+            (&[("ike", "racoon")], "ike:"),
+            (&[("ike", "StrongSwan")], "ike:"),
+            (&[("vicisocket", "/run/charon.vici")], "vicisocket:"),
+            (
+                &[("ike", "strongswan"), ("ctlsocket", "/run/pluto/pluto.ctl")],
+                "ctlsocket:",
+            ),
+            (
+                &[("ike", "strongswan"), ("confdir", "/etc/ipsec.d")],
+                "confdir:",
+            ),
+            (
+                &[("ike", "strongswan"), ("vicisocket", "charon.vici")],
+                "vicisocket:",
+            ),
+        ];
+        for (extra, prefix) in refused {
+            let e = with(extra).unwrap_err();
+            assert_eq!(e.code(), 6, "{extra:?}");
+            assert!(e.reason().starts_with(prefix), "{extra:?}: {}", e.reason());
+        }
     }
 
     #[test]

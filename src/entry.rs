@@ -12,9 +12,12 @@ use crate::agents::ipsec::{self, Env as IpsecEnv};
 use crate::agents::mesh::config::MeshConfig;
 use crate::agents::mesh::{self, MeshEnv};
 use crate::agents::{Printing, Verb};
+use crate::config::IkeDaemon;
 use crate::config::{self, Context, RawParams, DEFAULT_STATE_DIR};
 use crate::error::{Error, Result};
 use crate::ike::libreswan::Libreswan;
+use crate::ike::strongswan::Strongswan;
+use crate::ike::IkeBackend;
 use crate::logging::{self, LogSettings};
 
 use crate::metadata::{self, OcfVersion};
@@ -411,22 +414,30 @@ fn execute(
             .get("OCF_TESTER_FAIL_HAVE_BINARY")
             .is_some_and(|v| v == "1"),
     };
-    let ctlsocket = match &cfg {
-        AgentConfig::Ipsec(c) => &c.ctlsocket,
-        AgentConfig::Mesh(c) => &c.ctlsocket,
+    let ike_daemon = match &cfg {
+        AgentConfig::Ipsec(c) => &c.ike,
+        AgentConfig::Mesh(c) => &c.ike,
     };
-    let ike = Libreswan::new(
-        env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH),
-        ctlsocket,
-        Path::new(
-            env.get("VIPSEC_RUN_DIR")
-                .map(String::as_str)
-                .unwrap_or("/run/vipsec"),
-        ),
-        // ocf-tester's "binaries missing" check never turns a stop into a no-op: a stop
-        // always takes down what it can find.
-        ctx.pretend_binaries_missing && inv.action != Action::Stop,
+    let run_dir = Path::new(
+        env.get("VIPSEC_RUN_DIR")
+            .map(String::as_str)
+            .unwrap_or("/run/vipsec"),
     );
+    // ocf-tester's "binaries missing" check never turns a stop into a no-op: a stop
+    // always takes down what it can find.
+    let pretend_missing = ctx.pretend_binaries_missing && inv.action != Action::Stop;
+    let ike: Box<dyn IkeBackend> = match ike_daemon {
+        IkeDaemon::Libreswan { ctlsocket } => Box::new(Libreswan::new(
+            env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH),
+            ctlsocket,
+            run_dir,
+            pretend_missing,
+        )),
+        IkeDaemon::Strongswan { vicisocket } => {
+            Box::new(Strongswan::new(vicisocket, run_dir, pretend_missing))
+        }
+    };
+    let ike = ike.as_ref();
     let store = StateStore::new(&ctx.state_dir, &ctx.instance);
     log::debug!("{} (timeout {timeout:?})", inv.action.name());
     let Some(verb) = inv.action.verb() else {
@@ -445,7 +456,7 @@ fn execute(
             &IpsecEnv {
                 cfg,
                 ctx: &ctx,
-                ike: &ike,
+                ike,
                 store,
                 deadline,
             },
@@ -457,7 +468,7 @@ fn execute(
                 cfg,
                 path_env: env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH),
                 ctx: &ctx,
-                ike: &ike,
+                ike,
                 store,
                 deadline,
             },

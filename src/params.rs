@@ -122,6 +122,8 @@ pub struct ActionSpec {
 
 pub const DEFAULT_CONFDIR: &str = "/etc/ipsec.d/";
 pub const DEFAULT_CTLSOCKET: &str = "/run/pluto/pluto.ctl";
+/// Where charon's VICI plugin listens unless strongswan.conf says otherwise.
+pub const DEFAULT_VICISOCKET: &str = "/var/run/charon.vici";
 pub const DEFAULT_COROSYNC_CONF: &str = "/etc/corosync/corosync.conf";
 pub const DEFAULT_COROSYNC_AUTHKEY: &str = "/etc/corosync/authkey";
 
@@ -136,6 +138,35 @@ const DNSSEC_ANCHOR: Param = Param {
     shortdesc: "DNSSEC trust anchor (a file of DNSKEY lines)",
     longdesc: "The keys validation starts from: every DNSKEY of the anchored zone, one \
 per line. Default: the DNS root key from dns-root-data.",
+};
+
+/// The same for both agents: which IKE daemon, and where strongSwan's listens.
+const IKE: Param = Param {
+    name: "ike",
+    kind: ParamType::String,
+    default: "libreswan",
+    required: false,
+    unique: false,
+    reloadable: false,
+    shortdesc: "IKE daemon: libreswan or strongswan",
+    longdesc: "The IKE daemon that negotiates the tunnels. libreswan (the default): pluto, \
+driven through its control socket (ctlsocket). strongswan: charon, driven over its VICI \
+socket (vicisocket) only; generated conns and keys are given to charon over VICI and never \
+written to swanctl's configuration. ctlsocket and confdir belong to libreswan, vicisocket \
+to strongswan.",
+};
+
+const VICISOCKET: Param = Param {
+    name: "vicisocket",
+    kind: ParamType::String,
+    default: DEFAULT_VICISOCKET,
+    required: false,
+    unique: false,
+    reloadable: false,
+    shortdesc: "charon's VICI socket (ike=strongswan)",
+    longdesc: "Path of the VICI socket of the charon instance that owns the tunnels \
+(strongswan.conf's charon.plugins.vici.socket), so several charons can run side by side. \
+Only with ike=strongswan.",
 };
 
 pub const IPSEC: &[Param] = &[
@@ -199,6 +230,8 @@ node: such a conn comes up once the VIP has left this node (a detached waiter, f
 passed as --ctlsocket to every libreswan command, so several pluto instances can run side \
 by side.",
     },
+    IKE,
+    VICISOCKET,
     Param {
         name: "auth",
         kind: ParamType::String,
@@ -588,6 +621,8 @@ file must include confdir/*.secrets (the stock /etc/ipsec.secrets includes \
         longdesc: "Path of the control socket of the pluto instance that carries the mesh, \
 passed as --ctlsocket to every libreswan command.",
     },
+    IKE,
+    VICISOCKET,
 ];
 
 const MESH_ACTIONS: &[ActionSpec] = &[

@@ -211,6 +211,38 @@ const CASES: &[Case] = &[
         names: "ctlsocket",
     },
     Case {
+        name: "ike unknown",
+        params: &[("ike", "openswan")],
+        code: 6,
+        names: "ike",
+    },
+    Case {
+        name: "vicisocket without ike=strongswan",
+        params: &[("vicisocket", "/run/charon.vici")],
+        code: 6,
+        names: "vicisocket",
+    },
+    Case {
+        name: "vicisocket relative",
+        params: &[
+            ("ike", "strongswan"),
+            ("confdir", ""),
+            ("vicisocket", "charon.vici"),
+        ],
+        code: 6,
+        names: "vicisocket",
+    },
+    Case {
+        name: "ctlsocket with ike=strongswan",
+        params: &[
+            ("ike", "strongswan"),
+            ("confdir", ""),
+            ("ctlsocket", "/run/pluto/pluto.ctl"),
+        ],
+        code: 6,
+        names: "ctlsocket",
+    },
+    Case {
         name: "auth unknown",
         params: &[("auth", "password")],
         code: 6,
@@ -824,6 +856,26 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
             "secret_file",
         ),
         ("auth unknown", vec![("auth", "kerberos")], "auth"),
+        ("ike unknown", vec![("ike", "isakmpd")], "ike"),
+        (
+            "confdir with ike=strongswan",
+            vec![("ike", "strongswan"), ("confdir", "/etc/ipsec.d")],
+            "confdir",
+        ),
+        (
+            "vicisocket without ike=strongswan",
+            vec![("vicisocket", "/run/charon.vici")],
+            "vicisocket",
+        ),
+        (
+            "vicisocket relative",
+            vec![
+                ("ike", "strongswan"),
+                ("confdir", ""),
+                ("vicisocket", "run/charon.vici"),
+            ],
+            "vicisocket",
+        ),
         ("policy unknown", vec![("policy", "strict")], "policy"),
         (
             "exclude_ssh not a boolean",

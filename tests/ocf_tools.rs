@@ -44,6 +44,8 @@ fn meta_data_is_valid_against_the_ocf_dtd() {
         "confdir",
         "fallbacktunnel",
         "ctlsocket",
+        "ike",
+        "vicisocket",
         "auth",
         "psk_file",
         "cert",
@@ -94,6 +96,8 @@ fn mesh_meta_data_is_valid_against_the_ocf_dtd() {
         "secure_ports",
         "confdir",
         "ctlsocket",
+        "ike",
+        "vicisocket",
     ] {
         assert!(
             xml.contains(&format!("<parameter name=\"{p}\"")),

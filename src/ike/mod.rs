@@ -162,6 +162,24 @@ pub trait IkeBackend: Sync {
     fn rescan_addresses(&self, deadline: Instant) -> Result<()>;
     /// Takes the conn's SAs down and forgets the conn. Absent conns are not an error.
     fn unload(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
+    /// Takes down the SAs of a conn of the user's own configuration (confdir's,
+    /// swanctl's). pluto forgets the conn too, as ocf:heartbeat:ipsec has it do (start adds
+    /// it from confdir again); charon keeps it (swanctl loads it, not vipsec).
+    fn release(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
+        self.unload(conn, deadline)
+    }
+    /// Whether the daemon receives IKE on `addr`: pluto binds a socket to each address
+    /// it serves (after a rescan).
+    fn listens_for_ike(&self, addr: IpAddr) -> bool {
+        crate::kernel::sockets::udp_bound(addr, &crate::kernel::sockets::IKE_PORTS)
+    }
+    /// Whether a fail-open conn (its traffic passes in clear while it has no SA) has a
+    /// kernel policy before its SA exists: pluto's trap with a passthrough failure shunt
+    /// does; charon has no such shunt, so its fail-open conns have policies only with
+    /// their SAs (strongswan_conf::start_action).
+    fn fail_open_conns_trap(&self) -> bool {
+        true
+    }
     /// Starts negotiating `conn` inside the daemon without waiting for the result.
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
     /// The conn's state and established SAs, in one query of the daemon.

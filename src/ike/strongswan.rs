@@ -1,6 +1,5 @@
-//! strongSwan's charon behind the IKE seam, spoken to over VICI only (never swanctl's
-//! text). Not yet selectable by the agents (the `ike=` parameter is the strongSwan
-//! issue's next step); tested directly against a real charon in tests/vici.rs.
+//! strongSwan's charon behind the IKE seam (`ike=strongswan`), spoken to over VICI only
+//! (never swanctl's text).
 //!
 //! Generated conns live in a file of their own, as the VICI messages that load them
 //! (`load-conn`, one per conn, each length-prefixed as on the wire): what charon is given
@@ -38,13 +37,16 @@ const KEY_IDS: &str = "vipsec-key-ids";
 pub struct Strongswan {
     socket: PathBuf,
     run_dir: PathBuf,
+    /// ocf-tester's "binaries missing" check: behave as if charon were not installed.
+    pretend_missing: bool,
 }
 
 impl Strongswan {
-    pub fn new(socket: &Path, run_dir: &Path) -> Strongswan {
+    pub fn new(socket: &Path, run_dir: &Path, pretend_missing: bool) -> Strongswan {
         Strongswan {
             socket: socket.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
+            pretend_missing,
         }
     }
 
@@ -70,9 +72,21 @@ impl Strongswan {
         Ok((ids.unwrap_or_default(), messages.collect()))
     }
 
+    /// Whether a conn file vipsec wrote in this run directory has `name`.
+    fn is_generated(&self, name: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir(&self.run_dir) else {
+            return false;
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "vici"))
+            .any(|p| self.generated_conns(&p).iter().any(|c| c == name))
+    }
+
     /// Takes the conn's SAs down, telling its peers (charon keeps them when only the conn
-    /// is unloaded), then the conn, over one connection to charon.
-    fn unload_with(c: &mut Client, name: &str, deadline: Instant) -> Result<()> {
+    /// is unloaded), then, when `forget`, the conn, over one connection to charon.
+    fn unload_with(c: &mut Client, name: &str, forget: bool, deadline: Instant) -> Result<()> {
         for sa in list_sas(c, Some(name), deadline)?
             .iter()
             .filter_map(|m| m.section(name))
@@ -85,7 +99,7 @@ impl Strongswan {
                 )?;
             }
         }
-        if !strongswan_status::conn_loaded(&list_conns(c, Some(name), deadline)?, name) {
+        if !forget || !strongswan_status::conn_loaded(&list_conns(c, Some(name), deadline)?, name) {
             return Ok(());
         }
         c.request("unload-conn", Message::new().with("name", name), deadline)
@@ -119,7 +133,7 @@ impl IkeBackend for Strongswan {
     }
 
     fn check_installed(&self) -> Result<()> {
-        if CHARON_PATHS.iter().any(|p| Path::new(p).exists()) {
+        if !self.pretend_missing && CHARON_PATHS.iter().any(|p| Path::new(p).exists()) {
             Ok(())
         } else {
             Err(Error::Installed(format!(
@@ -133,6 +147,10 @@ impl IkeBackend for Strongswan {
     /// it (`swanctl --load-all`, as the distribution's service does at start): a conn is
     /// "defined" when charon has it.
     fn conn_defined_in(&self, _confdir: &Path, conn: &ConnName) -> Result<bool> {
+        if self.is_generated(conn.as_str()) {
+            // Loaded by vipsec (a running resource's generated conn), not by swanctl.
+            return Ok(false);
+        }
         let deadline = soon();
         let conns = list_conns(&mut self.client(deadline)?, Some(conn.as_str()), deadline)?;
         Ok(strongswan_status::conn_loaded(&conns, conn.as_str()))
@@ -205,9 +223,13 @@ impl IkeBackend for Strongswan {
         }
         let out = vici::write_framed(&messages)
             .map_err(|e| Error::Generic(format!("cannot encode a conn for charon: {e}")))?;
+        // The keys of the file being replaced (a reload): those not given again go.
+        let stale: Vec<String> = Self::read_file(&files.conn)
+            .map(|(old, _)| old.into_iter().filter(|id| !ids.contains(id)).collect())
+            .unwrap_or_default();
         ensure_private_dir(&self.run_dir)?;
         write_atomic(&files.conn, &out, 0o600)?;
-        if keys.is_empty() {
+        if keys.is_empty() && stale.is_empty() {
             return Ok(());
         }
         // The keys go to charon now, over the socket; no file holds them. (A restarted
@@ -220,6 +242,13 @@ impl IkeBackend for Strongswan {
                 .chain(k.remote.iter().map(|r| r.to_string()))
                 .collect();
             c.load_shared(id, &owners, &k.key, deadline)?;
+        }
+        for id in stale {
+            c.request(
+                "unload-shared",
+                Message::new().with("id", id.as_str()),
+                deadline,
+            )?;
         }
         Ok(())
     }
@@ -258,7 +287,7 @@ impl IkeBackend for Strongswan {
             let mut c = self.client(deadline)?;
             for m in &conns {
                 for (name, _) in m.sections() {
-                    Self::unload_with(&mut c, name, deadline)?;
+                    Self::unload_with(&mut c, name, true, deadline)?;
                 }
             }
             for id in ids {
@@ -290,7 +319,29 @@ impl IkeBackend for Strongswan {
     }
 
     fn unload(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
-        Self::unload_with(&mut self.client(deadline)?, conn.as_str(), deadline)
+        Self::unload_with(&mut self.client(deadline)?, conn.as_str(), true, deadline)
+    }
+
+    /// A conn of swanctl's only loses its SAs: swanctl loaded it, and vipsec could not
+    /// load it back. charon negotiates it only where its local address is.
+    fn release(&self, conn: &ConnName, deadline: Instant) -> Result<()> {
+        Self::unload_with(&mut self.client(deadline)?, conn.as_str(), false, deadline)
+    }
+
+    /// charon binds its IKE sockets to the wildcard address, which covers every address
+    /// this node has or gets.
+    fn listens_for_ike(&self, addr: IpAddr) -> bool {
+        use crate::kernel::sockets::{udp_bound, IKE_PORTS};
+        let any: IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        udp_bound(addr, &IKE_PORTS) || udp_bound(any, &IKE_PORTS)
+    }
+
+    fn fail_open_conns_trap(&self) -> bool {
+        false
     }
 
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()> {

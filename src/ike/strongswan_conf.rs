@@ -5,7 +5,9 @@
 
 use std::net::IpAddr;
 
-use super::spec::{ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, ProtoPort, Remote};
+use super::spec::{
+    ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, ProtoPort, Remote, Shunt,
+};
 use super::vici::Message;
 
 /// libreswan's `aes_gcm256-sha2_256-dh19,aes_gcm256-sha2_256-dh31`.
@@ -40,9 +42,56 @@ fn selector(
     match port {
         None => net,
         Some(p) => match p.port {
-            Some(n) => format!("{net}[{}/{n}]", p.proto),
-            None => format!("{net}[{}]", p.proto),
+            Some(n) => format!("{net}[{}/{n}]", protocol_number(&p.proto)),
+            None => format!("{net}[{}]", protocol_number(&p.proto)),
         },
+    }
+}
+
+/// By number: charon looks names up in /etc/protocols, which a minimal system may lack
+/// (its load-conn then fails with "invalid value for: local_ts").
+fn protocol_number(proto: &str) -> String {
+    match proto {
+        "icmp" => "1".into(),
+        "tcp" => "6".into(),
+        "udp" => "17".into(),
+        "ipv6-icmp" => "58".into(),
+        "sctp" => "132".into(),
+        other => other.into(),
+    }
+}
+
+/// The priority of the conn's kernel policies (lower wins). charon's automatic ones
+/// rank IPsec below pass policies, so the bypass-lan plugin's pass policies for the
+/// node's own subnets (Debian loads it) would let a mesh pair's or a LAN client's traffic
+/// go in clear beside its SA. vipsec's conns rank above them, in the order of their
+/// selectors' precision: port-narrowed, then host to host, then subnets. A conn that
+/// sets its own (the bypass conns for SSH and ICMP) keeps it.
+pub fn policy_priority(conn: &ConnDef) -> u32 {
+    if let Some(p) = conn.priority {
+        return p;
+    }
+    let narrowed = conn.local_port.is_some() || conn.remote_port.is_some();
+    let subnets = conn.local_subnet.is_some() || conn.remote_subnet.is_some();
+    match (narrowed, subnets) {
+        (true, _) => 1000,
+        (false, false) => 2000,
+        (false, true) => 3000,
+    }
+}
+
+/// How charon brings the conn's Child SA up. A trap policy holds traffic until the SA
+/// exists, and charon has no failure shunt that would let it pass in clear when the
+/// negotiation fails (libreswan's failureshunt=passthrough). So a conn whose traffic must
+/// pass while it has no SA (a `use` mesh: fail-open) has no trap: it is negotiated at
+/// once and again whenever it goes, and its policies exist only with its SA.
+pub fn start_action(conn: &ConnDef) -> &'static str {
+    match conn.install {
+        Install::Listen => "none",
+        Install::OnDemand if conn.mode != ConnMode::Bypass && conn.on_failure == Shunt::Pass => {
+            "start"
+        }
+        Install::OnDemand => "trap",
     }
 }
 
@@ -104,16 +153,12 @@ pub fn load_conn(conn: &ConnDef) -> Result<Message, String> {
             },
         );
     }
-    child = child.with(
-        "start_action",
-        match conn.install {
-            Install::Listen => "none",
-            Install::OnDemand => "trap",
-        },
-    );
-    if let Some(p) = conn.priority {
-        child = child.with("priority", p.to_string());
+    child = child.with("start_action", start_action(conn));
+    if start_action(conn) == "start" {
+        // Negotiated again whenever it goes: charon holds no policy for it in between.
+        child = child.with("close_action", "start");
     }
+    child = child.with("priority", policy_priority(conn).to_string());
     // No updown script in any case: charon runs none unless a child names one, and the
     // generated conns need none (see ConnDef::updown).
 
@@ -155,7 +200,6 @@ pub fn load_conn(conn: &ConnDef) -> Result<Message, String> {
 mod tests {
     use super::*;
     use crate::config::Subnet;
-    use crate::ike::spec::Shunt;
 
     fn vip_conn() -> ConnDef {
         ConnDef {
@@ -223,7 +267,7 @@ mod tests {
         let c = m.section("ssh").unwrap();
         let child = c.section("children").unwrap().section("ssh").unwrap();
         assert_eq!(child.str("mode"), Some("pass"));
-        assert_eq!(child.list("local_ts"), ["2001:db8::1/128[tcp/22]"]);
+        assert_eq!(child.list("local_ts"), ["2001:db8::1/128[6/22]"]);
         assert_eq!(child.list("remote_ts"), ["2001:db8:1::/48"]);
         assert_eq!(child.str("start_action"), Some("trap"));
         assert_eq!(child.str("priority"), Some("100"));
@@ -252,5 +296,83 @@ mod tests {
         assert_eq!(m.section("rw").unwrap().str("unique"), Some("never"));
         assert_eq!(c.str("keyingtries"), Some("0"));
         assert_eq!(c.list("remote_addrs"), ["192.0.2.3"]);
+    }
+
+    #[test]
+    fn policies_outrank_bypass_lan_in_the_order_of_their_selectors() {
+        let prio = |conn: &ConnDef| {
+            let m = load_conn(conn).unwrap();
+            let c = m.section(&conn.name).unwrap().section("children").unwrap();
+            c.section(&conn.name)
+                .unwrap()
+                .str("priority")
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        };
+        let host = ConnDef {
+            remote: Remote::Host("192.0.2.3".parse().unwrap()),
+            ..vip_conn()
+        };
+        let port = ConnDef {
+            remote_port: Some(ProtoPort::new("tcp", Some(2224))),
+            ..host.clone()
+        };
+        let subnets = ConnDef {
+            mode: ConnMode::Tunnel,
+            local_subnet: Some(Subnet {
+                addr: "198.51.100.0".parse().unwrap(),
+                len: 24,
+            }),
+            ..host.clone()
+        };
+        let bypass = ConnDef {
+            mode: ConnMode::Bypass,
+            auth: ConnAuth::None,
+            priority: Some(100),
+            ..port.clone()
+        };
+        // bypass-lan's pass policy for a /24, as charon 5.9.8 installed it here.
+        const BYPASS_LAN: u32 = 175_423;
+        assert!(prio(&bypass) < prio(&port));
+        assert!(prio(&port) < prio(&host));
+        assert!(prio(&host) < prio(&subnets));
+        assert!(prio(&subnets) < BYPASS_LAN);
+    }
+
+    #[test]
+    fn only_fail_closed_conns_are_trapped() {
+        let child = |conn: &ConnDef| {
+            let m = load_conn(conn).unwrap();
+            let c = m.section("rw").unwrap().section("children").unwrap();
+            let ch = c.section("rw").unwrap();
+            (
+                ch.str("start_action").map(String::from),
+                ch.str("close_action").map(String::from),
+            )
+        };
+        let require = ConnDef {
+            remote: Remote::Host("192.0.2.3".parse().unwrap()),
+            install: Install::OnDemand,
+            on_failure: Shunt::Drop,
+            while_negotiating: Shunt::Hold,
+            ..vip_conn()
+        };
+        assert_eq!(child(&require), (Some("trap".into()), None));
+        // use: a trap would hold the traffic of a peer that does not answer for ever.
+        let fail_open = ConnDef {
+            on_failure: Shunt::Pass,
+            while_negotiating: Shunt::Pass,
+            ..require.clone()
+        };
+        assert_eq!(
+            child(&fail_open),
+            (Some("start".into()), Some("start".into()))
+        );
+        let listening = ConnDef {
+            install: Install::Listen,
+            ..fail_open
+        };
+        assert_eq!(child(&listening), (Some("none".into()), None));
     }
 }

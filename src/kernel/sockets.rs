@@ -44,6 +44,9 @@ pub fn parse_unix_listeners(table: &str) -> impl Iterator<Item = (u64, &str)> {
     })
 }
 
+/// IKE's ports: 500, and 4500 (NAT traversal).
+pub const IKE_PORTS: [u16; 2] = [500, 4500];
+
 /// Is a UDP socket bound to `addr` on one of `ports`?
 pub fn udp_bound(addr: IpAddr, ports: &[u16]) -> bool {
     let file = if addr.is_ipv4() {

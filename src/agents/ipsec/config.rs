@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use crate::config::{
     absolute_path, check_directory, list_items, parse_host_address, read_secret_file, required,
-    required_nss_nickname, ConnName, Mode, RawParams, Secret, PSK_MIN_BYTES,
+    required_nss_nickname, ConnName, IkeDaemon, Mode, RawParams, Secret, PSK_MIN_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::ike::{ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, Remote, Shunt};
 
-use crate::params::{DEFAULT_CONFDIR, DEFAULT_CTLSOCKET};
+use crate::params::DEFAULT_CONFDIR;
 
 /// The validated parameters of an `ocf:vipsec:ipsec` resource.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -19,7 +19,7 @@ pub struct IpsecConfig {
     pub vip: IpAddr,
     pub confdir: PathBuf,
     pub fallbacktunnel: Option<ConnName>,
-    pub ctlsocket: PathBuf,
+    pub ike: IkeDaemon,
     pub auth: Auth,
     pub psk_file: Option<PathBuf>,
     pub peer_id: Option<Identity>,
@@ -148,10 +148,8 @@ impl IpsecConfig {
                 format!("is the same conn as tunnel ({tunnel}); name a different conn or unset it"),
             ));
         }
-        let ctlsocket = absolute_path(
-            "ctlsocket",
-            raw.get("ctlsocket").unwrap_or(DEFAULT_CTLSOCKET),
-        )?;
+        let ike = IkeDaemon::parse(raw)?;
+        ike.check_auth_supported(raw.get("auth").unwrap_or(""))?;
         let auth = match raw.get("auth") {
             None => Auth::Existing,
             Some("psk") => Auth::Psk,
@@ -223,7 +221,7 @@ impl IpsecConfig {
             vip,
             confdir,
             fallbacktunnel,
-            ctlsocket,
+            ike,
             auth,
             psk_file,
             peer_id,
@@ -332,6 +330,9 @@ impl IpsecConfig {
     /// Checks of this node's files: they can differ between nodes, so a probe treats a
     /// failure here as "not running here" rather than as a cluster-wide configuration error.
     pub fn check_local(&self) -> Result<()> {
-        check_directory("confdir", &self.confdir)
+        if self.ike.uses_confdir() {
+            check_directory("confdir", &self.confdir)?;
+        }
+        Ok(())
     }
 }

@@ -53,11 +53,7 @@ impl Env<'_> {
     }
 
     pub fn daemon_not_running(&self) -> Error {
-        Error::Generic(format!(
-            "{name} is not running (no answer on {}); start the ipsec service, or set ctlsocket to the running {name}'s socket",
-            self.cfg.ctlsocket.display(),
-            name = self.ike.daemon_name()
-        ))
+        self.cfg.ike.not_running(self.ike.daemon_name())
     }
 }
 

@@ -18,10 +18,8 @@ use crate::error::{Error, Result};
 use crate::ike::{ConnState, ConnStatus, SaKind};
 
 use crate::kernel::addr::AddressLocation;
-use crate::kernel::{sockets, xfrm};
+use crate::kernel::xfrm;
 use crate::state::LockKind;
-
-const IKE_PORTS: [u16; 2] = [500, 4500];
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -148,7 +146,7 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
             }
         }
     }
-    if !sockets::udp_bound(cfg.vip, &IKE_PORTS) {
+    if !env.ike.listens_for_ike(cfg.vip) {
         return Err(Error::Generic(format!(
             "{} does not listen for IKE on VIP {} (UDP 500/4500); restart the resource to make it listen",
             env.ike.daemon_name(),

@@ -16,7 +16,7 @@ pub fn run(env: &Env) -> Result<()> {
         ("tunnel", state.tunnel != cfg.tunnel.as_str()),
         ("vip", state.vip != cfg.vip),
         ("confdir", state.confdir != cfg.confdir),
-        ("ctlsocket", state.ctlsocket != cfg.ctlsocket),
+        (cfg.ike.socket_param(), state.ctlsocket != cfg.ike.socket()),
     ];
     if let Some((name, _)) = changed_fixed.iter().find(|(_, changed)| *changed) {
         return Err(Error::Generic(format!(

@@ -25,7 +25,7 @@ pub fn run(env: &Env) -> Result<()> {
     // negotiating toward it (seen under Pacemaker: tests/pacemaker.rs).
     fallback::cancel(env);
     if let Some(fallback) = &env.cfg.fallbacktunnel {
-        if let Err(e) = env.ike.unload(fallback, env.deadline) {
+        if let Err(e) = env.ike.release(fallback, env.deadline) {
             log::warn!("fallback tunnel {fallback}: {}", e.reason());
         }
     }
@@ -48,7 +48,7 @@ pub fn run(env: &Env) -> Result<()> {
                 tunnel: tunnel.to_string(),
                 vip: env.cfg.vip,
                 fallbacktunnel: env.cfg.fallbacktunnel.as_ref().map(ToString::to_string),
-                ctlsocket: env.cfg.ctlsocket.clone(),
+                ctlsocket: env.cfg.ike.socket().to_path_buf(),
                 confdir: env.cfg.confdir.clone(),
                 daemon_instance: None,
                 started_at: IpsecState::now(),

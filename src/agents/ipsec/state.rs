@@ -16,6 +16,8 @@ pub struct IpsecState {
     pub tunnel: String,
     pub vip: IpAddr,
     pub fallbacktunnel: Option<String>,
+    /// The IKE daemon's socket (ctlsocket, or vicisocket with ike=strongswan); the
+    /// field keeps its first name so that older state files still read.
     pub ctlsocket: PathBuf,
     pub confdir: PathBuf,
     /// The IKE daemon instance that had the conn oriented when start returned.

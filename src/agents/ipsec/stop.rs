@@ -3,6 +3,7 @@
 //! since a half-done stop is the worst state for a cluster to find.
 
 use super::{fallback, Env};
+use crate::agents::ipsec::config::Auth;
 use crate::error::{Error, Result};
 use crate::state::LockKind;
 
@@ -56,7 +57,12 @@ pub fn run(env: &Env) -> Result<()> {
     };
     // Delete even without a state file: a start that died before writing it may have
     // loaded the conn.
-    if let Err(e) = env.ike.unload(&env.cfg.tunnel, env.deadline) {
+    let taken_down = if env.cfg.auth == Auth::Existing {
+        env.ike.release(&env.cfg.tunnel, env.deadline)
+    } else {
+        env.ike.unload(&env.cfg.tunnel, env.deadline)
+    };
+    if let Err(e) = taken_down {
         errors.push(e);
     }
     for name in &known_clients {

@@ -14,8 +14,7 @@ use crate::config::{
 use crate::dns::DnssecMode;
 use crate::error::{Error, Result};
 use crate::params::{
-    DEFAULT_CONFDIR, DEFAULT_COROSYNC_AUTHKEY, DEFAULT_COROSYNC_CONF, DEFAULT_CTLSOCKET,
-    MESH_PEERS_MAX,
+    DEFAULT_CONFDIR, DEFAULT_COROSYNC_AUTHKEY, DEFAULT_COROSYNC_CONF, MESH_PEERS_MAX,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -70,7 +69,7 @@ pub struct MeshConfig {
     /// Sources still allowed to send clear text to a `require` node.
     pub clear_from: Vec<Subnet>,
     pub confdir: PathBuf,
-    pub ctlsocket: PathBuf,
+    pub ike: crate::config::IkeDaemon,
     pub corosync_conf: PathBuf,
     pub corosync_authkey: PathBuf,
     /// `None`: require whenever a peer is given by name or authenticates by certificate.
@@ -302,6 +301,8 @@ impl MeshConfig {
                 ))
             }
         };
+        let ike = crate::config::IkeDaemon::parse(raw)?;
+        ike.check_auth_supported(raw.get("auth").unwrap_or("psk"))?;
         Ok(MeshConfig {
             peers,
             local_addresses,
@@ -313,7 +314,7 @@ impl MeshConfig {
             forward_subnets: parse_forward_subnets(raw.get("forward_subnets").unwrap_or(""))?,
             clear_from: parse_clear_from(raw.get("clear_from").unwrap_or(""))?,
             confdir: path("confdir", DEFAULT_CONFDIR)?,
-            ctlsocket: path("ctlsocket", DEFAULT_CTLSOCKET)?,
+            ike,
             corosync_conf: path("corosync_conf", DEFAULT_COROSYNC_CONF)?,
             corosync_authkey: path("corosync_authkey", DEFAULT_COROSYNC_AUTHKEY)?,
             dnssec: raw

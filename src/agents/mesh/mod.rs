@@ -324,11 +324,7 @@ impl MeshEnv<'_> {
     }
 
     pub fn daemon_not_running(&self) -> Error {
-        Error::Generic(format!(
-            "{name} is not running (no listener on {}); start the ipsec service, or set ctlsocket to the running {name}'s socket",
-            self.cfg.ctlsocket.display(),
-            name = self.ike.daemon_name()
-        ))
+        self.cfg.ike.not_running(self.ike.daemon_name())
     }
 
     /// Runs one daemon command per conn, a few at a time: with hundreds of peers the

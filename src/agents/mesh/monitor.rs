@@ -214,7 +214,12 @@ fn check(
             sa: has_sa(&view, p.local, p.address),
         });
     }
-    if state.policy != Policy::Disable {
+    let policies_expected = match state.policy {
+        Policy::Require => true,
+        Policy::Use => env.ike.fail_open_conns_trap(),
+        Policy::Disable => false,
+    };
+    if policies_expected {
         let missing: Vec<String> = peers
             .iter()
             .filter(|p| !p.policy)
