@@ -14,11 +14,12 @@ ROOT=$(./tests/debian13-root.sh)
 VIPSEC_TEST_ROOT=$ROOT VIPSEC_REQUIRE_PACKAGES=1 cargo test --locked --no-fail-fast \
   --test vip_lifecycle --test mesh --test ocf_tools --test pacemaker 2>&1 \
   | sed -u 's/^test result:/test result (libreswan 5.2):/' | tee target/test-output-debian13.txt
-# strongSwan's charon over VICI, from roots of its own (it cannot be installed beside
+# strongSwan's charon over VICI, and both agents with ike=strongswan (one mesh node on
+# the host's pluto), from roots of their own (charon cannot be installed beside
 # libreswan): Debian 12's 5.9 and Debian 13's 6.0 (built once, cached outside the clone).
 for suite in bookworm trixie; do
   SSROOT=$(./tests/strongswan-root.sh "$suite")
-  VIPSEC_STRONGSWAN_ROOT=$SSROOT cargo test --locked --no-fail-fast --test vici 2>&1 \
+  VIPSEC_STRONGSWAN_ROOT=$SSROOT cargo test --locked --no-fail-fast --test vici --test strongswan_agents 2>&1 \
     | sed -u "s/^test result:/test result (strongSwan, $suite):/" | tee "target/test-output-strongswan-$suite.txt"
   grep -q '^test result (strongSwan, [a-z]*): ok\.' "target/test-output-strongswan-$suite.txt"
 done

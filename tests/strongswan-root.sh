@@ -11,6 +11,6 @@ SUITE=${1:-bookworm}
 case $SUITE in bookworm|trixie) ;; *) echo "strongswan-root: unknown suite $SUITE" >&2; exit 2 ;; esac
 [ "${2:-}" = --unmount ] && exec ./debian-root.sh "$SUITE-strongswan" --unmount
 # charon itself, swanctl (to compare with), the default plugin set (kernel-netlink,
-# vici, pubkey, x509 ...), and what the tests run beside it.
+# vici, pubkey, x509 ...), and what the tests run beside it (ocf-tester: resource-agents).
 exec ./debian-root.sh "$SUITE-strongswan" "$SUITE" strongswan-charon strongswan-swanctl \
-  libstrongswan-standard-plugins iproute2 procps
+  libstrongswan-standard-plugins iproute2 procps resource-agents libxml2-utils

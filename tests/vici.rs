@@ -6,98 +6,16 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::charon::{soon, strongswan_root, Charon};
 use common::Netns;
 use std::net::IpAddr;
 use vipsec::config::Secret;
 use vipsec::ike::spec::{ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, Remote, Shunt};
 use vipsec::ike::strongswan_conf::load_conn;
 use vipsec::ike::vici::{Client, Message};
-
-/// The root charon runs from; `None` (the test is skipped, saying why) when unset.
-fn strongswan_root() -> Option<PathBuf> {
-    let Some(root) = std::env::var_os("VIPSEC_STRONGSWAN_ROOT") else {
-        eprintln!("skipped: VIPSEC_STRONGSWAN_ROOT is not set (tests/strongswan-root.sh builds a root with charon)");
-        return None;
-    };
-    let root = PathBuf::from(root);
-    assert!(
-        root.join("usr/lib/ipsec/charon").exists(),
-        "VIPSEC_STRONGSWAN_ROOT={} has no charon (build it with tests/strongswan-root.sh)",
-        root.display()
-    );
-    Some(root)
-}
-
-/// charon in a namespace, from the root, with a private /run (its pid file) and its own
-/// configuration and socket under `dir`. Killed on drop.
-struct Charon {
-    child: Child,
-    socket: PathBuf,
-    dir: PathBuf,
-}
-
-impl Charon {
-    fn start(ns: &Netns, root: &Path, dir: &Path) -> Charon {
-        let socket = dir.join("charon.vici");
-        let conf = dir.join("strongswan.conf");
-        fs::write(
-            &conf,
-            format!(
-                "charon {{\n  install_routes = no\n  filelog {{\n    log {{\n      path = {log}\n      default = 1\n      ike = 2\n      flush_line = yes\n    }}\n  }}\n  plugins {{\n    vici {{\n      socket = unix://{sock}\n    }}\n  }}\n}}\n",
-                log = dir.join("charon.log").display(),
-                sock = socket.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "sh", "-c"])
-            .arg(r#"mount -t tmpfs run "$0/run" && exec chroot "$0" env STRONGSWAN_CONF="$1" /usr/lib/ipsec/charon"#)
-            .arg(root)
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("charon starts");
-        let t0 = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "charon did not open {socket:?}; its log:\n{}",
-                fs::read_to_string(dir.join("charon.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Charon {
-            child,
-            socket,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(&self.socket, soon()).unwrap()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("charon.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Charon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn soon() -> Instant {
-    Instant::now() + Duration::from_secs(10)
-}
 
 fn psk_conn(name: &str) -> Message {
     let end = |id: &str| Message::new().with("auth", "psk").with("id", id);
@@ -501,7 +419,7 @@ fn the_strongswan_backend_loads_serves_and_removes_generated_conns() {
     let conns = vec![pair.road_warrior.clone(), pair.known.clone()];
     let key_a = key.clone();
     let (files, status, names, t_initiate) = in_netns(a, move || {
-        let be = Strongswan::new(&socket, &run_dir);
+        let be = Strongswan::new(&socket, &run_dir, false);
         let files = be.generated_files("vipsec-vip-tunnel", &run_dir);
         let keys = [PskEntry {
             local: Identity::Address(vip),
@@ -523,7 +441,7 @@ fn the_strongswan_backend_loads_serves_and_removes_generated_conns() {
     assert_eq!(status.state, ConnState::Ready, "{status:?}");
     // Seen from a namespace without the VIP (this test's own), the same conn cannot be
     // served here: Loaded.
-    let elsewhere = Strongswan::new(&ca.socket, &ta.path().join("run"))
+    let elsewhere = Strongswan::new(&ca.socket, &ta.path().join("run"), false)
         .conn_status(&ConnName::parse("conn", "rw").unwrap(), soon())
         .unwrap();
     assert_eq!(elsewhere.state, ConnState::Loaded, "{elsewhere:?}");
@@ -550,7 +468,7 @@ fn the_strongswan_backend_loads_serves_and_removes_generated_conns() {
     let run_dir = ta.path().join("run");
     let files2 = files.clone();
     let after = in_netns(a, move || {
-        let be = Strongswan::new(&socket, &run_dir);
+        let be = Strongswan::new(&socket, &run_dir, false);
         be.remove_generated(&files2, soon()).unwrap();
         be.conn_status(&ConnName::parse("conn", "rw").unwrap(), soon())
             .unwrap()

@@ -2,6 +2,7 @@
 //! Every resource is a guard that cleans up in Drop, so a failing test leaves nothing.
 #![allow(dead_code)]
 
+pub mod charon;
 pub mod cluster;
 pub mod named;
 
@@ -13,13 +14,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// The vipsec under test. With a test root, a copy under /tmp (bind-mounted at the same
+/// The vipsec under test. With a test root (libreswan's or strongSwan's), a copy under /tmp (bind-mounted at the same
 /// path inside the root): the build directory may not be reachable from inside the root
 /// (CI clones under /root), and a path must mean the same binary inside and out. One copy
 /// per build, shared by the test processes, installed by rename.
 pub fn vipsec_bin() -> PathBuf {
     let built = PathBuf::from(env!("CARGO_BIN_EXE_vipsec"));
-    if test_root().is_none() {
+    if test_root().is_none() && std::env::var_os("VIPSEC_STRONGSWAN_ROOT").is_none() {
         return built;
     }
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -127,6 +128,9 @@ pub fn must(cmd: &str) -> String {
 /// A network namespace, deleted (with its interfaces) on drop.
 pub struct Netns {
     pub name: String,
+    /// The distribution its daemon and agent run from (`cmd`): the test root, or one
+    /// given (strongSwan's).
+    root: Option<PathBuf>,
 }
 
 impl Netns {
@@ -135,7 +139,17 @@ impl Netns {
         must(&format!(
             "ip netns add {name} && ip -n {name} link set lo up"
         ));
-        Netns { name }
+        Netns {
+            name,
+            root: test_root().map(Path::to_path_buf),
+        }
+    }
+
+    /// A namespace whose programs (`cmd`) run from `root`.
+    pub fn in_root(prefix: &str, root: &Path) -> Netns {
+        let mut ns = Netns::new(prefix);
+        ns.root = Some(root.to_path_buf());
+        ns
     }
 
     /// A veth pair inside the namespace: `a` gets the addresses, `b` is its peer.
@@ -173,7 +187,7 @@ impl Netns {
     pub fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]);
-        if let Some(root) = test_root() {
+        if let Some(root) = &self.root {
             c.arg("chroot").arg(root);
         }
         c.arg(program);
@@ -190,7 +204,7 @@ impl Netns {
     /// The prefix of a shell command line that runs inside the namespace, from the
     /// daemon's distribution (as `cmd`).
     pub fn exec_prefix(&self) -> String {
-        match test_root() {
+        match &self.root {
             Some(root) => format!("ip netns exec {} chroot {}", self.name, root.display()),
             None => format!("ip netns exec {}", self.name),
         }

@@ -1,0 +1,487 @@
+//! Both agents with `ike=strongswan`, as Pacemaker runs them, against a real charon:
+//! strongSwan's charon and the agent run from a Debian root of their own
+//! (tests/strongswan-root.sh) inside network namespaces, each charon with its own VICI
+//! socket. Skipped, with the reason, when VIPSEC_STRONGSWAN_ROOT does not name such a
+//! root. This kernel has no ESP: IKE SAs are negotiated and authenticated, Child SAs
+//! cannot be installed (tests/lab carries ESP).
+
+mod common;
+use common::charon::{soon, strongswan_root, Charon};
+use common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use vipsec::ike::vici::Message;
+
+const VIP: &str = "192.0.2.100";
+const CLIENT: &str = "192.0.2.3";
+const KEY: &str = "a pre-shared key for the VIP, tests only";
+
+fn private_file(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
+/// charon's conn names, as list-conns gives them.
+fn conns(charon: &Charon) -> Vec<String> {
+    let (conns, _) = charon
+        .client()
+        .streamed("list-conns", "list-conn", Message::new(), soon())
+        .unwrap();
+    conns
+        .iter()
+        .flat_map(|m| m.sections().map(|(n, _)| n.to_string()))
+        .collect()
+}
+
+/// The ids of the shared keys charon holds.
+fn key_ids(charon: &Charon) -> Vec<String> {
+    let m = charon
+        .client()
+        .request("get-shared", Message::new(), soon())
+        .unwrap();
+    m.list("keys").iter().map(|s| s.to_string()).collect()
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("{what}: not within {limit:?}");
+    false
+}
+
+/// Whether `charon` authenticated `peer` with a pre-shared key (its log says so).
+fn authenticated(charon: &Charon, peer: &str) -> bool {
+    charon.log().contains(&format!(
+        "authentication of '{peer}' with pre-shared key successful"
+    ))
+}
+
+/// The VIP's node A (192.0.2.1, the VIP 192.0.2.100 added by the test) and a client C
+/// (192.0.2.3), each with a charon from the root; C's own conn to the VIP, with the key,
+/// loaded into C as a client's swanctl.conf would.
+struct VipLab {
+    // Dropped in this order: the daemons, then the directories and namespaces.
+    ca: Charon,
+    cc: Charon,
+    tmp: tempfile::TempDir,
+    agent: OcfAgent,
+    a: Netns,
+    _c: Netns,
+}
+
+impl VipLab {
+    fn new(root: &Path) -> VipLab {
+        let a = Netns::in_root("ssa", root);
+        let c = Netns::in_root("ssc", root);
+        a.link_to(&c, "a0", "c0");
+        a.ip("addr add 192.0.2.1/24 dev a0");
+        c.ip(&format!("addr add {CLIENT}/24 dev c0"));
+        let tmp = tempfile::tempdir().unwrap();
+        for d in ["a", "c", "state", "run"] {
+            std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+        }
+        private_file(&tmp.path().join("psk"), &format!("{KEY}\n"));
+        let ca = Charon::start(&a, root, &tmp.path().join("a"));
+        let cc = Charon::start(&c, root, &tmp.path().join("c"));
+        let mut client = cc.client();
+        client
+            .request(
+                "load-shared",
+                Message::new()
+                    .with("type", "IKE")
+                    .with("data", KEY.as_bytes().to_vec())
+                    .with_list("owners", [CLIENT, VIP]),
+                soon(),
+            )
+            .unwrap();
+        let end = |id: &str| Message::new().with("auth", "psk").with("id", id);
+        client
+            .request(
+                "load-conn",
+                Message::new().with_section(
+                    "to-vip",
+                    Message::new()
+                        .with_list("local_addrs", [CLIENT])
+                        .with_list("remote_addrs", [VIP])
+                        .with("version", "2")
+                        .with_list("proposals", ["aes256gcm16-prfsha256-ecp256"])
+                        .with_section("local", end(CLIENT))
+                        .with_section("remote", end(VIP))
+                        .with_section(
+                            "children",
+                            Message::new().with_section(
+                                "to-vip",
+                                Message::new()
+                                    .with("mode", "transport")
+                                    .with_list("esp_proposals", ["aes256gcm16"]),
+                            ),
+                        ),
+                ),
+                soon(),
+            )
+            .unwrap();
+        VipLab {
+            ca,
+            cc,
+            tmp,
+            agent: OcfAgent::new(),
+            a,
+            _c: c,
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn env(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env = env_of(&[
+            ("OCF_ROOT", "/usr/lib/ocf"),
+            ("OCF_RESOURCE_INSTANCE", "vip-tunnel"),
+            ("OCF_RESKEY_CRM_meta_timeout", "30000"),
+            ("OCF_RESKEY_tunnel", "rw"),
+            ("OCF_RESKEY_vip", VIP),
+            ("OCF_RESKEY_ike", "strongswan"),
+            ("OCF_RESKEY_auth", "psk"),
+            ("OCF_RESKEY_clients", CLIENT),
+            ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        ]);
+        for (k, v) in [
+            ("OCF_RESKEY_vicisocket", &self.ca.socket),
+            ("OCF_RESKEY_psk_file", &self.dir("psk")),
+            ("HA_RSCTMP", &self.dir("state")),
+            ("VIPSEC_RUN_DIR", &self.dir("run")),
+        ] {
+            env.insert(k.into(), v.display().to_string());
+        }
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    }
+
+    fn ocf(&self, action: &str, extra: &[(&str, &str)]) -> Run {
+        Run::from(
+            ocf_command(&self.agent.path, action, Some(&self.a), &self.env(extra))
+                .output()
+                .unwrap(),
+        )
+    }
+}
+
+/// The VIP's tunnel on charon: start refuses without the VIP and loads nothing; with it,
+/// start gives charon the road-warrior conn, the known client's conn and the key over
+/// VICI (no key on disk), initiates toward the known client, which authenticates the
+/// VIP; a client that connects is served; monitor at depth 0 and 10; stop takes
+/// everything out of charon; every action is idempotent.
+#[test]
+fn the_vip_tunnel_on_charon() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let lab = VipLab::new(&root);
+    let ctx = || format!("charon A's log:\n{}", lab.ca.log());
+
+    assert_eq!(lab.ocf("monitor", &[]).code, 7);
+    let r = lab.ocf("start", &[]);
+    assert_eq!(r.code, 1, "no VIP here yet: {r:?}");
+    assert!(r.stderr.contains("VIP 192.0.2.100"), "{r:?}");
+    assert!(conns(&lab.ca).is_empty(), "{:?}", conns(&lab.ca));
+    assert!(key_ids(&lab.ca).is_empty());
+
+    lab.a.ip(&format!("addr add {VIP}/24 dev a0"));
+    assert_eq!(lab.ocf("validate-all", &[]).code, 0);
+    for _ in 0..2 {
+        let r = lab.ocf("start", &[]);
+        assert_eq!(r.code, 0, "{r:?}\n{}", ctx());
+    }
+    let mut names = conns(&lab.ca);
+    names.sort();
+    assert_eq!(names, ["rw", "rw-to-192.0.2.3"], "{}", ctx());
+    assert_eq!(key_ids(&lab.ca).len(), 1, "one key, for the VIP");
+    // The key went over the socket: no file of the agent's holds it.
+    for dir in ["state", "run"] {
+        for f in std::fs::read_dir(lab.dir(dir)).unwrap().flatten() {
+            let bytes = std::fs::read(f.path()).unwrap_or_default();
+            assert!(
+                !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                "the key is in {:?}",
+                f.path()
+            );
+        }
+    }
+    // The known client was initiated at start, and authenticated the VIP by its key.
+    assert!(
+        wait_for("C authenticates the VIP", Duration::from_secs(15), || {
+            authenticated(&lab.cc, VIP)
+        }),
+        "charon C's log:\n{}\n{}",
+        lab.cc.log(),
+        ctx()
+    );
+    // A client that connects by itself is served, by the road-warrior conn's key.
+    let _ = lab.cc.client().request(
+        "initiate",
+        Message::new()
+            .with("child", "to-vip")
+            .with("ike", "to-vip")
+            .with("timeout", "1"),
+        soon(),
+    );
+    assert!(
+        wait_for("A authenticates C", Duration::from_secs(15), || {
+            authenticated(&lab.ca, CLIENT)
+        }),
+        "{}",
+        ctx()
+    );
+    for depth in ["0", "10"] {
+        let r = lab.ocf("monitor", &[("OCF_CHECK_LEVEL", depth)]);
+        assert_eq!(r.code, 0, "depth {depth}: {r:?}\n{}", ctx());
+    }
+
+    for _ in 0..2 {
+        let r = lab.ocf("stop", &[]);
+        assert_eq!(r.code, 0, "{r:?}\n{}", ctx());
+    }
+    assert!(conns(&lab.ca).is_empty(), "{:?}", conns(&lab.ca));
+    assert!(key_ids(&lab.ca).is_empty(), "{:?}", key_ids(&lab.ca));
+    assert_eq!(std::fs::read_dir(lab.dir("run")).unwrap().count(), 0);
+    assert_eq!(lab.ocf("monitor", &[]).code, 7);
+}
+
+/// A charon that restarted has forgotten the conns and the key: monitor says failed
+/// (Pacemaker then restarts the resource), and stop still succeeds.
+#[test]
+fn a_restarted_charon_fails_the_monitor() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let mut lab = VipLab::new(&root);
+    lab.a.ip(&format!("addr add {VIP}/24 dev a0"));
+    assert_eq!(lab.ocf("start", &[]).code, 0);
+    assert_eq!(lab.ocf("monitor", &[]).code, 0);
+    lab.ca.restart(&lab.a, &root);
+    let r = lab.ocf("monitor", &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("charon"), "{r:?}");
+    assert_eq!(lab.ocf("stop", &[]).code, 0);
+    assert_eq!(lab.ocf("monitor", &[]).code, 7);
+}
+
+#[test]
+fn ocf_tester_passes_for_the_vip_tunnel_on_charon() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let lab = VipLab::new(&root);
+    lab.a.ip(&format!("addr add {VIP}/24 dev a0"));
+    assert_ocf_tester_passes(
+        &lab.a,
+        &lab.agent.path,
+        "vip-tunnel",
+        &[
+            ("tunnel", "rw".into()),
+            ("vip", VIP.into()),
+            ("ike", "strongswan".into()),
+            ("vicisocket", lab.ca.socket.display().to_string()),
+            ("auth", "psk".into()),
+            ("psk_file", lab.dir("psk").display().to_string()),
+        ],
+        &lab.dir("state"),
+        &lab.dir("run"),
+    );
+    assert!(conns(&lab.ca).is_empty(), "{:?}", conns(&lab.ca));
+}
+
+const SECRET: &str = "mesh master secret for tests only 0123456789abcdef\n";
+
+/// Two nodes of one mesh: n0 (192.0.2.1) on charon, n1 (192.0.2.2) on the host's pluto.
+struct MixedMesh {
+    charon: Charon,
+    pluto: Pluto,
+    tmp: tempfile::TempDir,
+    agent: OcfAgent,
+    n0: Netns,
+    n1: Netns,
+}
+
+impl MixedMesh {
+    fn new(root: &Path) -> MixedMesh {
+        let n0 = Netns::in_root("ssm", root);
+        let n1 = Netns::new("ssm");
+        n0.link_to(&n1, "eth0", "eth0");
+        n0.ip("addr add 192.0.2.1/24 dev eth0");
+        n1.ip("addr add 192.0.2.2/24 dev eth0");
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("charon")).unwrap();
+        private_file(&tmp.path().join("master.key"), SECRET);
+        let charon = Charon::start(&n0, root, &tmp.path().join("charon"));
+        let pluto = Pluto::start(&n1, &tmp.path().join("pluto"));
+        MixedMesh {
+            charon,
+            pluto,
+            tmp,
+            agent: OcfAgent::named("mesh"),
+            n0,
+            n1,
+        }
+    }
+
+    fn ocf(&self, node: usize, action: &str, extra: &[(&str, &str)]) -> Run {
+        let t = self.tmp.path();
+        let mut env = env_of(&[
+            ("OCF_ROOT", "/usr/lib/ocf"),
+            ("OCF_RESOURCE_INSTANCE", "mesh"),
+            ("OCF_RESKEY_CRM_meta_timeout", "60000"),
+            ("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2"),
+            ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        ]);
+        let mut paths = vec![
+            ("OCF_RESKEY_secret_file", t.join("master.key")),
+            ("HA_RSCTMP", t.join(format!("state{node}"))),
+            ("VIPSEC_RUN_DIR", t.join(format!("run{node}"))),
+        ];
+        if node == 0 {
+            env.insert("OCF_RESKEY_ike".into(), "strongswan".into());
+            paths.push(("OCF_RESKEY_vicisocket", self.charon.socket.clone()));
+        } else {
+            paths.push(("OCF_RESKEY_confdir", self.pluto.confdir.clone()));
+            paths.push(("OCF_RESKEY_ctlsocket", self.pluto.ctlsocket.clone()));
+        }
+        for (k, v) in paths {
+            env.insert(k.into(), v.display().to_string());
+        }
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let ns = if node == 0 { &self.n0 } else { &self.n1 };
+        Run::from(
+            ocf_command(&self.agent.path, action, Some(ns), &env)
+                .output()
+                .unwrap(),
+        )
+    }
+
+    /// n0's kernel policies toward n1 (socket policies left out).
+    fn n0_policies_to_n1(&self) -> Vec<String> {
+        must(&format!("ip -n {} xfrm policy", self.n0.name))
+            .split("\nsrc ")
+            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|p| !p.contains(" socket ") && p.contains("192.0.2.2/32"))
+            .collect()
+    }
+
+    fn ping(&self, from_n1: bool) -> bool {
+        let (ns, to) = if from_n1 {
+            (&self.n1, "192.0.2.1")
+        } else {
+            (&self.n0, "192.0.2.2")
+        };
+        sh(&format!(
+            "ip netns exec {} ping -c 2 -i 0.2 -W 1 {to}",
+            ns.name
+        ))
+        .status
+        .success()
+    }
+}
+
+/// A libreswan node and a strongSwan node of one mesh derive the same pair key (HKDF of
+/// the master secret): charon authenticates pluto with it. Under require, charon's trap
+/// policies hold the pair's traffic (this kernel cannot install the ESP SA, so nothing
+/// passes); monitor reports the pair degraded, not failed; stop removes the conns, the
+/// keys and the policies from charon and the kernel.
+#[test]
+fn a_mixed_require_mesh_agrees_on_pair_keys() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let m = MixedMesh::new(&root);
+    // ICMP is outside the mesh by default; here it is what shows clear text or not.
+    let require = [
+        ("OCF_RESKEY_policy", "require"),
+        ("OCF_RESKEY_exclude_icmp", "false"),
+    ];
+    for node in [0, 1] {
+        assert_eq!(m.ocf(node, "validate-all", &require).code, 0);
+        let r = m.ocf(node, "start", &require);
+        assert_eq!(r.code, 0, "node {node}: {r:?}\n{}", m.charon.log());
+    }
+    assert_eq!(m.ocf(0, "start", &require).code, 0, "idempotent");
+    assert!(
+        conns(&m.charon).contains(&"vm-192.0.2.2".to_string()),
+        "{:?}",
+        conns(&m.charon)
+    );
+    let policies = m.n0_policies_to_n1();
+    assert!(
+        policies
+            .iter()
+            .any(|p| p.contains("dir out") && p.contains("proto esp")),
+        "{policies:#?}"
+    );
+    // The first packet either way starts IKE; no ESP here, so nothing passes.
+    assert!(
+        !m.ping(true),
+        "clear text passed a require mesh: {}",
+        must(&format!("ip -n {} xfrm policy", m.n0.name))
+    );
+    let _ = m.ping(false);
+    assert!(
+        wait_for(
+            "charon authenticates pluto",
+            Duration::from_secs(20),
+            || { authenticated(&m.charon, "192.0.2.2") }
+        ),
+        "charon's log:\n{}",
+        m.charon.log()
+    );
+    // Policies in place, no SA (no ESP in this kernel): the pair is degraded.
+    let r = m.ocf(0, "monitor", &require);
+    assert_eq!(r.code, 190, "{r:?}");
+    for _ in 0..2 {
+        let r = m.ocf(0, "stop", &require);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    assert!(conns(&m.charon).is_empty(), "{:?}", conns(&m.charon));
+    assert!(key_ids(&m.charon).is_empty(), "{:?}", key_ids(&m.charon));
+    assert_eq!(m.n0_policies_to_n1(), Vec::<String>::new());
+    assert_eq!(m.ocf(0, "monitor", &require).code, 7);
+    assert_eq!(m.ocf(1, "stop", &require).code, 0);
+}
+
+/// policy=use on charon is fail-open: a peer that does not answer IKE (n1 runs no mesh)
+/// still gets clear text, since charon's fail-open conns hold no trap policy; monitor
+/// calls that degraded, not failed. Under require the same traffic is held.
+#[test]
+fn a_use_mesh_on_charon_lets_clear_text_through_to_a_peer_without_ipsec() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let m = MixedMesh::new(&root);
+    assert!(m.ping(false), "the link works before the mesh");
+    let icmp = ("OCF_RESKEY_exclude_icmp", "false");
+    let r = m.ocf(0, "start", &[("OCF_RESKEY_policy", "use"), icmp]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", m.charon.log());
+    assert!(
+        m.ping(false),
+        "use is fail-open: {:#?}",
+        m.n0_policies_to_n1()
+    );
+    let r = m.ocf(0, "monitor", &[("OCF_RESKEY_policy", "use"), icmp]);
+    assert_eq!(r.code, 190, "{r:?}");
+    assert_eq!(m.ocf(0, "stop", &[]).code, 0);
+
+    let r = m.ocf(0, "start", &[("OCF_RESKEY_policy", "require"), icmp]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!m.ping(false), "require holds what IPsec cannot carry");
+    assert_eq!(m.ocf(0, "stop", &[]).code, 0);
+    assert!(m.ping(false), "stopped: clear text again");
+}
