@@ -234,7 +234,9 @@ fn rpm_has_the_debs_files_modes_and_dependencies() {
     );
     let requires = must(&format!("rpm -qp --requires {}", rpm.display()));
     assert!(
-        requires.lines().any(|l| l.trim() == "libreswan"),
+        requires
+            .lines()
+            .any(|l| l.trim() == "(libreswan or strongswan)"),
         "{requires}"
     );
     let recommends = must(&format!("rpm -qp --recommends {}", rpm.display()));
@@ -247,7 +249,9 @@ fn rpm_has_the_debs_files_modes_and_dependencies() {
         deb.display()
     ));
     assert!(
-        control.contains("libreswan") && control.contains("pacemaker, resource-agents"),
+        control.contains("Depends: ")
+            && control.contains("libreswan | strongswan-charon | charon-systemd")
+            && control.contains("pacemaker, resource-agents"),
         "{control}"
     );
     let version = env!("CARGO_PKG_VERSION");

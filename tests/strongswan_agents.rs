@@ -485,3 +485,74 @@ fn a_use_mesh_on_charon_lets_clear_text_through_to_a_peer_without_ipsec() {
     assert_eq!(m.ocf(0, "stop", &[]).code, 0);
     assert!(m.ping(false), "stopped: clear text again");
 }
+
+/// The .deb installs on a strongSwan-only root (no libreswan: Debian's two daemons
+/// conflict), its agents answer there, and it removes cleanly. Needs the package built
+/// by packaging/build.sh (tests/run-all.sh does; VIPSEC_REQUIRE_PACKAGES=1 makes its
+/// absence a failure).
+#[test]
+fn the_deb_installs_beside_charon_without_libreswan() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let debs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debian");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&debs)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    found.retain(|p| p.extension().is_some_and(|e| e == "deb"));
+    found.sort();
+    let Some(deb) = found.pop() else {
+        assert!(
+            std::env::var_os("VIPSEC_REQUIRE_PACKAGES").is_none(),
+            "no .deb under {debs:?}: packaging/build.sh did not produce one"
+        );
+        println!("skipped: no .deb built (run packaging/build.sh, or tests/run-all.sh)");
+        return;
+    };
+    let chroot = |cmd: &str| sh(&format!("chroot {} sh -c '{cmd}'", root.display()));
+    assert!(
+        !chroot("dpkg -s libreswan >/dev/null 2>&1").status.success(),
+        "the root has libreswan"
+    );
+    // Through /tmp, which is the same inside the root.
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("vipsec.deb");
+    std::fs::copy(&deb, &copy).unwrap();
+    struct Installed<'a>(&'a Path);
+    impl Drop for Installed<'_> {
+        fn drop(&mut self) {
+            let _ = sh(&format!(
+                "chroot {} dpkg -r vipsec >/dev/null 2>&1",
+                self.0.display()
+            ));
+        }
+    }
+    let r = chroot(&format!("dpkg -i {}", copy.display()));
+    assert!(r.status.success(), "{r:?}");
+    let _installed = Installed(&root);
+    let meta = chroot("/usr/lib/ocf/resource.d/vipsec/mesh meta-data");
+    let meta = String::from_utf8_lossy(&meta.stdout);
+    assert!(meta.contains("<parameter name=\"vicisocket\""), "{meta}");
+    // The installed agent finds charon installed and its key; validate-all passes.
+    let ns = Netns::in_root("ssd", &root);
+    let dir = tmp.path().join("charon");
+    std::fs::create_dir_all(&dir).unwrap();
+    private_file(&tmp.path().join("master.key"), SECRET);
+    let charon = Charon::start(&ns, &root, &dir);
+    let r = Run::from(
+        ns.cmd("/usr/lib/ocf/resource.d/vipsec/mesh")
+            .arg("validate-all")
+            .env("OCF_RESOURCE_INSTANCE", "mesh")
+            .env("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2")
+            .env("OCF_RESKEY_secret_file", tmp.path().join("master.key"))
+            .env("OCF_RESKEY_ike", "strongswan")
+            .env("OCF_RESKEY_vicisocket", &charon.socket)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    drop(charon);
+    drop(_installed);
+    let left = chroot("ls /usr/lib/ocf/resource.d/vipsec 2>/dev/null");
+    assert!(left.stdout.is_empty(), "{left:?}");
+}
