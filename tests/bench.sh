@@ -30,6 +30,11 @@ echo "monitor against resource-agents' heartbeat/ipsec, same pluto, same conn (l
 echo
 echo "the same on Debian 13 (libreswan 5.2 and its resource-agents, from the Debian 13 root):"
 BENCH_ROOT=$(./tests/debian13-root.sh) ./tests/bench-monitor.sh
+echo
+echo "vipsec monitor with ike=strongswan (charon from the strongSwan roots), beside the above:"
+for suite in bookworm trixie; do
+  BENCH_ROOT=$(./tests/strongswan-root.sh "$suite") ./tests/bench-charon.sh
+done
 
 
 echo

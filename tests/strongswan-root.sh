@@ -13,4 +13,5 @@ case $SUITE in bookworm|trixie) ;; *) echo "strongswan-root: unknown suite $SUIT
 # charon itself, swanctl (to compare with), the default plugin set (kernel-netlink,
 # vici, pubkey, x509 ...), and what the tests run beside it (ocf-tester: resource-agents).
 exec ./debian-root.sh "$SUITE-strongswan" "$SUITE" strongswan-charon strongswan-swanctl \
-  libstrongswan-standard-plugins iproute2 procps resource-agents libxml2-utils
+  libstrongswan-standard-plugins iproute2 procps resource-agents libxml2-utils \
+  hyperfine
