@@ -122,6 +122,18 @@ fn list_sas(c: &mut Client, conn: Option<&str>, deadline: Instant) -> Result<Vec
         .map(|(items, _)| items)
 }
 
+/// Takes keys given earlier back from charon, by id (an unknown id is not an error).
+fn unload_keys(c: &mut Client, ids: &[String], deadline: Instant) -> Result<()> {
+    for id in ids {
+        c.request(
+            "unload-shared",
+            Message::new().with("id", id.as_str()),
+            deadline,
+        )?;
+    }
+    Ok(())
+}
+
 /// A default for the few trait calls that carry no deadline of their own.
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(5)
@@ -243,14 +255,7 @@ impl IkeBackend for Strongswan {
                 .collect();
             c.load_shared(id, &owners, &k.key, deadline)?;
         }
-        for id in stale {
-            c.request(
-                "unload-shared",
-                Message::new().with("id", id.as_str()),
-                deadline,
-            )?;
-        }
-        Ok(())
+        unload_keys(&mut c, &stale, deadline)
     }
 
     fn load_all(&self, file: &Path, deadline: Instant) -> Result<()> {
@@ -290,13 +295,7 @@ impl IkeBackend for Strongswan {
                     Self::unload_with(&mut c, name, true, deadline)?;
                 }
             }
-            for id in ids {
-                c.request(
-                    "unload-shared",
-                    Message::new().with("id", id.as_str()),
-                    deadline,
-                )?;
-            }
+            unload_keys(&mut c, &ids, deadline)?;
         }
         for f in [&files.conn, &files.keys] {
             match std::fs::remove_file(f) {
