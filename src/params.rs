@@ -44,9 +44,10 @@ impl Agent {
     pub fn longdesc(self) -> &'static str {
         match self {
             Agent::Ipsec => {
-                "Manages the libreswan tunnel (conn) whose local end is a virtual IP address. \
-Colocate it with the VIP and order it after the VIP: start loads the conn and makes pluto \
-listen on the VIP, stop takes the conn down and deletes it (and brings up fallbacktunnel, \
+                "Manages the IPsec tunnel (a libreswan or, with ike=strongswan, a strongSwan \
+conn) whose local end is a virtual IP address. \
+Colocate it with the VIP and order it after the VIP: start loads the conn and makes the IKE daemon \
+serve the VIP, stop takes the conn down and deletes it (and brings up fallbacktunnel, \
 if set, toward the VIP's new home). Monitor tells running (0), cleanly stopped (7) and \
 failed (1) apart, and detects the VIP by exact address over netlink. A drop-in \
 replacement for ocf:heartbeat:ipsec: the parameters tunnel, vip, confdir and \
@@ -54,7 +55,8 @@ fallbacktunnel mean the same."
             }
             Agent::Mesh => {
                 "Encrypts the traffic between this node's regular addresses and every peer's, \
-host to host in transport mode, with one libreswan conn per peer. Meant to run as a clone \
+host to host in transport mode, with one conn per peer (libreswan, or strongSwan with \
+ike=strongswan; one mesh may mix both). Meant to run as a clone \
 on every node, with the same peer list everywhere (a node skips its own addresses). Per-pair \
 keys are derived with HKDF-SHA256 from one master secret, or peers authenticate with \
 certificates. policy=use is fail-open, require fail-closed, disable removes the kernel \
