@@ -382,15 +382,34 @@ impl IkeDaemon {
         ))
     }
 
-    /// Certificates are given to pluto only so far (by NSS nickname); with charon the
-    /// generated conns authenticate by pre-shared key.
-    pub fn check_auth_supported(&self, auth: &str) -> Result<()> {
-        match (self, auth) {
-            (IkeDaemon::Strongswan { .. }, "cert") => Err(Error::configured(
-                "auth",
-                "cert is not available with ike=strongswan yet; use auth=psk",
-            )),
-            _ => Ok(()),
+    /// `cert`, in the daemon's terms: pluto's NSS nickname, or the path of the
+    /// certificate file charon is given (its private key is charon's, loaded as swanctl
+    /// loads credentials; vipsec never handles it).
+    pub fn required_cert(&self, raw: &RawParams) -> Result<String> {
+        match self {
+            IkeDaemon::Libreswan { .. } => required_nss_nickname(raw).map(str::to_string),
+            IkeDaemon::Strongswan { .. } => {
+                let path = raw.get("cert").ok_or_else(|| {
+                    Error::configured(
+                        "cert",
+                        "auth=cert with ike=strongswan needs the path of this node's certificate file",
+                    )
+                })?;
+                absolute_path("cert", path).map(|p| p.display().to_string())
+            }
+        }
+    }
+
+    /// The certificate file exists here (charon's case; pluto's nickname is looked up by
+    /// pluto). A file of this node: it may differ between nodes.
+    pub fn check_cert_file(&self, cert: &str) -> Result<()> {
+        if !matches!(self, IkeDaemon::Strongswan { .. }) {
+            return Ok(());
+        }
+        match std::fs::metadata(cert) {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(_) => Err(Error::configured("cert", format!("{cert} is not a file"))),
+            Err(e) => Err(Error::configured("cert", format!("{cert}: {e}"))),
         }
     }
 

@@ -233,6 +233,17 @@ const CASES: &[Case] = &[
         names: "vicisocket",
     },
     Case {
+        name: "cert not a path with ike=strongswan",
+        params: &[
+            ("ike", "strongswan"),
+            ("confdir", ""),
+            ("auth", "cert"),
+            ("cert", "node-cert"),
+        ],
+        code: 6,
+        names: "cert",
+    },
+    Case {
         name: "ctlsocket with ike=strongswan",
         params: &[
             ("ike", "strongswan"),
@@ -866,6 +877,17 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
             "vicisocket without ike=strongswan",
             vec![("vicisocket", "/run/charon.vici")],
             "vicisocket",
+        ),
+        (
+            "cert file missing with ike=strongswan",
+            vec![
+                ("ike", "strongswan"),
+                ("confdir", ""),
+                ("auth", "cert"),
+                ("secret_file", ""),
+                ("cert", "/nonexistent/node.pem"),
+            ],
+            "cert",
         ),
         (
             "vicisocket relative",

@@ -211,8 +211,12 @@ fn vip_and_client(root: &Path, prefix: &str, key: &Secret) -> VipAndClient {
     let mut vc = cc.client();
     let owners = ["192.0.2.3".to_string(), "192.0.2.100".to_string()];
     vc.load_shared("k", &owners, key, soon()).unwrap();
-    vc.request("load-conn", load_conn(&at_client).unwrap(), soon())
-        .unwrap();
+    vc.request(
+        "load-conn",
+        load_conn(&at_client, &|_| Err("no certificates here".into())).unwrap(),
+        soon(),
+    )
+    .unwrap();
     VipAndClient {
         ca,
         cc,
@@ -249,8 +253,12 @@ fn generated_conns_negotiate_between_two_charons() {
     let mut va = ca.client();
     va.load_shared("k", &owners, &key, soon()).unwrap();
     for conn in [road_warrior, known] {
-        va.request("load-conn", load_conn(conn).unwrap(), soon())
-            .unwrap_or_else(|e| panic!("{}: {e:?}\n{}", conn.name, ca.log()));
+        va.request(
+            "load-conn",
+            load_conn(conn, &|_| Err("no certificates here".into())).unwrap(),
+            soon(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e:?}\n{}", conn.name, ca.log()));
     }
     let mut vc = cc.client();
     let version = va.request("version", Message::new(), soon()).unwrap();

@@ -122,6 +122,22 @@ fn list_sas(c: &mut Client, conn: Option<&str>, deadline: Instant) -> Result<Vec
         .map(|(items, _)| items)
 }
 
+/// A certificate file's contents, for a conn (charon parses PEM and DER). The largest
+/// certificate chains in use stay well under this.
+fn read_cert(file: &str) -> std::result::Result<Vec<u8>, String> {
+    const LIMIT: u64 = 1 << 20;
+    let f = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, LIMIT + 1), &mut data)
+        .map_err(|e| format!("{file}: {e}"))?;
+    if data.len() as u64 > LIMIT {
+        return Err(format!(
+            "{file} is larger than {LIMIT} bytes: not a certificate"
+        ));
+    }
+    Ok(data)
+}
+
 /// Takes keys given earlier back from charon, by id (an unknown id is not an error).
 fn unload_keys(c: &mut Client, ids: &[String], deadline: Instant) -> Result<()> {
     for id in ids {
@@ -231,7 +247,7 @@ impl IkeBackend for Strongswan {
         let ids: Vec<String> = (0..keys.len()).map(|i| format!("{stem}-{i}")).collect();
         let mut messages = vec![Message::new().with_list(KEY_IDS, ids.iter().map(String::as_str))];
         for conn in conns {
-            messages.push(load_conn(conn).map_err(|e| Error::configured("auth", e))?);
+            messages.push(load_conn(conn, &read_cert).map_err(|e| Error::configured("cert", e))?);
         }
         let out = vici::write_framed(&messages)
             .map_err(|e| Error::Generic(format!("cannot encode a conn for charon: {e}")))?;

@@ -95,8 +95,13 @@ pub fn start_action(conn: &ConnDef) -> &'static str {
     }
 }
 
-/// The `load-conn` message for one conn. `Err` names what strongSwan cannot be given yet.
-pub fn load_conn(conn: &ConnDef) -> Result<Message, String> {
+/// The `load-conn` message for one conn. `cert_data` gives a certificate file's
+/// contents (auth=cert: charon takes the certificate itself, PEM or DER, in the conn;
+/// its private key is charon's own credential). `Err` says what could not be rendered.
+pub fn load_conn(
+    conn: &ConnDef,
+    cert_data: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+) -> Result<Message, String> {
     let remote_addr = match conn.remote {
         Remote::Host(a) => a.to_string(),
         Remote::Any => "%any".to_string(),
@@ -110,12 +115,20 @@ pub fn load_conn(conn: &ConnDef) -> Result<Message, String> {
                 .with("auth", "psk")
                 .with("id", remote.as_ref().map_or("%any".to_string(), identity)),
         ),
-        ConnAuth::Cert { .. } => {
-            return Err(format!(
-                "conn {}: certificates are not yet given to strongSwan",
-                conn.name
-            ))
-        }
+        ConnAuth::Cert {
+            nickname: file,
+            remote,
+        } => (
+            // The local identity is the certificate's subject (charon's default for a
+            // certificate without an explicit id).
+            Message::new()
+                .with("auth", "pubkey")
+                .with_list("certs", [cert_data(file)?]),
+            // Any certificate of a CA charon trusts, or one naming `remote`.
+            Message::new()
+                .with("auth", "pubkey")
+                .with("id", remote.as_ref().map_or("%any".to_string(), identity)),
+        ),
         // A bypass authenticates nothing; charon still wants both ends named.
         ConnAuth::None => (
             Message::new().with("auth", "psk"),
@@ -201,6 +214,33 @@ mod tests {
     use super::*;
     use crate::config::Subnet;
 
+    fn no_certs(file: &str) -> Result<Vec<u8>, String> {
+        Err(format!("no certificate file in a unit test ({file})"))
+    }
+
+    #[test]
+    fn a_cert_conn_carries_the_certificate_and_asks_for_one() {
+        let conn = ConnDef {
+            auth: ConnAuth::Cert {
+                nickname: "/etc/swanctl/x509/node.pem".into(),
+                remote: Some(Identity::Fqdn("peer.example.com".into())),
+            },
+            ..vip_conn()
+        };
+        let read = |f: &str| Ok(format!("PEM of {f}").into_bytes());
+        let m = load_conn(&conn, &read).unwrap();
+        let c = m.section("rw").unwrap();
+        let local = c.section("local").unwrap();
+        assert_eq!(local.str("auth"), Some("pubkey"));
+        assert_eq!(local.list("certs"), ["PEM of /etc/swanctl/x509/node.pem"]);
+        assert_eq!(local.get("id"), None, "the certificate's subject");
+        let remote = c.section("remote").unwrap();
+        assert_eq!(remote.str("auth"), Some("pubkey"));
+        assert_eq!(remote.str("id"), Some("@peer.example.com"));
+        // A file that cannot be read is an error, not a conn without its certificate.
+        assert!(load_conn(&conn, &no_certs).is_err());
+    }
+
     fn vip_conn() -> ConnDef {
         ConnDef {
             name: "rw".into(),
@@ -228,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_road_warrior_conn_listens_for_any_peer() {
-        let m = load_conn(&vip_conn()).unwrap();
+        let m = load_conn(&vip_conn(), &no_certs).unwrap();
         let c = m.section("rw").unwrap();
         assert_eq!(c.list("local_addrs"), ["192.0.2.100"]);
         assert_eq!(c.list("remote_addrs"), ["%any"]);
@@ -263,7 +303,7 @@ mod tests {
             priority: Some(100),
             ..vip_conn()
         };
-        let m = load_conn(&conn).unwrap();
+        let m = load_conn(&conn, &no_certs).unwrap();
         let c = m.section("ssh").unwrap();
         let child = c.section("children").unwrap().section("ssh").unwrap();
         assert_eq!(child.str("mode"), Some("pass"));
@@ -283,7 +323,7 @@ mod tests {
             retry_forever: true,
             ..vip_conn()
         };
-        let m = load_conn(&conn).unwrap();
+        let m = load_conn(&conn, &no_certs).unwrap();
         let c = m.section("rw").unwrap();
         assert_eq!(c.str("unique"), Some("replace"));
         // A mesh pair initiates from both ends: it never sends INITIAL_CONTACT.
@@ -292,7 +332,7 @@ mod tests {
             initial_contact: false,
             ..conn
         };
-        let m = load_conn(&pair).unwrap();
+        let m = load_conn(&pair, &no_certs).unwrap();
         assert_eq!(m.section("rw").unwrap().str("unique"), Some("never"));
         assert_eq!(c.str("keyingtries"), Some("0"));
         assert_eq!(c.list("remote_addrs"), ["192.0.2.3"]);
@@ -301,7 +341,7 @@ mod tests {
     #[test]
     fn policies_outrank_bypass_lan_in_the_order_of_their_selectors() {
         let prio = |conn: &ConnDef| {
-            let m = load_conn(conn).unwrap();
+            let m = load_conn(conn, &no_certs).unwrap();
             let c = m.section(&conn.name).unwrap().section("children").unwrap();
             c.section(&conn.name)
                 .unwrap()
@@ -343,7 +383,7 @@ mod tests {
     #[test]
     fn only_fail_closed_conns_are_trapped() {
         let child = |conn: &ConnDef| {
-            let m = load_conn(conn).unwrap();
+            let m = load_conn(conn, &no_certs).unwrap();
             let c = m.section("rw").unwrap().section("children").unwrap();
             let ch = c.section("rw").unwrap();
             (

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::{
     absolute_path, check_directory, list_items, parse_host_address, read_secret_file, required,
-    required_nss_nickname, ConnName, IkeDaemon, Mode, RawParams, Secret, PSK_MIN_BYTES,
+    ConnName, IkeDaemon, Mode, RawParams, Secret, PSK_MIN_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::ike::{ConnAuth, ConnDef, ConnMode, DeadPeer, Identity, Install, Remote, Shunt};
@@ -149,14 +149,10 @@ impl IpsecConfig {
             ));
         }
         let ike = IkeDaemon::parse(raw)?;
-        ike.check_auth_supported(raw.get("auth").unwrap_or(""))?;
         let auth = match raw.get("auth") {
             None => Auth::Existing,
             Some("psk") => Auth::Psk,
-            Some("cert") => {
-                let nick = required_nss_nickname(raw)?;
-                Auth::Cert(nick.to_string())
-            }
+            Some("cert") => Auth::Cert(ike.required_cert(raw)?),
             Some(other) => {
                 return Err(Error::configured(
                     "auth",
@@ -332,6 +328,9 @@ impl IpsecConfig {
     pub fn check_local(&self) -> Result<()> {
         if self.ike.uses_confdir() {
             check_directory("confdir", &self.confdir)?;
+        }
+        if let Auth::Cert(cert) = &self.auth {
+            self.ike.check_cert_file(cert)?;
         }
         Ok(())
     }

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    list_items, parse_bool, parse_dns_name, parse_host_address, required_nss_nickname, Port,
-    RawParams, Subnet,
+    list_items, parse_bool, parse_dns_name, parse_host_address, Port, RawParams, Subnet,
 };
 use crate::dns::DnssecMode;
 use crate::error::{Error, Result};
@@ -221,6 +220,7 @@ impl MeshConfig {
             }
             local_addresses.push(ip);
         }
+        let ike = crate::config::IkeDaemon::parse(raw)?;
         let auth = match raw.get("auth").unwrap_or("psk") {
             "psk" => {
                 if raw.get("cert").is_some() {
@@ -251,9 +251,8 @@ impl MeshConfig {
                         "is only used with auth=psk; unset one of them",
                     ));
                 }
-                let nick = required_nss_nickname(raw)?;
                 MeshAuth::Cert {
-                    nickname: nick.to_string(),
+                    nickname: ike.required_cert(raw)?,
                 }
             }
             other => {
@@ -301,8 +300,6 @@ impl MeshConfig {
                 ))
             }
         };
-        let ike = crate::config::IkeDaemon::parse(raw)?;
-        ike.check_auth_supported(raw.get("auth").unwrap_or("psk"))?;
         Ok(MeshConfig {
             peers,
             local_addresses,

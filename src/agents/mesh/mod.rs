@@ -215,7 +215,12 @@ impl MeshEnv<'_> {
     /// Everything start needs from this node, checked without changing anything: the
     /// key, the peer list (from the parameter or Corosync), libreswan.
     pub fn validate(&self) -> Result<(Option<Secret>, PeerListing)> {
-        crate::config::check_directory("confdir", &self.cfg.confdir)?;
+        if self.cfg.ike.uses_confdir() {
+            crate::config::check_directory("confdir", &self.cfg.confdir)?;
+        }
+        if let config::MeshAuth::Cert { nickname } = &self.cfg.auth {
+            self.cfg.ike.check_cert_file(nickname)?;
+        }
         let master = self.master()?;
         let listing = self.peer_list()?;
         self.ike.check_installed()?;
