@@ -225,6 +225,13 @@ fn the_vip_tunnel_on_charon() {
         lab.cc.log(),
         ctx()
     );
+    // With INITIAL_CONTACT, so that C drops what it still has with the VIP's previous
+    // node (charon sends it only toward a named identity: the client's address here).
+    assert!(
+        lab.ca.log().contains("N(INIT_CONTACT)"),
+        "A sent no INITIAL_CONTACT; {}",
+        ctx()
+    );
     // A client that connects by itself is served, by the road-warrior conn's key.
     let _ = lab.cc.client().request(
         "initiate",

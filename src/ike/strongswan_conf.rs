@@ -107,14 +107,22 @@ pub fn load_conn(
         Remote::Any => "%any".to_string(),
     };
     let (local_end, remote_end) = match &conn.auth {
-        ConnAuth::Psk { local, remote } => (
-            Message::new()
-                .with("auth", "psk")
-                .with("id", identity(local)),
-            Message::new()
-                .with("auth", "psk")
-                .with("id", remote.as_ref().map_or("%any".to_string(), identity)),
-        ),
+        ConnAuth::Psk { local, remote } => {
+            // charon sends INITIAL_CONTACT only toward a configured remote identity: a
+            // known client's conn without one names the client by its address, the
+            // identity a client authenticating by key presents unless told otherwise.
+            let remote = match (remote, conn.remote, conn.initial_contact) {
+                (Some(id), _, _) => identity(id),
+                (None, Remote::Host(addr), true) => addr.to_string(),
+                (None, _, _) => "%any".to_string(),
+            };
+            (
+                Message::new()
+                    .with("auth", "psk")
+                    .with("id", identity(local)),
+                Message::new().with("auth", "psk").with("id", remote),
+            )
+        }
         ConnAuth::Cert {
             nickname: file,
             remote,
@@ -326,6 +334,21 @@ mod tests {
         let m = load_conn(&conn, &no_certs).unwrap();
         let c = m.section("rw").unwrap();
         assert_eq!(c.str("unique"), Some("replace"));
+        // ... toward a named identity, or charon sends none.
+        assert_eq!(
+            c.section("remote").unwrap().str("id"),
+            Some("@client.example.com")
+        );
+        let unnamed = ConnDef {
+            auth: ConnAuth::Psk {
+                local: Identity::Address("192.0.2.100".parse().unwrap()),
+                remote: None,
+            },
+            ..conn.clone()
+        };
+        let m = load_conn(&unnamed, &no_certs).unwrap();
+        let remote = m.section("rw").unwrap().section("remote").unwrap();
+        assert_eq!(remote.str("id"), Some("192.0.2.3"));
         // A mesh pair initiates from both ends: it never sends INITIAL_CONTACT.
         let pair = ConnDef {
             install: Install::OnDemand,
