@@ -702,3 +702,159 @@ fn the_vip_tunnel_with_certificates_on_charon() {
     assert_eq!(lab.ocf("stop", &cert).code, 0);
     assert!(conns(&lab.ca).is_empty(), "{:?}", conns(&lab.ca));
 }
+
+/// A libreswan client of a VIP served by charon: pluto sends no IDr (no rightid), so
+/// charon looks the key up for its own identity %any; the VIP's key must still be found.
+/// (Seen in the lab: "no shared key found for '%any' - '192.0.2.3'", AUTHENTICATION_FAILED.)
+#[test]
+fn a_libreswan_client_connects_to_a_vip_on_charon() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let a = Netns::in_root("ssa", &root);
+    let c = Netns::new("ssl");
+    a.link_to(&c, "a0", "c0");
+    a.ip("addr add 192.0.2.1/24 dev a0");
+    a.ip(&format!("addr add {VIP}/24 dev a0"));
+    c.ip(&format!("addr add {CLIENT}/24 dev c0"));
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["a", "state", "run"] {
+        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+    }
+    private_file(&tmp.path().join("psk"), &format!("{KEY}\n"));
+    let ca = Charon::start(&a, &root, &tmp.path().join("a"));
+    let pluto = Pluto::start(&c, &tmp.path().join("c"));
+    pluto.add_conn_file(
+        "tovip.conf",
+        &format!(
+            "conn tovip\n\tleft={CLIENT}\n\tright={VIP}\n\tauthby=secret\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n"
+        ),
+    );
+    std::fs::write(
+        pluto.confdir.join("tovip.secrets"),
+        format!("{CLIENT} {VIP} : PSK \"{KEY}\"\n"),
+    )
+    .unwrap();
+    pluto.whack("--rereadsecrets");
+    let agent = OcfAgent::new();
+    let mut env = env_of(&[
+        ("OCF_RESOURCE_INSTANCE", "vip-tunnel"),
+        ("OCF_RESKEY_tunnel", "rw"),
+        ("OCF_RESKEY_vip", VIP),
+        ("OCF_RESKEY_ike", "strongswan"),
+        ("OCF_RESKEY_auth", "psk"),
+        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    ]);
+    for (k, v) in [
+        ("OCF_RESKEY_vicisocket", ca.socket.clone()),
+        ("OCF_RESKEY_psk_file", tmp.path().join("psk")),
+        ("HA_RSCTMP", tmp.path().join("state")),
+        ("VIPSEC_RUN_DIR", tmp.path().join("run")),
+    ] {
+        env.insert(k.into(), v.display().to_string());
+    }
+    let r = Run::from(
+        ocf_command(&agent.path, "start", Some(&a), &env)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", ca.log());
+    pluto.add_and_initiate("tovip.conf", "tovip");
+    assert!(
+        wait_for("A authenticates pluto", Duration::from_secs(15), || {
+            authenticated(&ca, CLIENT)
+        }),
+        "charon A:\n{}\npluto C:\n{}",
+        ca.log(),
+        pluto.log()
+    );
+    let r = Run::from(
+        ocf_command(&agent.path, "stop", Some(&a), &env)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    drop(pluto);
+    drop(ca);
+}
+
+/// What the VIP's key can do on a charon that also carries another conn with a key of
+/// its own (a mesh pair toward 192.0.2.3): an attacker at 192.0.2.3 who holds only the
+/// VIP's key tries to pass as that pair's peer. With peer_id set the VIP's key names its
+/// peer and charon refuses; without peer_id the key must be charon's for any peer
+/// (libreswan clients send no IDr) and charon, which tries every key that matches either
+/// identity, accepts it: the limitation the README and the agent's warning state.
+#[test]
+fn the_vips_key_and_another_conn_on_the_same_charon() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    for (peer_id, attacker_passes) in [(Some("@client.example.com"), false), (None, true)] {
+        let lab = VipLab::new(&root);
+        lab.a.ip(&format!("addr add {VIP}/24 dev a0"));
+        let end = |id: &str| Message::new().with("auth", "psk").with("id", id);
+        let conn = |name: &str, local: &str, remote: &str| {
+            Message::new().with_section(
+                name,
+                Message::new()
+                    .with_list("local_addrs", [local])
+                    .with_list("remote_addrs", [remote])
+                    .with("version", "2")
+                    .with_section("local", end(local))
+                    .with_section("remote", end(remote))
+                    .with_section(
+                        "children",
+                        Message::new().with_section(name, Message::new().with("mode", "transport")),
+                    ),
+            )
+        };
+        let key = |data: &str, owners: [&str; 2]| {
+            Message::new()
+                .with("type", "IKE")
+                .with("data", data.as_bytes().to_vec())
+                .with_list("owners", owners)
+        };
+        // A's other conn: the pair 192.0.2.1 <-> 192.0.2.3, with a key C does not have.
+        let mut ca = lab.ca.client();
+        ca.request(
+            "load-shared",
+            key("the pair's own key, not C's", ["192.0.2.1", CLIENT]),
+            soon(),
+        )
+        .unwrap();
+        ca.request("load-conn", conn("pair", "192.0.2.1", CLIENT), soon())
+            .unwrap();
+        let mut extra = vec![("OCF_RESKEY_clients", "")];
+        if let Some(id) = peer_id {
+            extra.push(("OCF_RESKEY_peer_id", id));
+            extra.push(("OCF_RESKEY_dnssec", "off"));
+        }
+        let r = lab.ocf("start", &extra);
+        assert_eq!(r.code, 0, "{r:?}");
+        // C, holding only the VIP's key, presents the pair's peer identity to 192.0.2.1.
+        let mut cc = lab.cc.client();
+        cc.request("load-shared", key(KEY, [CLIENT, "192.0.2.1"]), soon())
+            .unwrap();
+        cc.request("load-conn", conn("as-peer", CLIENT, "192.0.2.1"), soon())
+            .unwrap();
+        let _ = cc.request(
+            "initiate",
+            Message::new()
+                .with("child", "as-peer")
+                .with("ike", "as-peer")
+                .with("timeout", "1"),
+            soon(),
+        );
+        let decided = wait_for("A decides on C", Duration::from_secs(15), || {
+            authenticated(&lab.ca, CLIENT) || lab.ca.log().contains("N(AUTH_FAILED)")
+        });
+        assert!(decided, "charon A:\n{}", lab.ca.log());
+        assert_eq!(
+            authenticated(&lab.ca, CLIENT),
+            attacker_passes,
+            "peer_id {peer_id:?}; charon A:\n{}",
+            lab.ca.log()
+        );
+        assert_eq!(lab.ocf("stop", &extra).code, 0);
+    }
+}

@@ -265,10 +265,23 @@ impl IkeBackend for Strongswan {
         // restarted, and the next start gives both again.)
         let mut c = self.client(deadline)?;
         for (id, k) in ids.iter().zip(keys) {
-            // A key with only the local identity as owner serves any peer.
-            let owners: Vec<String> = std::iter::once(k.local.to_string())
-                .chain(k.remote.iter().map(|r| r.to_string()))
-                .collect();
+            // A key for any peer: charon looks keys up by both identities, and its own is
+            // %any when the peer names none (libreswan clients send no IDr), which only
+            // an owner %any matches. A key of a pair names both ends.
+            let remote = match &k.remote {
+                Some(r) => r.to_string(),
+                None => {
+                    // charon tries every key whose owners match either identity, so this
+                    // one is tried for its other conns' peers too (a mesh on the same
+                    // charon): whoever holds it could pass as such a peer.
+                    log::warn!(
+                        "the key for {} is given to charon for any peer (no peer_id): charon also tries it for its other conns; set peer_id, or use auth=cert, when this charon carries other conns with keys",
+                        k.local
+                    );
+                    "%any".to_string()
+                }
+            };
+            let owners = [k.local.to_string(), remote];
             c.load_shared(id, &owners, &k.key, deadline)?;
         }
         unload_keys(&mut c, &stale, deadline)
