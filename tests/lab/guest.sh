@@ -24,6 +24,7 @@ collect_logs() {
   cleanup_all
   local f
   for f in "$LAB"/*/pluto.log; do cp "$f" "$OUT/pluto-$(basename "$(dirname "$f")").log"; done
+  for f in "$LAB"/*/charon/charon.log; do [ -f "$f" ] && cp "$f" "$OUT/charon-$(basename "$(dirname "$(dirname "$f")")").log"; done
   cp "$LAB"/*.log "$OUT/" 2>/dev/null || true
 }
 trap collect_logs EXIT
@@ -83,6 +84,35 @@ if want pacemaker; then
   fi
   pcmk_teardown
   vip_teardown
+fi
+# strongSwan's charon (from the root LAB_SSROOT), in this same boot: the VIP's tunnel on
+# charon at A and B with C a libreswan client (known, clients=), and a mixed mesh (B on
+# charon, A and D on pluto) carrying ESP between every pair.
+if [ -n "${LAB_SSROOT:-}" ] && [ -x "$LAB_SSROOT/usr/lib/ipsec/charon" ] && { want vip || want mesh || want_named strongswan; }; then
+  if want vip || want_named strongswan; then
+    if use_charon a && use_charon b; then
+      SCEN_SUFFIX=" [strongSwan A, B]"
+      vip_setup
+      scenario_vip_on_a
+      LAB_FAILOVER_RUNS=${LAB_FAILOVER_RUNS_SS:-3} scenario_failover_known
+      vip_teardown
+    else
+      printf 'VIP on charon\tFAIL\t-\t-\t-\t0\tcharon did not start on A or B (see charon.out)\n' >> "$OUT/results.tsv"
+    fi
+    use_pluto a; use_pluto b
+  fi
+  if want mesh || want_named strongswan; then
+    if use_charon b; then
+      SCEN_SUFFIX=" [mixed: B strongSwan]"
+      mesh_setup
+      scenario_mesh_require
+      mesh_teardown
+    else
+      printf 'mixed mesh\tFAIL\t-\t-\t-\t0\tcharon did not start on B (see charon.out)\n' >> "$OUT/results.tsv"
+    fi
+    use_pluto b
+  fi
+  SCEN_SUFFIX=""
 fi
 # The same VIP and mesh scenarios on another distribution's libreswan (Debian 13's 5.2),
 # in this same boot: every pluto restarted from that root.

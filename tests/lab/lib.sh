@@ -221,3 +221,88 @@ cleanup_all() {
   done
   for p in "${PLUTO_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 }
+
+# strongSwan's charon in place of a host's pluto (issue 17): run from the strongSwan root
+# LAB_SSROOT (tests/strongswan-root.sh; charon cannot be installed beside libreswan),
+# with its own strongswan.conf and VICI socket under $LAB/HOST/charon. The hosts in
+# CHARON_HOSTS run charon, and the agents there run from that root with ike=strongswan.
+CHARON_HOSTS=""
+is_charon() { [[ " $CHARON_HOSTS " == *" $1 "* ]]; }
+vici_socket() { echo "$LAB/$1/charon/charon.vici"; }
+# The agent as a charon host runs it: from the root (the build directory may not be
+# bound there; /tmp is).
+charon_agent() { local h=$1; shift; ip netns exec "lab-$h" chroot "$LAB_SSROOT" "$LAB/vipsec-ss" "$@"; }
+
+charon_root_up() {
+  [ -n "${CHARON_ROOT_UP:-}" ] && return 0
+  mountpoint -q "$LAB_SSROOT/proc" || mount -t proc proc "$LAB_SSROOT/proc"
+  local d
+  for d in /sys /dev /tmp; do mount --rbind "$d" "$LAB_SSROOT$d" || return 1; done
+  cp "$VIPSEC" "$LAB/vipsec-ss"
+  CHARON_ROOT_UP=1
+}
+
+charon_start() {
+  local h=$1 d=$LAB/$1/charon
+  mkdir -p "$d"
+  cat > "$d/strongswan.conf" <<CONF
+charon {
+  install_routes = no
+  filelog {
+    log {
+      path = $d/charon.log
+      default = 1
+      ike = 2
+      flush_line = yes
+    }
+  }
+  plugins {
+    vici {
+      socket = unix://$d/charon.vici
+    }
+  }
+}
+CONF
+  rm -f "$d/charon.vici"
+  ip netns exec "lab-$h" sh -c 'mount -t tmpfs run "$0/run" && exec chroot "$0" env STRONGSWAN_CONF="$1" /usr/lib/ipsec/charon' \
+    "$LAB_SSROOT" "$d/strongswan.conf" </dev/null >>"$d/charon.out" 2>&1 &
+  eval "CHARON_$h=$!"
+  BG_PIDS+=($!)
+  local i
+  for i in $(seq 400); do
+    [ -S "$d/charon.vici" ] && return 0
+    sleep 0.05
+  done
+  log "charon on $h did not open its VICI socket"; return 1
+}
+
+charon_stop() {
+  local pid; eval "pid=\${CHARON_$1:-}"
+  [ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  eval "CHARON_$1="
+}
+
+# use_charon HOST / use_pluto HOST: switch the host's IKE daemon, its kernel state flushed.
+use_charon() {
+  charon_root_up || return 1
+  pluto_stop "$1"
+  ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush
+  charon_start "$1" || return 1
+  is_charon "$1" || CHARON_HOSTS="$CHARON_HOSTS $1"
+  log "${1^^} runs charon: $(grep -m1 -o 'strongSwan [0-9.]*' "$LAB/$1/charon/charon.log" || echo '?')"
+}
+use_pluto() {
+  charon_stop "$1"
+  ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush
+  CHARON_HOSTS=$(echo " $CHARON_HOSTS " | sed "s/ $1 / /g")
+  pluto_start "$1"
+}
+
+# daemon_restart HOST: a fresh daemon of whichever kind the host runs.
+daemon_restart() {
+  if is_charon "$1"; then
+    charon_stop "$1"; ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush; charon_start "$1"
+  else
+    pluto_stop "$1"; ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush; pluto_start "$1"
+  fi
+}

@@ -6,12 +6,16 @@ MESH_PEERS="192.0.2.1 192.0.2.2 192.0.2.4 2001:db8::1 2001:db8::2 2001:db8::4"
 
 mesh_agent() {
   local h=$1 action=$2; shift 2
-  local depth=()
+  local depth=() run=(ond "$h" "$VIPSEC")
+  local daemon=(--ctlsocket "$LAB/$h/run/pluto.ctl" --confdir "$LAB/$h/ipsec.d")
+  if is_charon "$h"; then
+    run=(charon_agent "$h"); daemon=(--ike strongswan --vicisocket "$(vici_socket "$h")")
+  fi
   [ "$action" = monitor ] && depth=(--check-level "${DEPTH:-0}")
   HA_RSCTMP=$LAB/$h/state VIPSEC_RUN_DIR=$LAB/$h/vipsec HA_LOGFILE=$LAB/agent-$h.log \
-    ond "$h" "$VIPSEC" mesh "$action" "${depth[@]}" --instance mesh --peers "$MESH_PEERS" \
-    --secret_file "$LAB/mesh.secret" --ctlsocket "$LAB/$h/run/pluto.ctl" \
-    --confdir "$LAB/$h/ipsec.d" --policy "${MESH_POLICY:-require}" --dnssec off "$@"
+    "${run[@]}" mesh "$action" "${depth[@]}" --instance mesh --peers "$MESH_PEERS" \
+    --secret_file "$LAB/mesh.secret" "${daemon[@]}" \
+    --policy "${MESH_POLICY:-require}" --dnssec off "$@"
 }
 addr_of() { case $1 in a) echo 1;; b) echo 2;; c) echo 3;; d) echo 4;; o) echo 5;; esac; }
 
@@ -48,11 +52,7 @@ tcp_transfer() {
 # Fresh plutos for the mesh: the VIP scenarios killed one and bounced a link.
 mesh_setup() {
   local h
-  for h in $MESH_NODES; do
-    pluto_stop "$h"
-    ip -n "lab-$h" xfrm state flush; ip -n "lab-$h" xfrm policy flush
-    pluto_start "$h"
-  done
+  for h in $MESH_NODES; do daemon_restart "$h"; done
 }
 
 # The rollout the README recommends: use on every node, then require, node by node (a

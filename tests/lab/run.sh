@@ -3,7 +3,7 @@
 # virtme-ng) over this machine's root filesystem and runs tests/lab/guest.sh in it: the
 # vipsec binary, real pluto processes and real ESP in network namespaces. Prints the
 # summary table; exits non-zero if any scenario failed or the lab could not run.
-# Usage: tests/lab/run.sh [vip|mesh|dnssec|pacemaker|libreswan5 ...]   (default: all scenarios)
+# Usage: tests/lab/run.sh [vip|mesh|dnssec|pacemaker|strongswan|libreswan5 ...]   (default: all scenarios)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -20,6 +20,11 @@ BIN=$REPO/target/release/vipsec
 LAB_ROOT5=${LAB_ROOT5:-$("$REPO/tests/debian13-root.sh")}
 [ "$LAB_ROOT5" = none ] && LAB_ROOT5=
 export LAB_ROOT5
+# strongSwan's charon (Debian 12's 5.9.8, from its own root): the VIP and a mixed mesh
+# on it, in the same boot (LAB_SSROOT=none: skipped).
+LAB_SSROOT=${LAB_SSROOT:-$("$REPO/tests/strongswan-root.sh" bookworm)}
+[ "$LAB_SSROOT" = none ] && LAB_SSROOT=
+export LAB_SSROOT
 
 OUT=$(mktemp -d /tmp/vipsec-lab-out.XXXXXX)
 ONLY=${*:-all}
