@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # vipsec monitor with ike=strongswan, depth 0 and 10, against a charon holding 1 and
-# 1,001 conns (the VIP's generated conn, plus others loaded by swanctl). Charon, swanctl,
+# 1,001 conns (the VIP's generated conn, plus others loaded by swanctl); then
+# ocf:vipsec:mesh start and monitor with 10, 100 and 1,000 peers on a fresh charon, as
+# tests/bench-mesh.sh measures them on pluto. Charon, swanctl,
 # the agent and hyperfine run from a strongSwan root (tests/strongswan-root.sh) inside a
 # private network namespace, so no `ip netns exec` is timed. tests/bench.sh runs it in
 # the same run as the pluto figures (tests/bench-monitor.sh).
@@ -13,6 +15,7 @@ NS=vcbench$$; W=$(mktemp -d /tmp/vipsec-bench.XXXXXX); VIP=192.0.2.10
 chmod 0755 "$W"
 X() { ip netns exec $NS chroot "$R" "$@"; }
 cleanup() {
+  cat "$W/prep.err" 2>/dev/null | tail -3 >&2 || true
   [ -n "${CHARON:-}" ] && { kill "$CHARON" 2>/dev/null || true; wait "$CHARON" 2>/dev/null || true; }
   ip netns del $NS 2>/dev/null || true; rm -rf "$W"
 }
@@ -29,11 +32,15 @@ charon {
   plugins { vici { socket = unix://$SOCK } }
 }
 EOF
-ip netns exec $NS sh -c 'mount -t tmpfs run "$0/run" && exec chroot "$0" env STRONGSWAN_CONF="$1" /usr/lib/ipsec/charon' \
-  "$R" "$W/strongswan.conf" </dev/null >/dev/null 2>&1 &
-CHARON=$!
-for _ in $(seq 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
-[ -S "$SOCK" ] || { echo "charon did not open $SOCK" >&2; exit 1; }
+charon_start() {
+  rm -f "$SOCK"
+  ip netns exec $NS sh -c 'mount -t tmpfs run "$0/run" && exec chroot "$0" env STRONGSWAN_CONF="$1" /usr/lib/ipsec/charon' \
+    "$R" "$W/strongswan.conf" </dev/null >/dev/null 2>&1 &
+  CHARON=$!
+  for _ in $(seq 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
+  [ -S "$SOCK" ] || { echo "charon did not open $SOCK" >&2; exit 1; }
+}
+charon_start
 VERSION=$(X swanctl --version --uri "unix://$SOCK" 2>/dev/null | awk '/strongSwan/ {print $NF; exit}')
 cp target/release/vipsec "$W/vipsec"; mkdir -p "$W/ocf" "$W/state" "$W/run"
 ln -s "$W/vipsec" "$W/ocf/ipsec"; AGENT=$W/ocf/ipsec
@@ -76,3 +83,33 @@ for label, path in (("1 conn", sys.argv[2]), ("1,001 conns", sys.argv[3])):
     for r in json.load(open(path))["results"]:
         print(f"| {version} | {label} | `{r['command']}` | {r['median']*1e3:.2f} ms | {r['mean']*1e3:.2f} ± {r['stddev']*1e3:.2f} ms |")
 PY
+
+# The mesh, on a fresh charon (policy=use, the default, as tests/bench-mesh.sh: on charon
+# its conns are negotiated at load, so start also sets off one IKE_SA_INIT per peer).
+kill "$CHARON"; wait "$CHARON" 2>/dev/null || true
+charon_start
+ip -n $NS addr add 2001:db8::1/64 dev v0 nodad
+(umask 077; head -c 48 /dev/urandom > "$W/master.key")
+echo
+echo "| strongSwan | peers | start (median of 3) | monitor (median of 20) |"
+echo "|---|---|---|---|"
+for n in ${BENCH_MESH_SIZES:-10 100 1000}; do
+  peers="2001:db8::1"; for i in $(seq 2 $((n + 1))); do peers="$peers 2001:db8::$(printf %x $((i + 0x100)))"; done
+  printf '#!/bin/sh\nexport HA_RSCTMP=%s VIPSEC_RUN_DIR=%s\nexec %s mesh "$@" --instance bench --peers "%s" --secret_file %s --ike strongswan --vicisocket %s\n' \
+    "$W/mstate" "$W/mrun" "$W/vipsec" "$peers" "$W/master.key" "$SOCK" > "$W/m.sh"
+  chmod +x "$W/m.sh"
+  X "$W/m.sh" start >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+  X "$W/m.sh" stop >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+  X hyperfine -N --runs 3 --prepare "sh -c '$W/m.sh stop 2>>$W/prep.err'" --export-json "$W/start.json" "$W/m.sh start" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+  X "$W/m.sh" start >/dev/null 2>&1
+  X hyperfine -N -i --warmup 2 --runs 20 --export-json "$W/mon.json" "$W/m.sh monitor" >/dev/null 2>&1
+  loaded=$(X swanctl --list-conns --uri "unix://$SOCK" 2>/dev/null | grep -c '^vm-' || true)
+  [ "$loaded" -ge "$n" ] || { echo "only $loaded of $n conns loaded" >&2; exit 1; }
+  X "$W/m.sh" stop >/dev/null 2>&1
+  python3 - "$VERSION" "$n" "$W/start.json" "$W/mon.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[3]))["results"][0]["median"]
+m = json.load(open(sys.argv[4]))["results"][0]["median"]
+print(f"| {sys.argv[1]} | {sys.argv[2]} | {s:.2f} s | {m*1e3:.1f} ms |")
+PY
+done

@@ -63,8 +63,8 @@ pub fn established(list_sa_events: &[Message], conn: &str) -> Vec<EstablishedSa>
     out
 }
 
-/// The identities the peers of established IKE SAs with an installed Child SA
-/// authenticated with, per conn (charon's conns are never instances: the conn is the
+/// The identities the peers of established IKE SAs authenticated with (Child SA or not),
+/// per conn (charon's conns are never instances: the conn is the
 /// section's name).
 pub fn peer_identities(list_sa_events: &[Message]) -> Vec<PeerIdentity> {
     let mut out = Vec::new();
@@ -73,19 +73,14 @@ pub fn peer_identities(list_sa_events: &[Message]) -> Vec<PeerIdentity> {
             if sa.str("state") != Some("ESTABLISHED") {
                 continue;
             }
-            let carries = sa.section("child-sas").is_some_and(|c| {
-                c.sections()
-                    .any(|(_, ch)| ch.str("state") == Some("INSTALLED"))
-            });
+            // An established IKE SA counts, Child SA or not: its peer has authenticated
+            // and can ask for Child SAs at any moment, so its name is judged now.
             let (Some(ike_serial), Some(shown)) = (
                 sa.str("uniqueid").and_then(|u| u.parse().ok()),
                 sa.str("remote-id"),
             ) else {
                 continue;
             };
-            if !carries {
-                continue;
-            }
             out.push(PeerIdentity {
                 conn: conn.to_string(),
                 ike_serial,
@@ -166,7 +161,10 @@ mod tests {
         let sas = established(&events, "rw");
         assert_eq!(sas.len(), 1, "{sas:?}");
         assert_eq!(sas[0].kind, SaKind::Ike);
-        assert!(peer_identities(&events).is_empty());
+        // Only the established IKE SA's peer is judged (its Child SA is rekeying).
+        let ids = peer_identities(&events);
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(ids[0].ike_serial, 7);
     }
 
     #[test]
