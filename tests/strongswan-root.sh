@@ -11,7 +11,8 @@ SUITE=${1:-bookworm}
 case $SUITE in bookworm|trixie) ;; *) echo "strongswan-root: unknown suite $SUITE" >&2; exit 2 ;; esac
 [ "${2:-}" = --unmount ] && exec ./debian-root.sh "$SUITE-strongswan" --unmount
 # charon itself, swanctl (to compare with), the default plugin set (kernel-netlink,
-# vici, pubkey, x509 ...), and what the tests run beside it (ocf-tester: resource-agents).
+# vici, pubkey, x509 ...), and what the tests run beside it: ocf-tester (resource-agents),
+# xmllint, hyperfine, and Pacemaker with pcs for the cluster test.
 exec ./debian-root.sh "$SUITE-strongswan" "$SUITE" strongswan-charon strongswan-swanctl \
   libstrongswan-standard-plugins iproute2 procps resource-agents libxml2-utils \
-  hyperfine
+  hyperfine pacemaker pacemaker-cli-utils corosync pcs

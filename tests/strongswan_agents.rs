@@ -1007,3 +1007,171 @@ fn dnssec_judges_the_names_charons_clients_claim() {
         assert_eq!(ocf("stop").code, 0);
     }
 }
+
+/// `pcs resource create … ocf:vipsec:ipsec ike=strongswan` in a real Pacemaker cluster
+/// (corosync + pacemakerd from the strongSwan root, started without systemd in the
+/// namespace, as tests/pacemaker.rs does for libreswan): the VIP and the tunnel as one
+/// group; disable and enable stop and start it in charon; a charon restarted behind the
+/// cluster's back (its conns and key gone) is noticed by the recurring monitor and the
+/// cluster restarts the tunnel, which gives them to charon again.
+#[test]
+fn the_vip_tunnel_under_pacemaker_on_charon() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    assert!(
+        root.join("usr/sbin/pcs").exists(),
+        "{} has no pcs (build it with tests/strongswan-root.sh)",
+        root.display()
+    );
+    install_agent_in(Some(&root));
+    let ns = Netns::in_root("spk", &root);
+    ns.veth("v0", "v1", true);
+    ns.ip("addr add 192.0.2.1/24 dev v0");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("charon")).unwrap();
+    let psk = tmp.path().join("psk");
+    private_file(&psk, &format!("{KEY}\n"));
+    let mut charon = Charon::start(&ns, &root, &tmp.path().join("charon"));
+    let cluster = common::cluster::Cluster::start(&ns, &tmp.path().join("cluster"));
+    let minute = Duration::from_secs(60);
+    cluster.must(&format!(
+        "pcs resource create vip ocf:heartbeat:IPaddr2 ip={VIP} cidr_netmask=24 nic=v0 op monitor interval=5s --group vipgroup"
+    ));
+    cluster.must(&format!(
+        "pcs resource create tun ocf:vipsec:ipsec ike=strongswan vicisocket={} tunnel=rw vip={VIP} auth=psk psk_file={} op monitor interval=2s --group vipgroup",
+        charon.socket.display(),
+        psk.display()
+    ));
+    cluster.wait_role("tun", "Started", minute);
+    let has_rw = |c: &Charon| conns(c).contains(&"rw".to_string());
+    assert!(has_rw(&charon), "{:?}", conns(&charon));
+    assert_eq!(key_ids(&charon).len(), 1);
+
+    cluster.must("pcs resource disable tun");
+    cluster.wait_role("tun", "Stopped", minute);
+    assert!(conns(&charon).is_empty(), "{:?}", conns(&charon));
+    assert!(key_ids(&charon).is_empty());
+    cluster.must("pcs resource enable tun");
+    cluster.wait_role("tun", "Started", minute);
+    assert!(has_rw(&charon));
+    assert_eq!(cluster.fail_count("tun"), 0);
+
+    // charon dies and comes back empty (as its service would restart it).
+    charon.restart(&ns, &root);
+    cluster.wait_for(
+        "the cluster to notice and restart the tunnel",
+        minute,
+        |c| c.fail_count("tun") >= 1 && c.resource("tun").0 == "Started",
+    );
+    assert!(
+        wait_for("charon has rw again", Duration::from_secs(20), || has_rw(
+            &charon
+        )),
+        "the restarted tunnel did not give charon its conn: {:?}",
+        conns(&charon)
+    );
+    assert_eq!(key_ids(&charon).len(), 1, "nor its key");
+    cluster.must("pcs resource delete tun");
+    drop(cluster);
+    assert!(conns(&charon).is_empty(), "{:?}", conns(&charon));
+}
+
+/// fallbacktunnel on charon: a conn of swanctl's (loaded into charon, not by vipsec) from
+/// this node's own address to the VIP. stop with the VIP still here leaves a waiter and
+/// initiates nothing toward a local address; once the VIP has left, the waiter initiates
+/// the fallback; start terminates its SAs but leaves the conn to swanctl.
+#[test]
+fn the_fallback_tunnel_on_charon() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let lab = VipLab::new(&root);
+    // The node's own address stays when the VIP goes.
+    must(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.conf.a0.promote_secondaries=1",
+        lab.a.name
+    ));
+    lab.a.ip(&format!("addr add {VIP}/24 dev a0"));
+    let end = |id: &str| Message::new().with("auth", "psk").with("id", id);
+    lab.ca
+        .client()
+        .request(
+            "load-conn",
+            Message::new().with_section(
+                "back",
+                Message::new()
+                    .with_list("local_addrs", ["192.0.2.1"])
+                    .with_list("remote_addrs", [VIP])
+                    .with("version", "2")
+                    .with_section("local", end("192.0.2.1"))
+                    .with_section("remote", end(VIP))
+                    .with_section(
+                        "children",
+                        Message::new()
+                            .with_section("back", Message::new().with("mode", "transport")),
+                    ),
+            ),
+            soon(),
+        )
+        .unwrap();
+    let fb = [
+        ("OCF_RESKEY_fallbacktunnel", "back"),
+        ("OCF_RESKEY_clients", ""),
+    ];
+    let waiter = lab.dir("state").join("vipsec-vip-tunnel.fallback-waiter");
+    let initiated = || lab.ca.log().contains("initiating IKE_SA back[");
+    assert_eq!(lab.ocf("validate-all", &fb).code, 0);
+    let r = lab.ocf("start", &fb);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(lab.ocf("stop", &fb).code, 0, "stop with the VIP still here");
+    assert!(
+        wait_for("the waiter", Duration::from_secs(15), || waiter.exists()),
+        "no waiter"
+    );
+    assert!(
+        !initiated(),
+        "the fallback was initiated toward a local address"
+    );
+    lab.a.ip(&format!("addr del {VIP}/24 dev a0"));
+    assert!(
+        wait_for(
+            "the fallback to be initiated",
+            Duration::from_secs(15),
+            initiated
+        ),
+        "charon A:\n{}",
+        lab.ca.log()
+    );
+    assert!(wait_for(
+        "the waiter to finish",
+        Duration::from_secs(15),
+        || !waiter.exists()
+    ));
+    // The VIP comes back: start takes the fallback's SAs down, and swanctl's conn stays.
+    lab.a.ip(&format!("addr add {VIP}/24 dev a0"));
+    let r = lab.ocf("start", &fb);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        conns(&lab.ca).contains(&"back".to_string()),
+        "start unloaded swanctl's conn"
+    );
+    let back_sas = lab
+        .ca
+        .client()
+        .streamed(
+            "list-sas",
+            "list-sa",
+            Message::new().with("ike", "back"),
+            soon(),
+        )
+        .unwrap()
+        .0;
+    assert!(
+        back_sas.iter().all(|m| m.section("back").is_none()),
+        "{back_sas:?}"
+    );
+    assert_eq!(lab.ocf("stop", &fb).code, 0);
+    lab.a.ip(&format!("addr del {VIP}/24 dev a0"));
+    assert!(conns(&lab.ca).contains(&"back".to_string()));
+}

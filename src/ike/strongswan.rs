@@ -401,9 +401,15 @@ impl IkeBackend for Strongswan {
             });
         }
         let local: Vec<IpAddr> = crate::kernel::addr::local_addresses(deadline)?;
+        // Its local end is here, and its far end is not: a conn toward an address of this
+        // node (a fallback toward the VIP while the VIP is still here) cannot be
+        // negotiated, as pluto will not orient one.
         let here = strongswan_status::conn_local_addrs(&conns, name)
             .iter()
-            .any(|a| local.contains(a));
+            .any(|a| local.contains(a))
+            && !strongswan_status::conn_remote_addrs(&conns, name)
+                .iter()
+                .any(|a| local.contains(a));
         Ok(ConnStatus {
             state: if here {
                 ConnState::Ready

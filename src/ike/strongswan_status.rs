@@ -17,10 +17,20 @@ pub fn conn_loaded(list_conn_events: &[Message], conn: &str) -> bool {
 
 /// The conn's local addresses as loaded (what decides whether this node can serve it).
 pub fn conn_local_addrs(list_conn_events: &[Message], conn: &str) -> Vec<IpAddr> {
+    conn_addrs(list_conn_events, conn, "local_addrs")
+}
+
+/// The addresses a loaded conn negotiates with (its `remote_addrs`; `%any` and names are
+/// left out).
+pub fn conn_remote_addrs(list_conn_events: &[Message], conn: &str) -> Vec<IpAddr> {
+    conn_addrs(list_conn_events, conn, "remote_addrs")
+}
+
+fn conn_addrs(list_conn_events: &[Message], conn: &str, key: &str) -> Vec<IpAddr> {
     list_conn_events
         .iter()
         .filter_map(|e| e.section(conn))
-        .flat_map(|c| c.list("local_addrs"))
+        .flat_map(|c| c.list(key))
         .filter_map(|a| a.parse().ok())
         .collect()
 }

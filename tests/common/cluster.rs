@@ -1,5 +1,5 @@
 //! A real single-node Pacemaker cluster (corosync + pacemakerd), started without systemd
-//! inside a network namespace, so every agent it runs (IPaddr2, vipsec) acts on the
+//! inside a network namespace, from the namespace's distribution (`Netns::root`), so every agent it runs (IPaddr2, vipsec) acts on the
 //! namespace, never on the host. Stopped and waited for on drop.
 
 use std::fs;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{distro_path, distro_sh, must, Netns};
+use super::{must, Netns};
 
 pub const NODE: &str = "node1";
 
@@ -24,10 +24,7 @@ impl Cluster {
     pub fn start(ns: &Netns, dir: &std::path::Path) -> Cluster {
         fs::create_dir_all(dir).unwrap();
         // The distribution's own haclient (its gid may differ from the host's).
-        must(&distro_sh(&format!(
-            "chown root:haclient {d}",
-            d = dir.display()
-        )));
+        must(&ns.root_sh(&format!("chown root:haclient {d}", d = dir.display())));
         must(&format!("chmod 0775 {}", dir.display()));
         let conf = dir.join("corosync.conf");
         fs::write(
@@ -41,7 +38,7 @@ nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}
         )
         .unwrap();
         // A fresh CIB, pre-seeded: DC elected in ~2 s, no fencing on a test node.
-        let lib = distro_path("/var/lib/pacemaker");
+        let lib = ns.root_path("/var/lib/pacemaker");
         let _ = sh_quiet(&format!(
             "rm -f {l}/cib/cib* {l}/pengine/*",
             l = lib.display()
@@ -65,10 +62,8 @@ nodelist {{\n node {{\n  name: {NODE}\n  nodeid: 1\n  ring0_addr: 127.0.0.1\n }}
 "#,
         )
         .unwrap();
-        must(&distro_sh(
-            "chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml",
-        ));
-        must(&distro_sh("chmod 600 /var/lib/pacemaker/cib/cib.xml"));
+        must(&ns.root_sh("chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml"));
+        must(&ns.root_sh("chmod 600 /var/lib/pacemaker/cib/cib.xml"));
         let mut c = Cluster {
             dir: dir.to_path_buf(),
             exec: ns.exec_prefix(),

@@ -145,6 +145,28 @@ impl Netns {
         }
     }
 
+    /// The distribution root its programs run from (`None`: the host's).
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// `cmd` as a shell command line run from the namespace's distribution, outside the
+    /// namespace (as `distro_sh` does for the test root).
+    pub fn root_sh(&self, cmd: &str) -> String {
+        match &self.root {
+            Some(root) => format!("chroot {} {cmd}", root.display()),
+            None => cmd.to_string(),
+        }
+    }
+
+    /// A path of the namespace's distribution, as seen from the host.
+    pub fn root_path(&self, path: &str) -> PathBuf {
+        match &self.root {
+            Some(root) => root.join(path.trim_start_matches('/')),
+            None => PathBuf::from(path),
+        }
+    }
+
     /// A namespace whose programs (`cmd`) run from `root`.
     pub fn in_root(prefix: &str, root: &Path) -> Netns {
         let mut ns = Netns::new(prefix);
@@ -676,15 +698,26 @@ pub const INSTALLED_AGENT: &str = "/usr/lib/ocf/resource.d/vipsec/ipsec";
 /// With a test root, it goes into the root's resource.d (the path returned is the one
 /// seen from inside the root, where Pacemaker and ocf-tester run).
 pub fn install_agent() -> &'static Path {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let installed = distro_path(INSTALLED_AGENT);
+    install_agent_in(test_root())
+}
+
+/// The same into another distribution root (strongSwan's), once per root and process.
+pub fn install_agent_in(root: Option<&Path>) -> &'static Path {
+    static DONE: std::sync::Mutex<Vec<Option<PathBuf>>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    let key = root.map(Path::to_path_buf);
+    if !done.contains(&key) {
+        let installed = match root {
+            Some(r) => r.join(INSTALLED_AGENT.trim_start_matches('/')),
+            None => PathBuf::from(INSTALLED_AGENT),
+        };
         fs::create_dir_all(installed.parent().unwrap()).unwrap();
         let tmp = format!("{}.{}", installed.display(), std::process::id());
         fs::copy(vipsec_bin(), &tmp).unwrap();
         fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         fs::rename(&tmp, installed).unwrap();
-    });
+        done.push(key);
+    }
     Path::new(INSTALLED_AGENT)
 }
 
