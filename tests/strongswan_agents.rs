@@ -491,6 +491,52 @@ fn a_use_mesh_on_charon_lets_clear_text_through_to_a_peer_without_ipsec() {
     assert!(!m.ping(false), "require holds what IPsec cannot carry");
     assert_eq!(m.ocf(0, "stop", &[]).code, 0);
     assert!(m.ping(false), "stopped: clear text again");
+
+    // Under use, secure_ports stay fail-closed (trapped), and forwarded subnets get
+    // tunnel-mode conns with forward policies.
+    let extra = [
+        ("OCF_RESKEY_policy", "use"),
+        icmp,
+        ("OCF_RESKEY_secure_ports", "tcp/2224"),
+        (
+            "OCF_RESKEY_forward_subnets",
+            "192.0.2.1=198.51.100.0/24 192.0.2.2=203.0.113.0/24",
+        ),
+    ];
+    let r = m.ocf(0, "start", &extra);
+    assert_eq!(r.code, 0, "{r:?}\n{}", m.charon.log());
+    let mut names = conns(&m.charon);
+    names.retain(|n| n.starts_with("vm-192.0.2.2"));
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "vm-192.0.2.2",
+            "vm-192.0.2.2-fwd1",
+            "vm-192.0.2.2-fwd2",
+            "vm-192.0.2.2-fwd3",
+            "vm-192.0.2.2-tcp2224-in",
+            "vm-192.0.2.2-tcp2224-out"
+        ]
+    );
+    let policies = must(&format!("ip -n {} xfrm policy", m.n0.name));
+    assert!(
+        policies.contains("proto tcp dport 2224") && policies.contains("dir out"),
+        "{policies}"
+    );
+    assert!(m.ping(false), "use stays fail-open for the rest");
+    // The secure port is held: no clear-text TCP to n1:2224 leaves n0.
+    let held = sh(&format!(
+        "ip netns exec {} timeout 3 bash -c 'echo x > /dev/tcp/192.0.2.2/2224'",
+        m.n0.name
+    ));
+    let listen_refused = String::from_utf8_lossy(&held.stderr).contains("refused");
+    assert!(
+        !held.status.success() && !listen_refused,
+        "tcp/2224 reached n1 in clear: {held:?}"
+    );
+    assert_eq!(m.ocf(0, "stop", &extra).code, 0);
+    assert!(conns(&m.charon).is_empty());
 }
 
 /// The .deb installs on a strongSwan-only root (no libreswan: Debian's two daemons
