@@ -1221,3 +1221,60 @@ fn the_fallback_tunnel_on_charon() {
     lab.a.ip(&format!("addr del {VIP}/24 dev a0"));
     assert!(conns(&lab.ca).contains(&"back".to_string()));
 }
+
+/// The zero-config mesh from Corosync on a mixed pair: no peers and no key given, both
+/// nodes read the peer list from corosync.conf and derive the pair keys from Corosync's
+/// authkey; charon (n0) and pluto (n1) agree on them.
+#[test]
+fn a_zero_config_mixed_mesh_from_corosync() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let m = MixedMesh::new(&root);
+    let conf = m.tmp.path().join("corosync.conf");
+    let mut c = String::from("totem {\n    version: 2\n    cluster_name: vipsec\n}\nnodelist {\n");
+    for (i, a) in ["192.0.2.1", "192.0.2.2"].iter().enumerate() {
+        c.push_str(&format!(
+            "    node {{\n        name: node{}\n        nodeid: {}\n        ring0_addr: {a}\n    }}\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    c.push_str("}\nquorum {\n    provider: corosync_votequorum\n}\n");
+    std::fs::write(&conf, c).unwrap();
+    let authkey = m.tmp.path().join("authkey");
+    std::fs::write(&authkey, (0..=255u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::set_permissions(
+        &authkey,
+        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+    )
+    .unwrap();
+    let (conf_s, key_s) = (conf.display().to_string(), authkey.display().to_string());
+    let zero = [
+        ("OCF_RESKEY_peers", ""),
+        ("OCF_RESKEY_secret_file", ""),
+        ("OCF_RESKEY_corosync_conf", conf_s.as_str()),
+        ("OCF_RESKEY_corosync_authkey", key_s.as_str()),
+        ("OCF_RESKEY_policy", "require"),
+        ("OCF_RESKEY_exclude_icmp", "false"),
+    ];
+    for node in [0, 1] {
+        let r = m.ocf(node, "start", &zero);
+        assert_eq!(r.code, 0, "node {node}: {r:?}");
+    }
+    assert!(conns(&m.charon).contains(&"vm-192.0.2.2".to_string()));
+    let _ = m.ping(true);
+    let _ = m.ping(false);
+    assert!(
+        wait_for(
+            "charon authenticates pluto",
+            Duration::from_secs(20),
+            || { authenticated(&m.charon, "192.0.2.2") }
+        ),
+        "charon's log:\n{}",
+        m.charon.log()
+    );
+    for node in [0, 1] {
+        assert_eq!(m.ocf(node, "stop", &zero).code, 0);
+    }
+}
