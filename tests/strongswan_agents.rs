@@ -62,6 +62,115 @@ fn authenticated(charon: &Charon, peer: &str) -> bool {
     ))
 }
 
+/// A conn as a user's swanctl.conf would give it to charon (over VICI here): host to
+/// host in transport mode, authenticated by `auth` ("psk" or "pubkey"); `id`s of None
+/// leave the identity to charon (a certificate's subject, or %any far away).
+fn user_conn(
+    name: &str,
+    local: (&str, Option<&str>),
+    remote: (&str, Option<&str>),
+    auth: &str,
+) -> Message {
+    let end = |id: Option<&str>| {
+        let m = Message::new().with("auth", auth);
+        match id {
+            Some(id) => m.with("id", id),
+            None => m,
+        }
+    };
+    Message::new().with_section(
+        name,
+        Message::new()
+            .with_list("local_addrs", [local.0])
+            .with_list("remote_addrs", [remote.0])
+            .with("version", "2")
+            .with_section("local", end(local.1))
+            .with_section("remote", end(remote.1))
+            .with_section(
+                "children",
+                Message::new().with_section(name, Message::new().with("mode", "transport")),
+            ),
+    )
+}
+
+/// Gives charon a conn (`load-conn`).
+fn load(charon: &Charon, conn: Message) {
+    charon.client().request("load-conn", conn, soon()).unwrap();
+}
+
+/// Gives charon a pre-shared key for `owners`.
+fn load_key(charon: &Charon, key: &str, owners: &[&str]) {
+    let m = Message::new()
+        .with("type", "IKE")
+        .with("data", key.as_bytes().to_vec())
+        .with_list("owners", owners.iter().copied());
+    charon.client().request("load-shared", m, soon()).unwrap();
+}
+
+/// Asks charon to initiate `conn` and returns at once (the attempt goes on).
+fn initiate(charon: &Charon, conn: &str) {
+    let _ = charon.client().request(
+        "initiate",
+        Message::new()
+            .with("child", conn)
+            .with("ike", conn)
+            .with("timeout", "1"),
+        soon(),
+    );
+}
+
+/// The list-sa events of `conn`'s IKE SAs.
+fn ike_sas(charon: &Charon, conn: &str) -> Vec<Message> {
+    charon
+        .client()
+        .streamed(
+            "list-sas",
+            "list-sa",
+            Message::new().with("ike", conn),
+            soon(),
+        )
+        .unwrap()
+        .0
+        .into_iter()
+        .filter(|m| m.section(conn).is_some())
+        .collect()
+}
+
+/// What the agent gets for the VIP's tunnel on charon, as Pacemaker gives it: its key in
+/// `dir`/psk, its state and run directories there too.
+fn vip_env(dir: &Path, vicisocket: &Path) -> BTreeMap<String, String> {
+    let mut env = env_of(&[
+        ("OCF_ROOT", "/usr/lib/ocf"),
+        ("OCF_RESOURCE_INSTANCE", "vip-tunnel"),
+        ("OCF_RESKEY_CRM_meta_timeout", "30000"),
+        ("OCF_RESKEY_tunnel", "rw"),
+        ("OCF_RESKEY_vip", VIP),
+        ("OCF_RESKEY_ike", "strongswan"),
+        ("OCF_RESKEY_auth", "psk"),
+        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    ]);
+    for (k, v) in [
+        ("OCF_RESKEY_vicisocket", vicisocket.to_path_buf()),
+        ("OCF_RESKEY_psk_file", dir.join("psk")),
+        ("HA_RSCTMP", dir.join("state")),
+        ("VIPSEC_RUN_DIR", dir.join("run")),
+    ] {
+        env.insert(k.into(), v.display().to_string());
+    }
+    env
+}
+
+/// A directory for vip_env: the key (0600), state and run directories, and one
+/// directory per daemon named in `daemons`.
+fn vip_dir(daemons: &[&str]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["state", "run"].iter().chain(daemons) {
+        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+    }
+    private_file(&tmp.path().join("psk"), &format!("{KEY}\n"));
+    tmp
+}
+
 /// The VIP's node A (192.0.2.1, the VIP 192.0.2.100 added by the test) and a client C
 /// (192.0.2.3), each with a charon from the root; C's own conn to the VIP, with the key,
 /// loaded into C as a client's swanctl.conf would.
@@ -82,50 +191,14 @@ impl VipLab {
         a.link_to(&c, "a0", "c0");
         a.ip("addr add 192.0.2.1/24 dev a0");
         c.ip(&format!("addr add {CLIENT}/24 dev c0"));
-        let tmp = tempfile::tempdir().unwrap();
-        for d in ["a", "c", "state", "run"] {
-            std::fs::create_dir_all(tmp.path().join(d)).unwrap();
-        }
-        private_file(&tmp.path().join("psk"), &format!("{KEY}\n"));
+        let tmp = vip_dir(&["a", "c"]);
         let ca = Charon::start(&a, root, &tmp.path().join("a"));
         let cc = Charon::start(&c, root, &tmp.path().join("c"));
-        let mut client = cc.client();
-        client
-            .request(
-                "load-shared",
-                Message::new()
-                    .with("type", "IKE")
-                    .with("data", KEY.as_bytes().to_vec())
-                    .with_list("owners", [CLIENT, VIP]),
-                soon(),
-            )
-            .unwrap();
-        let end = |id: &str| Message::new().with("auth", "psk").with("id", id);
-        client
-            .request(
-                "load-conn",
-                Message::new().with_section(
-                    "to-vip",
-                    Message::new()
-                        .with_list("local_addrs", [CLIENT])
-                        .with_list("remote_addrs", [VIP])
-                        .with("version", "2")
-                        .with_list("proposals", ["aes256gcm16-prfsha256-ecp256"])
-                        .with_section("local", end(CLIENT))
-                        .with_section("remote", end(VIP))
-                        .with_section(
-                            "children",
-                            Message::new().with_section(
-                                "to-vip",
-                                Message::new()
-                                    .with("mode", "transport")
-                                    .with_list("esp_proposals", ["aes256gcm16"]),
-                            ),
-                        ),
-                ),
-                soon(),
-            )
-            .unwrap();
+        load_key(&cc, KEY, &[CLIENT, VIP]);
+        load(
+            &cc,
+            user_conn("to-vip", (CLIENT, Some(CLIENT)), (VIP, Some(VIP)), "psk"),
+        );
         VipLab {
             ca,
             cc,
@@ -141,25 +214,8 @@ impl VipLab {
     }
 
     fn env(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let mut env = env_of(&[
-            ("OCF_ROOT", "/usr/lib/ocf"),
-            ("OCF_RESOURCE_INSTANCE", "vip-tunnel"),
-            ("OCF_RESKEY_CRM_meta_timeout", "30000"),
-            ("OCF_RESKEY_tunnel", "rw"),
-            ("OCF_RESKEY_vip", VIP),
-            ("OCF_RESKEY_ike", "strongswan"),
-            ("OCF_RESKEY_auth", "psk"),
-            ("OCF_RESKEY_clients", CLIENT),
-            ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        ]);
-        for (k, v) in [
-            ("OCF_RESKEY_vicisocket", &self.ca.socket),
-            ("OCF_RESKEY_psk_file", &self.dir("psk")),
-            ("HA_RSCTMP", &self.dir("state")),
-            ("VIPSEC_RUN_DIR", &self.dir("run")),
-        ] {
-            env.insert(k.into(), v.display().to_string());
-        }
+        let mut env = vip_env(self.tmp.path(), &self.ca.socket);
+        env.insert("OCF_RESKEY_clients".into(), CLIENT.into());
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
@@ -233,14 +289,7 @@ fn the_vip_tunnel_on_charon() {
         ctx()
     );
     // A client that connects by itself is served, by the road-warrior conn's key.
-    let _ = lab.cc.client().request(
-        "initiate",
-        Message::new()
-            .with("child", "to-vip")
-            .with("ike", "to-vip")
-            .with("timeout", "1"),
-        soon(),
-    );
+    initiate(&lab.cc, "to-vip");
     assert!(
         wait_for("A authenticates C", Duration::from_secs(15), || {
             authenticated(&lab.ca, CLIENT)
@@ -385,6 +434,18 @@ impl MixedMesh {
             .collect()
     }
 
+    /// Whether charon (n0) authenticates pluto (n1) with the pair key, within 20 s of
+    /// this call (a first packet each way starts IKE; under require nothing passes).
+    fn pluto_authenticated(&self) -> bool {
+        let _ = self.ping(true);
+        let _ = self.ping(false);
+        wait_for(
+            "charon authenticates pluto",
+            Duration::from_secs(20),
+            || authenticated(&self.charon, "192.0.2.2"),
+        )
+    }
+
     fn ping(&self, from_n1: bool) -> bool {
         let (ns, to) = if from_n1 {
             (&self.n1, "192.0.2.1")
@@ -440,14 +501,10 @@ fn a_mixed_require_mesh_agrees_on_pair_keys() {
         "clear text passed a require mesh: {}",
         must(&format!("ip -n {} xfrm policy", m.n0.name))
     );
-    let _ = m.ping(false);
     assert!(
-        wait_for(
-            "charon authenticates pluto",
-            Duration::from_secs(20),
-            || { authenticated(&m.charon, "192.0.2.2") }
-        ),
-        "charon's log:\n{}",
+        m.pluto_authenticated(),
+        "charon's log:
+{}",
         m.charon.log()
     );
     // Policies in place, no SA (no ESP in this kernel): the pair is degraded.
@@ -695,14 +752,7 @@ fn the_vip_tunnel_with_certificates_on_charon() {
         key_ids(&lab.ca).is_empty(),
         "no pre-shared key with auth=cert"
     );
-    let _ = lab.cc.client().request(
-        "initiate",
-        Message::new()
-            .with("child", "to-vip-cert")
-            .with("ike", "to-vip-cert")
-            .with("timeout", "1"),
-        soon(),
-    );
+    initiate(&lab.cc, "to-vip-cert");
     let signed_in = |charon: &Charon, cn: &str| {
         charon.log().lines().any(|l| {
             l.contains(&format!("authentication of 'O=vipsec test, CN={cn}' with"))
@@ -763,11 +813,7 @@ fn a_libreswan_client_connects_to_a_vip_on_charon() {
     a.ip("addr add 192.0.2.1/24 dev a0");
     a.ip(&format!("addr add {VIP}/24 dev a0"));
     c.ip(&format!("addr add {CLIENT}/24 dev c0"));
-    let tmp = tempfile::tempdir().unwrap();
-    for d in ["a", "state", "run"] {
-        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
-    }
-    private_file(&tmp.path().join("psk"), &format!("{KEY}\n"));
+    let tmp = vip_dir(&["a"]);
     let ca = Charon::start(&a, &root, &tmp.path().join("a"));
     let pluto = Pluto::start(&c, &tmp.path().join("c"));
     pluto.add_conn_file(
@@ -783,22 +829,7 @@ fn a_libreswan_client_connects_to_a_vip_on_charon() {
     .unwrap();
     pluto.whack("--rereadsecrets");
     let agent = OcfAgent::new();
-    let mut env = env_of(&[
-        ("OCF_RESOURCE_INSTANCE", "vip-tunnel"),
-        ("OCF_RESKEY_tunnel", "rw"),
-        ("OCF_RESKEY_vip", VIP),
-        ("OCF_RESKEY_ike", "strongswan"),
-        ("OCF_RESKEY_auth", "psk"),
-        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-    ]);
-    for (k, v) in [
-        ("OCF_RESKEY_vicisocket", ca.socket.clone()),
-        ("OCF_RESKEY_psk_file", tmp.path().join("psk")),
-        ("HA_RSCTMP", tmp.path().join("state")),
-        ("VIPSEC_RUN_DIR", tmp.path().join("run")),
-    ] {
-        env.insert(k.into(), v.display().to_string());
-    }
+    let env = vip_env(tmp.path(), &ca.socket);
     let r = Run::from(
         ocf_command(&agent.path, "start", Some(&a), &env)
             .output()
@@ -838,38 +869,16 @@ fn the_vips_key_and_another_conn_on_the_same_charon() {
     for (peer_id, attacker_passes) in [(Some("@client.example.com"), false), (None, true)] {
         let lab = VipLab::new(&root);
         lab.a.ip(&format!("addr add {VIP}/24 dev a0"));
-        let end = |id: &str| Message::new().with("auth", "psk").with("id", id);
-        let conn = |name: &str, local: &str, remote: &str| {
-            Message::new().with_section(
-                name,
-                Message::new()
-                    .with_list("local_addrs", [local])
-                    .with_list("remote_addrs", [remote])
-                    .with("version", "2")
-                    .with_section("local", end(local))
-                    .with_section("remote", end(remote))
-                    .with_section(
-                        "children",
-                        Message::new().with_section(name, Message::new().with("mode", "transport")),
-                    ),
-            )
-        };
-        let key = |data: &str, owners: [&str; 2]| {
-            Message::new()
-                .with("type", "IKE")
-                .with("data", data.as_bytes().to_vec())
-                .with_list("owners", owners)
-        };
         // A's other conn: the pair 192.0.2.1 <-> 192.0.2.3, with a key C does not have.
-        let mut ca = lab.ca.client();
-        ca.request(
-            "load-shared",
-            key("the pair's own key, not C's", ["192.0.2.1", CLIENT]),
-            soon(),
-        )
-        .unwrap();
-        ca.request("load-conn", conn("pair", "192.0.2.1", CLIENT), soon())
-            .unwrap();
+        load_key(
+            &lab.ca,
+            "the pair's own key, not C's",
+            &["192.0.2.1", CLIENT],
+        );
+        let pair = |name: &str, here: &str, there: &str| {
+            user_conn(name, (here, Some(here)), (there, Some(there)), "psk")
+        };
+        load(&lab.ca, pair("pair", "192.0.2.1", CLIENT));
         let mut extra = vec![("OCF_RESKEY_clients", "")];
         if let Some(id) = peer_id {
             extra.push(("OCF_RESKEY_peer_id", id));
@@ -878,19 +887,9 @@ fn the_vips_key_and_another_conn_on_the_same_charon() {
         let r = lab.ocf("start", &extra);
         assert_eq!(r.code, 0, "{r:?}");
         // C, holding only the VIP's key, presents the pair's peer identity to 192.0.2.1.
-        let mut cc = lab.cc.client();
-        cc.request("load-shared", key(KEY, [CLIENT, "192.0.2.1"]), soon())
-            .unwrap();
-        cc.request("load-conn", conn("as-peer", CLIENT, "192.0.2.1"), soon())
-            .unwrap();
-        let _ = cc.request(
-            "initiate",
-            Message::new()
-                .with("child", "as-peer")
-                .with("ike", "as-peer")
-                .with("timeout", "1"),
-            soon(),
-        );
+        load_key(&lab.cc, KEY, &[CLIENT, "192.0.2.1"]);
+        load(&lab.cc, pair("as-peer", CLIENT, "192.0.2.1"));
+        initiate(&lab.cc, "as-peer");
         let decided = wait_for("A decides on C", Duration::from_secs(15), || {
             authenticated(&lab.ca, CLIENT) || lab.ca.log().contains("N(AUTH_FAILED)")
         });
@@ -922,11 +921,7 @@ fn dnssec_judges_the_names_charons_clients_claim() {
     a.ip("addr add 192.0.2.1/24 dev a0");
     a.ip(&format!("addr add {VIP}/24 dev a0"));
     c.ip("addr add 192.0.2.41/24 dev c0");
-    let tmp = tempfile::tempdir().unwrap();
-    for d in ["a", "c", "state", "run"] {
-        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
-    }
-    private_file(&tmp.path().join("psk"), &format!("{KEY}\n"));
+    let tmp = vip_dir(&["a", "c"]);
     let ca = Charon::start(&a, &root, &tmp.path().join("a"));
     let cc = Charon::start(&c, &root, &tmp.path().join("c"));
     if !ca.log().contains("strongSwan 5.") {
@@ -936,28 +931,16 @@ fn dnssec_judges_the_names_charons_clients_claim() {
     let named = common::named::Named::start_in(Some(&a));
     let agent = OcfAgent::new();
     for (name, want) in [("client.example.test", 0), ("impostor.example.test", 1)] {
-        let mut env = env_of(&[
-            ("OCF_RESOURCE_INSTANCE", "vip-tunnel"),
-            ("OCF_RESKEY_tunnel", "rw"),
-            ("OCF_RESKEY_vip", VIP),
-            ("OCF_RESKEY_ike", "strongswan"),
-            ("OCF_RESKEY_auth", "psk"),
-            ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        ]);
+        let mut env = vip_env(tmp.path(), &ca.socket);
         env.insert("OCF_RESKEY_peer_id".into(), format!("@{name}"));
         env.insert(
             "OCF_RESKEY_resolver".into(),
             format!("127.0.0.1:{}", named.port),
         );
-        for (k, v) in [
-            ("OCF_RESKEY_dnssec_anchor", named.anchor.clone()),
-            ("OCF_RESKEY_vicisocket", ca.socket.clone()),
-            ("OCF_RESKEY_psk_file", tmp.path().join("psk")),
-            ("HA_RSCTMP", tmp.path().join("state")),
-            ("VIPSEC_RUN_DIR", tmp.path().join("run")),
-        ] {
-            env.insert(k.into(), v.display().to_string());
-        }
+        env.insert(
+            "OCF_RESKEY_dnssec_anchor".into(),
+            named.anchor.display().to_string(),
+        );
         let ocf = |action: &str| {
             Run::from(
                 ocf_command(&agent.path, action, Some(&a), &env)
@@ -969,46 +952,13 @@ fn dnssec_judges_the_names_charons_clients_claim() {
         assert_eq!(r.code, 0, "{r:?}");
         // The client presents `name`, from 192.0.2.41, with the key.
         let conn = format!("as-{}", name.split('.').next().unwrap());
-        let mut client = cc.client();
-        client
-            .request(
-                "load-shared",
-                Message::new()
-                    .with("type", "IKE")
-                    .with("data", KEY.as_bytes().to_vec())
-                    .with_list("owners", [format!("@{name}").as_str(), VIP]),
-                soon(),
-            )
-            .unwrap();
-        let end = |id: &str| Message::new().with("auth", "psk").with("id", id);
-        client
-            .request(
-                "load-conn",
-                Message::new().with_section(
-                    &conn,
-                    Message::new()
-                        .with_list("local_addrs", ["192.0.2.41"])
-                        .with_list("remote_addrs", [VIP])
-                        .with("version", "2")
-                        .with_section("local", end(&format!("@{name}")))
-                        .with_section("remote", end(VIP))
-                        .with_section(
-                            "children",
-                            Message::new()
-                                .with_section(&conn, Message::new().with("mode", "transport")),
-                        ),
-                ),
-                soon(),
-            )
-            .unwrap();
-        let _ = client.request(
-            "initiate",
-            Message::new()
-                .with("child", conn.as_str())
-                .with("ike", conn.as_str())
-                .with("timeout", "1"),
-            soon(),
+        let id = format!("@{name}");
+        load_key(&cc, KEY, &[&id, VIP]);
+        load(
+            &cc,
+            user_conn(&conn, ("192.0.2.41", Some(&id)), (VIP, Some(VIP)), "psk"),
         );
+        initiate(&cc, &conn);
         assert!(
             wait_for(
                 "A authenticates the client",
@@ -1020,19 +970,7 @@ fn dnssec_judges_the_names_charons_clients_claim() {
         );
         let r = ocf("monitor");
         assert_eq!(r.code, want, "{name}: {r:?}");
-        let sas = |charon: &Charon| {
-            charon
-                .client()
-                .streamed(
-                    "list-sas",
-                    "list-sa",
-                    Message::new().with("ike", "rw"),
-                    soon(),
-                )
-                .unwrap()
-                .0
-                .len()
-        };
+        let sas = |charon: &Charon| ike_sas(charon, "rw").len();
         if want == 0 {
             assert_eq!(sas(&ca), 1, "the validated client stays");
         } else {
@@ -1139,28 +1077,15 @@ fn the_fallback_tunnel_on_charon() {
         lab.a.name
     ));
     lab.a.ip(&format!("addr add {VIP}/24 dev a0"));
-    let end = |id: &str| Message::new().with("auth", "psk").with("id", id);
-    lab.ca
-        .client()
-        .request(
-            "load-conn",
-            Message::new().with_section(
-                "back",
-                Message::new()
-                    .with_list("local_addrs", ["192.0.2.1"])
-                    .with_list("remote_addrs", [VIP])
-                    .with("version", "2")
-                    .with_section("local", end("192.0.2.1"))
-                    .with_section("remote", end(VIP))
-                    .with_section(
-                        "children",
-                        Message::new()
-                            .with_section("back", Message::new().with("mode", "transport")),
-                    ),
-            ),
-            soon(),
-        )
-        .unwrap();
+    load(
+        &lab.ca,
+        user_conn(
+            "back",
+            ("192.0.2.1", Some("192.0.2.1")),
+            (VIP, Some(VIP)),
+            "psk",
+        ),
+    );
     let fb = [
         ("OCF_RESKEY_fallbacktunnel", "back"),
         ("OCF_RESKEY_clients", ""),
@@ -1202,21 +1127,8 @@ fn the_fallback_tunnel_on_charon() {
         conns(&lab.ca).contains(&"back".to_string()),
         "start unloaded swanctl's conn"
     );
-    let back_sas = lab
-        .ca
-        .client()
-        .streamed(
-            "list-sas",
-            "list-sa",
-            Message::new().with("ike", "back"),
-            soon(),
-        )
-        .unwrap()
-        .0;
-    assert!(
-        back_sas.iter().all(|m| m.section("back").is_none()),
-        "{back_sas:?}"
-    );
+    let back_sas = ike_sas(&lab.ca, "back");
+    assert!(back_sas.is_empty(), "{back_sas:?}");
     assert_eq!(lab.ocf("stop", &fb).code, 0);
     lab.a.ip(&format!("addr del {VIP}/24 dev a0"));
     assert!(conns(&lab.ca).contains(&"back".to_string()));
@@ -1263,15 +1175,10 @@ fn a_zero_config_mixed_mesh_from_corosync() {
         assert_eq!(r.code, 0, "node {node}: {r:?}");
     }
     assert!(conns(&m.charon).contains(&"vm-192.0.2.2".to_string()));
-    let _ = m.ping(true);
-    let _ = m.ping(false);
     assert!(
-        wait_for(
-            "charon authenticates pluto",
-            Duration::from_secs(20),
-            || { authenticated(&m.charon, "192.0.2.2") }
-        ),
-        "charon's log:\n{}",
+        m.pluto_authenticated(),
+        "charon's log:
+{}",
         m.charon.log()
     );
     for node in [0, 1] {
