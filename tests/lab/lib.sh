@@ -65,12 +65,17 @@ pluto_start() {
     --no-dnssec </dev/null >>"$d/pluto.out" 2>&1 &
   eval "PLUTO_$h=$!"
   PLUTO_PIDS+=($!)
+  wait_socket "$d/run/pluto.ctl" 10 || { log "pluto on $h did not create its control socket"; return 1; }
+}
+
+# wait_socket PATH SECONDS: until a daemon has created its socket.
+wait_socket() {
   local i
-  for i in $(seq 200); do
-    [ -S "$d/run/pluto.ctl" ] && return 0
+  for i in $(seq $(( $2 * 20 ))); do
+    [ -S "$1" ] && return 0
     sleep 0.05
   done
-  log "pluto on $h did not create its control socket"; return 1
+  return 1
 }
 
 pluto_pid() { eval "echo \${PLUTO_$1:-}"; }
@@ -268,12 +273,7 @@ CONF
     "$LAB_SSROOT" "$d/strongswan.conf" </dev/null >>"$d/charon.out" 2>&1 &
   eval "CHARON_$h=$!"
   BG_PIDS+=($!)
-  local i
-  for i in $(seq 400); do
-    [ -S "$d/charon.vici" ] && return 0
-    sleep 0.05
-  done
-  log "charon on $h did not open its VICI socket"; return 1
+  wait_socket "$d/charon.vici" 20 || { log "charon on $h did not open its VICI socket"; return 1; }
 }
 
 charon_stop() {
