@@ -992,7 +992,8 @@ fn dnssec_judges_the_names_charons_clients_claim() {
     }
 }
 
-/// `pcs resource create … ocf:vipsec:ipsec ike=strongswan` in a real Pacemaker cluster
+/// `pcs resource create … ocf:vipsec:ipsec ike=strongswan` (and the mesh as a clone) in a
+/// real Pacemaker cluster
 /// (corosync + pacemakerd from the strongSwan root, started without systemd in the
 /// namespace, as tests/pacemaker.rs does for libreswan): the VIP and the tunnel as one
 /// group; disable and enable stop and start it in charon; a charon restarted behind the
@@ -1057,8 +1058,32 @@ fn the_vip_tunnel_under_pacemaker_on_charon() {
     );
     assert_eq!(key_ids(&charon).len(), 1, "nor its key");
     cluster.must("pcs resource delete tun");
-    drop(cluster);
+    cluster.wait_for("tun to be gone", minute, |c| c.resource("tun").0.is_empty());
+
+    // The mesh as a clone, beside it on the same charon.
+    let secret = tmp.path().join("mesh.key");
+    private_file(
+        &secret,
+        "mesh master secret for tests only 0123456789abcdef\n",
+    );
+    cluster.must(&format!(
+        "pcs resource create mesh ocf:vipsec:mesh ike=strongswan vicisocket={} peers='192.0.2.1 192.0.2.2' secret_file={} op monitor interval=5s clone",
+        charon.socket.display(),
+        secret.display()
+    ));
+    // Its peer does not answer: degraded monitors, not failures, so it stays started.
+    cluster.wait_role("mesh", "Started", minute);
+    assert!(
+        conns(&charon).contains(&"vm-192.0.2.2".to_string()),
+        "{:?}",
+        conns(&charon)
+    );
+    assert_eq!(key_ids(&charon).len(), 1, "the pair's key");
+    cluster.must("pcs resource disable mesh-clone");
+    cluster.wait_role("mesh", "Stopped", minute);
     assert!(conns(&charon).is_empty(), "{:?}", conns(&charon));
+    assert!(key_ids(&charon).is_empty());
+    drop(cluster);
 }
 
 /// fallbacktunnel on charon: a conn of swanctl's (loaded into charon, not by vipsec) from

@@ -692,7 +692,8 @@ impl Lab {
 
 pub const INSTALLED_AGENT: &str = "/usr/lib/ocf/resource.d/vipsec/ipsec";
 
-/// Puts this build where Pacemaker looks for ocf:vipsec:ipsec (once per test process).
+/// Puts this build where Pacemaker looks for ocf:vipsec:ipsec and ocf:vipsec:mesh (once
+/// per test process).
 /// A copy, not a symlink: ocf-tester runs meta-data as `nobody`, who may not be able to
 /// reach the build directory (CI clones under /root).
 /// With a test root, it goes into the root's resource.d (the path returned is the one
@@ -715,7 +716,12 @@ pub fn install_agent_in(root: Option<&Path>) -> &'static Path {
         let tmp = format!("{}.{}", installed.display(), std::process::id());
         fs::copy(vipsec_bin(), &tmp).unwrap();
         fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        fs::rename(&tmp, installed).unwrap();
+        fs::rename(&tmp, &installed).unwrap();
+        // ocf:vipsec:mesh is the same binary under the mesh's name.
+        let mesh = installed.with_file_name("mesh");
+        if fs::symlink_metadata(&mesh).is_err() {
+            std::os::unix::fs::symlink("ipsec", &mesh).unwrap();
+        }
         done.push(key);
     }
     Path::new(INSTALLED_AGENT)
