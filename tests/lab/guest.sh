@@ -86,8 +86,8 @@ if want pacemaker; then
   vip_teardown
 fi
 # strongSwan's charon (from the root LAB_SSROOT), in this same boot: the VIP's tunnel on
-# charon at A and B with C a libreswan client (known, clients=), and a mixed mesh (B on
-# charon, A and D on pluto) carrying ESP between every pair.
+# charon at A and B with C a libreswan client (known, clients=), a mixed mesh (B on
+# charon, A and D on pluto) and a mesh all on charon, carrying ESP between every pair.
 if [ -n "${LAB_SSROOT:-}" ] && [ -x "$LAB_SSROOT/usr/lib/ipsec/charon" ] && { want vip || want mesh || want_named strongswan; }; then
   if want vip || want_named strongswan; then
     if use_charon a && use_charon b; then
@@ -110,7 +110,16 @@ if [ -n "${LAB_SSROOT:-}" ] && [ -x "$LAB_SSROOT/usr/lib/ipsec/charon" ] && { wa
     else
       printf 'mixed mesh\tFAIL\t-\t-\t-\t0\tcharon did not start on B (see charon.out)\n' >> "$OUT/results.tsv"
     fi
-    use_pluto b
+    # The whole mesh on charon.
+    if use_charon a && use_charon d; then
+      SCEN_SUFFIX=" [strongSwan A, B, D]"
+      mesh_setup
+      scenario_mesh_require
+      mesh_teardown
+    else
+      printf 'mesh on charon\tFAIL\t-\t-\t-\t0\tcharon did not start on A or D (see charon.out)\n' >> "$OUT/results.tsv"
+    fi
+    use_pluto a; use_pluto b; use_pluto d
   fi
   SCEN_SUFFIX=""
 fi
