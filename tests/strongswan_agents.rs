@@ -1210,3 +1210,80 @@ fn a_zero_config_mixed_mesh_from_corosync() {
         assert_eq!(m.ocf(node, "stop", &zero).code, 0);
     }
 }
+
+/// A mixed mesh authenticated by certificates of one CA: n0 on charon (`cert` is its
+/// certificate file; key and CA are charon's credentials), n1 on pluto (an NSS
+/// nickname). Peers listed by address (dnssec=off: no names to check here).
+#[test]
+fn a_mixed_mesh_with_certificates() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let m = MixedMesh::new(&root);
+    let ca = TestCa::new("ec");
+    let n0_crt = ca.issue("n0", "n0.example.com").with_extension("crt");
+    load_creds(&m.charon, &ca, &n0_crt);
+    m.pluto.import_cert(&ca, "n1", "n1.example.com");
+    let crt = n0_crt.display().to_string();
+    for node in [0, 1] {
+        let cert = if node == 0 { crt.as_str() } else { "n1" };
+        let r = m.ocf(
+            node,
+            "start",
+            &[
+                ("OCF_RESKEY_auth", "cert"),
+                ("OCF_RESKEY_cert", cert),
+                ("OCF_RESKEY_secret_file", ""),
+                ("OCF_RESKEY_dnssec", "off"),
+                ("OCF_RESKEY_policy", "require"),
+                ("OCF_RESKEY_exclude_icmp", "false"),
+            ],
+        );
+        assert_eq!(r.code, 0, "node {node}: {r:?}\n{}", m.charon.log());
+    }
+    assert!(key_ids(&m.charon).is_empty(), "no keys with certificates");
+    let _ = m.ping(true);
+    let _ = m.ping(false);
+    let by_cert = || {
+        m.charon.log().lines().any(|l| {
+            l.contains("authentication of 'O=vipsec test, CN=n1.example.com' with")
+                && l.contains("successful")
+        })
+    };
+    assert!(
+        wait_for(
+            "charon authenticates pluto's certificate",
+            Duration::from_secs(20),
+            by_cert
+        ),
+        "charon:\n{}\npluto:\n{}",
+        m.charon.log(),
+        m.pluto.log()
+    );
+    for node in [0, 1] {
+        assert_eq!(m.ocf(node, "stop", &[]).code, 0);
+    }
+    assert!(conns(&m.charon).is_empty());
+}
+
+/// policy=disable on charon: the conns are loaded, no kernel policy at all (traffic in
+/// clear), and the monitor says running.
+#[test]
+fn a_disabled_mesh_on_charon_loads_conns_without_policies() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let m = MixedMesh::new(&root);
+    let disable = [
+        ("OCF_RESKEY_policy", "disable"),
+        ("OCF_RESKEY_exclude_icmp", "false"),
+    ];
+    let r = m.ocf(0, "start", &disable);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(conns(&m.charon).contains(&"vm-192.0.2.2".to_string()));
+    assert_eq!(m.n0_policies_to_n1(), Vec::<String>::new());
+    assert!(m.ping(false), "disable lets traffic through in clear");
+    let r = m.ocf(0, "monitor", &disable);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(m.ocf(0, "stop", &disable).code, 0);
+}
