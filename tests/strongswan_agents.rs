@@ -1287,3 +1287,55 @@ fn a_disabled_mesh_on_charon_loads_conns_without_policies() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(m.ocf(0, "stop", &disable).code, 0);
 }
+
+/// reload-agent on charon with a changed peer list: a new peer's conn and key are added,
+/// a departed one's taken back (conn and key), and the unchanged pair is left alone (its
+/// IKE SA with pluto stays, the same SA).
+#[test]
+fn a_reload_on_charon_leaves_unchanged_peers_alone() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let m = MixedMesh::new(&root);
+    let base = [
+        ("OCF_RESKEY_policy", "require"),
+        ("OCF_RESKEY_exclude_icmp", "false"),
+    ];
+    for node in [0, 1] {
+        let r = m.ocf(node, "start", &base);
+        assert_eq!(r.code, 0, "node {node}: {r:?}");
+    }
+    assert!(m.pluto_authenticated(), "charon's log:\n{}", m.charon.log());
+    let sa_ids = || -> Vec<String> {
+        ike_sas(&m.charon, "vm-192.0.2.2")
+            .iter()
+            .filter_map(|e| e.section("vm-192.0.2.2")?.str("uniqueid").map(String::from))
+            .collect()
+    };
+    let before = sa_ids();
+    assert!(!before.is_empty(), "no IKE SA with pluto to keep");
+    let with = |peers: &'static str| {
+        let mut v = base.to_vec();
+        v.push(("OCF_RESKEY_peers", peers));
+        v
+    };
+    let grown = with("192.0.2.1 192.0.2.2 192.0.2.9");
+    let r = m.ocf(0, "reload-agent", &grown);
+    assert_eq!(r.code, 0, "{r:?}");
+    let names = conns(&m.charon);
+    assert!(names.contains(&"vm-192.0.2.9".to_string()), "{names:?}");
+    assert_eq!(key_ids(&m.charon).len(), 2);
+    let shrunk = with("192.0.2.1 192.0.2.2");
+    let r = m.ocf(0, "reload-agent", &shrunk);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!conns(&m.charon).contains(&"vm-192.0.2.9".to_string()));
+    assert_eq!(
+        key_ids(&m.charon).len(),
+        1,
+        "the departed peer's key stayed"
+    );
+    assert_eq!(sa_ids(), before, "the unchanged pair's IKE SA was replaced");
+    for node in [0, 1] {
+        assert_eq!(m.ocf(node, "stop", &base).code, 0);
+    }
+}
