@@ -270,11 +270,13 @@ line or in a log.",
         required: false,
         unique: false,
         reloadable: false,
-        shortdesc: "NSS nickname of this node's certificate (auth=cert)",
+        shortdesc: "This node's certificate (auth=cert)",
         longdesc: "Nickname, in pluto's NSS database, of the certificate (with its private \
 key) this end presents; the local identity is taken from it (leftid=%fromcert). Its key \
 type (RSA or ECDSA, from pluto) sets leftauth/rightauth: peers present the same type. A \
-certificate pluto does not have is refused at start with 5.",
+certificate pluto does not have is refused at start with 5. With ike=strongswan: the path \
+of the certificate file (PEM or DER), given to charon in the conn; its private key and the \
+CA are charon's own credentials (swanctl --load-creds).",
     },
     Param {
         name: "peer_id",
@@ -468,10 +470,12 @@ master secret is derived (HKDF-SHA256, a context of its own) from corosync_authk
         required: false,
         unique: false,
         reloadable: false,
-        shortdesc: "NSS nickname of this node's certificate (auth=cert)",
+        shortdesc: "This node's certificate (auth=cert)",
         longdesc: "Nickname, in pluto's NSS database, of this node's certificate with its \
 private key; peers then authenticate by the names in their certificates, with the same key \
-type (RSA or ECDSA) as this one.",
+type (RSA or ECDSA) as this one. With ike=strongswan: the path of the certificate file \
+(PEM or DER); its private key and the CA are charon's own credentials (swanctl \
+--load-creds).",
     },
     Param {
         name: "policy",
