@@ -501,11 +501,18 @@ fn a_mixed_require_mesh_agrees_on_pair_keys() {
         "clear text passed a require mesh: {}",
         must(&format!("ip -n {} xfrm policy", m.n0.name))
     );
+    assert!(m.pluto_authenticated(), "charon's log:\n{}", m.charon.log());
+    // An outsider on the same subnet (n1's second address, not a peer) is kept out: the
+    // bypass-lan plugin's pass policy for 192.0.2.0/24 must not let its clear text in.
+    m.n1.ip("addr add 192.0.2.9/24 dev eth0");
+    let outsider = sh(&format!(
+        "ip netns exec {} ping -c 2 -i 0.2 -W 1 -I 192.0.2.9 192.0.2.1",
+        m.n1.name
+    ));
     assert!(
-        m.pluto_authenticated(),
-        "charon's log:
-{}",
-        m.charon.log()
+        !outsider.status.success(),
+        "an outsider's clear text reached a require node: {}",
+        must(&format!("ip -n {} xfrm policy", m.n0.name))
     );
     // Policies in place, no SA (no ESP in this kernel): the pair is degraded.
     let r = m.ocf(0, "monitor", &require);
@@ -1200,12 +1207,7 @@ fn a_zero_config_mixed_mesh_from_corosync() {
         assert_eq!(r.code, 0, "node {node}: {r:?}");
     }
     assert!(conns(&m.charon).contains(&"vm-192.0.2.2".to_string()));
-    assert!(
-        m.pluto_authenticated(),
-        "charon's log:
-{}",
-        m.charon.log()
-    );
+    assert!(m.pluto_authenticated(), "charon's log:\n{}", m.charon.log());
     for node in [0, 1] {
         assert_eq!(m.ocf(node, "stop", &zero).code, 0);
     }

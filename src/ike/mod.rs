@@ -173,6 +173,10 @@ pub trait IkeBackend: Sync {
     fn listens_for_ike(&self, addr: IpAddr) -> bool {
         crate::kernel::sockets::udp_bound(addr, &crate::kernel::sockets::IKE_PORTS)
     }
+    /// Where the `require` mesh's inbound guard ranks among the kernel's policies.
+    fn guard_tier(&self) -> crate::kernel::guard::Tier {
+        crate::kernel::guard::Tier::Last
+    }
     /// Whether a fail-open conn (its traffic passes in clear while it has no SA) has a
     /// kernel policy before its SA exists: pluto's trap with a passthrough failure shunt
     /// does; charon has no such shunt, so its fail-open conns have policies only with

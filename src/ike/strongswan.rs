@@ -368,6 +368,11 @@ impl IkeBackend for Strongswan {
         udp_bound(addr, &IKE_PORTS) || udp_bound(any, &IKE_PORTS)
     }
 
+    /// Ahead of the bypass-lan plugin's pass policies (see guard::Tier).
+    fn guard_tier(&self) -> crate::kernel::guard::Tier {
+        crate::kernel::guard::Tier::AheadOfPass
+    }
+
     fn fail_open_conns_trap(&self) -> bool {
         false
     }

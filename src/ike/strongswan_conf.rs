@@ -73,8 +73,10 @@ pub fn policy_priority(conn: &ConnDef) -> u32 {
     }
     let narrowed = conn.local_port.is_some() || conn.remote_port.is_some();
     let subnets = conn.local_subnet.is_some() || conn.remote_subnet.is_some();
+    // Behind the reload's hold (guard::HOLD_PRIORITY, 1000), which must win while a
+    // pair's conns are swapped.
     match (narrowed, subnets) {
-        (true, _) => 1000,
+        (true, _) => 1500,
         (false, false) => 2000,
         (false, true) => 3000,
     }

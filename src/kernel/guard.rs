@@ -27,6 +27,47 @@ use crate::error::{Error, Result};
 pub const ALLOW_PRIORITY: u32 = 0x7fff_0000 - 1;
 /// Priority of the guard's block rules: last of all.
 pub const BLOCK_PRIORITY: u32 = 0x7fff_0000;
+/// The same two ahead of pass policies (see Tier::AheadOfPass).
+pub const AHEAD_ALLOW_PRIORITY: u32 = 99_998;
+pub const AHEAD_BLOCK_PRIORITY: u32 = 99_999;
+
+/// Where the guard's policies rank. Last of all suits pluto: its own policies all come
+/// first. charon's bypass-lan plugin (loaded on Debian) installs pass policies for the
+/// node's own subnets ranked ahead of a guard that comes last, and clear text from
+/// anyone on those subnets would pass it (seen in the lab: an outsider's TCP reached a
+/// require node). With charon the guard ranks ahead of such pass policies (charon ranks
+/// a /24's at about 175,000) and behind vipsec's own conns (fixed at 100-3000 there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Tier {
+    Last,
+    AheadOfPass,
+}
+
+impl Tier {
+    /// (allow, block)
+    pub fn priorities(self) -> (u32, u32) {
+        match self {
+            Tier::Last => (ALLOW_PRIORITY, BLOCK_PRIORITY),
+            Tier::AheadOfPass => (AHEAD_ALLOW_PRIORITY, AHEAD_BLOCK_PRIORITY),
+        }
+    }
+
+    /// The tier and kind (allow?) of a guard policy's priority; `None`: not the guard's.
+    fn of(priority: u32) -> Option<(Tier, bool)> {
+        [Tier::Last, Tier::AheadOfPass]
+            .into_iter()
+            .find_map(|t| match t.priorities() {
+                (allow, _) if allow == priority => Some((t, true)),
+                (_, block) if block == priority => Some((t, false)),
+                _ => None,
+            })
+    }
+}
+
+/// Whether `priority` is one of the guard's block rules'.
+pub fn is_block_priority(priority: u32) -> bool {
+    matches!(Tier::of(priority), Some((_, false)))
+}
 
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
@@ -44,6 +85,7 @@ pub struct Rule {
     pub sport: u16,
     pub dport: u16,
     pub allow: bool,
+    pub tier: Tier,
 }
 
 impl Rule {
@@ -57,6 +99,7 @@ impl Rule {
             sport: 0,
             dport: 0,
             allow: false,
+            tier: Tier::Last,
         }
     }
 
@@ -80,14 +123,16 @@ impl Rule {
             sport,
             dport,
             allow: true,
+            tier: Tier::Last,
         }
     }
 
     fn priority(&self) -> u32 {
+        let (allow, block) = self.tier.priorities();
         if self.allow {
-            ALLOW_PRIORITY
+            allow
         } else {
-            BLOCK_PRIORITY
+            block
         }
     }
 }
@@ -119,7 +164,7 @@ pub fn installed(locals: &[IpAddr], deadline: Instant) -> Result<Vec<Rule>> {
         .into_iter()
         .filter(|(r, dir, prio)| {
             *dir == XFRM_POLICY_IN
-                && (*prio == ALLOW_PRIORITY || *prio == BLOCK_PRIORITY)
+                && Tier::of(*prio).is_some()
                 && (locals.is_empty() || locals.contains(&r.dst))
         })
         .map(|(r, _, _)| r)
@@ -154,6 +199,7 @@ fn dump(deadline: Instant) -> Result<Vec<(Rule, u8, u32)>> {
                 sport: sel.sport,
                 dport: sel.dport,
                 allow: info.action == XFRM_POLICY_ALLOW,
+                tier: Tier::of(info.priority).map_or(Tier::Last, |(t, _)| t),
             };
             rules.push((rule, info.direction, info.priority));
         }
@@ -303,6 +349,8 @@ fn hold_rules(peer: IpAddr) -> [(Rule, u8, u32); 2] {
         sport: 0,
         dport: 0,
         allow: false,
+        // Its priority is HOLD_PRIORITY, given with it.
+        tier: Tier::Last,
     };
     [
         (

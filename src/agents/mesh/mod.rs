@@ -294,6 +294,10 @@ impl MeshEnv<'_> {
             }
         }
         rules.dedup();
+        let tier = self.ike.guard_tier();
+        for r in &mut rules {
+            r.tier = tier;
+        }
         (locals, rules)
     }
 

@@ -245,7 +245,7 @@ fn check(
                 !view.policies.iter().any(|p| {
                     p.dir == "in"
                         && p.action == "block"
-                        && p.priority == guard::BLOCK_PRIORITY
+                        && guard::is_block_priority(p.priority)
                         && p.proto == 0
                         && p.sel_src == (block.src, block.src_len)
                         && p.sel_dst == (block.dst, block.dst_len)
