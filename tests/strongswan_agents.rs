@@ -425,6 +425,19 @@ impl MixedMesh {
         )
     }
 
+    /// `action` on both nodes, each to succeed.
+    fn both(&self, action: &str, extra: &[(&str, &str)]) {
+        for node in [0, 1] {
+            let r = self.ocf(node, action, extra);
+            assert_eq!(
+                r.code,
+                0,
+                "node {node} {action}: {r:?}\n{}",
+                self.charon.log()
+            );
+        }
+    }
+
     /// n0's kernel policies toward n1 (socket policies left out).
     fn n0_policies_to_n1(&self) -> Vec<String> {
         must(&format!("ip -n {} xfrm policy", self.n0.name))
@@ -477,11 +490,8 @@ fn a_mixed_require_mesh_agrees_on_pair_keys() {
         ("OCF_RESKEY_policy", "require"),
         ("OCF_RESKEY_exclude_icmp", "false"),
     ];
-    for node in [0, 1] {
-        assert_eq!(m.ocf(node, "validate-all", &require).code, 0);
-        let r = m.ocf(node, "start", &require);
-        assert_eq!(r.code, 0, "node {node}: {r:?}\n{}", m.charon.log());
-    }
+    m.both("validate-all", &require);
+    m.both("start", &require);
     assert_eq!(m.ocf(0, "start", &require).code, 0, "idempotent");
     assert!(
         conns(&m.charon).contains(&"vm-192.0.2.2".to_string()),
@@ -1202,15 +1212,10 @@ fn a_zero_config_mixed_mesh_from_corosync() {
         ("OCF_RESKEY_policy", "require"),
         ("OCF_RESKEY_exclude_icmp", "false"),
     ];
-    for node in [0, 1] {
-        let r = m.ocf(node, "start", &zero);
-        assert_eq!(r.code, 0, "node {node}: {r:?}");
-    }
+    m.both("start", &zero);
     assert!(conns(&m.charon).contains(&"vm-192.0.2.2".to_string()));
     assert!(m.pluto_authenticated(), "charon's log:\n{}", m.charon.log());
-    for node in [0, 1] {
-        assert_eq!(m.ocf(node, "stop", &zero).code, 0);
-    }
+    m.both("stop", &zero);
 }
 
 /// A mixed mesh authenticated by certificates of one CA: n0 on charon (`cert` is its
@@ -1262,9 +1267,7 @@ fn a_mixed_mesh_with_certificates() {
         m.charon.log(),
         m.pluto.log()
     );
-    for node in [0, 1] {
-        assert_eq!(m.ocf(node, "stop", &[]).code, 0);
-    }
+    m.both("stop", &[]);
     assert!(conns(&m.charon).is_empty());
 }
 
@@ -1303,10 +1306,7 @@ fn a_reload_on_charon_leaves_unchanged_peers_alone() {
         ("OCF_RESKEY_policy", "require"),
         ("OCF_RESKEY_exclude_icmp", "false"),
     ];
-    for node in [0, 1] {
-        let r = m.ocf(node, "start", &base);
-        assert_eq!(r.code, 0, "node {node}: {r:?}");
-    }
+    m.both("start", &base);
     assert!(m.pluto_authenticated(), "charon's log:\n{}", m.charon.log());
     let sa_ids = || -> Vec<String> {
         ike_sas(&m.charon, "vm-192.0.2.2")
@@ -1337,7 +1337,5 @@ fn a_reload_on_charon_leaves_unchanged_peers_alone() {
         "the departed peer's key stayed"
     );
     assert_eq!(sa_ids(), before, "the unchanged pair's IKE SA was replaced");
-    for node in [0, 1] {
-        assert_eq!(m.ocf(node, "stop", &base).code, 0);
-    }
+    m.both("stop", &base);
 }

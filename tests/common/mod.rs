@@ -67,9 +67,22 @@ pub fn test_root() -> Option<&'static Path> {
 /// `cmd` as a shell command line run from the daemon's distribution (the test root, if
 /// any), outside any namespace: `ipsec initnss`, `certutil`, `pk12util`.
 pub fn distro_sh(cmd: &str) -> String {
-    match test_root() {
+    sh_from(test_root(), cmd)
+}
+
+/// `cmd` as a shell command line run from `root` (`None`: the host).
+fn sh_from(root: Option<&Path>, cmd: &str) -> String {
+    match root {
         Some(root) => format!("chroot {} {cmd}", root.display()),
         None => cmd.to_string(),
+    }
+}
+
+/// `path` of the distribution in `root` (`None`: the host's) as seen from the host.
+fn path_from(root: Option<&Path>, path: &str) -> PathBuf {
+    match root {
+        Some(root) => root.join(path.trim_start_matches('/')),
+        None => PathBuf::from(path),
     }
 }
 
@@ -88,10 +101,7 @@ pub fn distro_cmd(program: &str) -> Command {
 
 /// A path of the daemon's distribution (the test root's, if any) as seen from the host.
 pub fn distro_path(path: &str) -> PathBuf {
-    match test_root() {
-        Some(root) => root.join(path.trim_start_matches('/')),
-        None => PathBuf::from(path),
-    }
+    path_from(test_root(), path)
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -153,18 +163,12 @@ impl Netns {
     /// `cmd` as a shell command line run from the namespace's distribution, outside the
     /// namespace (as `distro_sh` does for the test root).
     pub fn root_sh(&self, cmd: &str) -> String {
-        match &self.root {
-            Some(root) => format!("chroot {} {cmd}", root.display()),
-            None => cmd.to_string(),
-        }
+        sh_from(self.root(), cmd)
     }
 
     /// A path of the namespace's distribution, as seen from the host.
     pub fn root_path(&self, path: &str) -> PathBuf {
-        match &self.root {
-            Some(root) => root.join(path.trim_start_matches('/')),
-            None => PathBuf::from(path),
-        }
+        path_from(self.root(), path)
     }
 
     /// A namespace whose programs (`cmd`) run from `root`.
@@ -708,10 +712,7 @@ pub fn install_agent_in(root: Option<&Path>) -> &'static Path {
     let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
     let key = root.map(Path::to_path_buf);
     if !done.contains(&key) {
-        let installed = match root {
-            Some(r) => r.join(INSTALLED_AGENT.trim_start_matches('/')),
-            None => PathBuf::from(INSTALLED_AGENT),
-        };
+        let installed = path_from(root, INSTALLED_AGENT);
         fs::create_dir_all(installed.parent().unwrap()).unwrap();
         let tmp = format!("{}.{}", installed.display(), std::process::id());
         fs::copy(vipsec_bin(), &tmp).unwrap();
