@@ -359,13 +359,13 @@ impl IkeBackend for Strongswan {
     /// charon binds its IKE sockets to the wildcard address, which covers every address
     /// this node has or gets.
     fn listens_for_ike(&self, addr: IpAddr) -> bool {
-        use crate::kernel::sockets::{udp_bound, IKE_PORTS};
+        use crate::kernel::sockets::{udp_bound_to_any, IKE_PORTS};
         let any: IpAddr = if addr.is_ipv4() {
             std::net::Ipv4Addr::UNSPECIFIED.into()
         } else {
             std::net::Ipv6Addr::UNSPECIFIED.into()
         };
-        udp_bound(addr, &IKE_PORTS) || udp_bound(any, &IKE_PORTS)
+        udp_bound_to_any(&[addr, any], &IKE_PORTS)
     }
 
     /// Ahead of the bypass-lan plugin's pass policies (see guard::Tier).

@@ -49,13 +49,22 @@ pub const IKE_PORTS: [u16; 2] = [500, 4500];
 
 /// Is a UDP socket bound to `addr` on one of `ports`?
 pub fn udp_bound(addr: IpAddr, ports: &[u16]) -> bool {
-    let file = if addr.is_ipv4() {
+    udp_bound_to_any(&[addr], ports)
+}
+
+/// Is a UDP socket bound to one of `addrs` (all of one family) on one of `ports`? One
+/// read of the kernel's table.
+pub fn udp_bound_to_any(addrs: &[IpAddr], ports: &[u16]) -> bool {
+    let Some(first) = addrs.first() else {
+        return false;
+    };
+    let file = if first.is_ipv4() {
         "/proc/net/udp"
     } else {
         "/proc/net/udp6"
     };
     std::fs::read_to_string(file)
-        .is_ok_and(|t| parse_udp_bound(&t).any(|(a, p)| a == addr && ports.contains(&p)))
+        .is_ok_and(|t| parse_udp_bound(&t).any(|(a, p)| addrs.contains(&a) && ports.contains(&p)))
 }
 
 /// Local (address, port) of every socket in a /proc/net/udp or udp6 table. Addresses are
