@@ -282,27 +282,25 @@ charon_stop() {
   eval "CHARON_$1="
 }
 
-# use_charon HOST / use_pluto HOST: switch the host's IKE daemon, its kernel state flushed.
+# daemon_stop HOST / daemon_start HOST: whichever IKE daemon the host runs; a stop also
+# flushes the host's kernel state (a rebooted daemon finds none).
+daemon_stop() {
+  if is_charon "$1"; then charon_stop "$1"; else pluto_stop "$1"; fi
+  ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush
+}
+daemon_start() { if is_charon "$1"; then charon_start "$1"; else pluto_start "$1"; fi; }
+daemon_restart() { daemon_stop "$1"; daemon_start "$1"; }
+
+# use_charon HOST / use_pluto HOST: switch the host's IKE daemon.
 use_charon() {
   charon_root_up || return 1
-  pluto_stop "$1"
-  ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush
-  charon_start "$1" || return 1
+  daemon_stop "$1"
   is_charon "$1" || CHARON_HOSTS="$CHARON_HOSTS $1"
+  charon_start "$1" || return 1
   log "${1^^} runs charon: $(grep -m1 -o 'strongSwan [0-9.]*' "$LAB/$1/charon/charon.log" || echo '?')"
 }
 use_pluto() {
-  charon_stop "$1"
-  ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush
+  daemon_stop "$1"
   CHARON_HOSTS=$(echo " $CHARON_HOSTS " | sed "s/ $1 / /g")
   pluto_start "$1"
-}
-
-# daemon_restart HOST: a fresh daemon of whichever kind the host runs.
-daemon_restart() {
-  if is_charon "$1"; then
-    charon_stop "$1"; ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush; charon_start "$1"
-  else
-    pluto_stop "$1"; ip -n "lab-$1" xfrm state flush; ip -n "lab-$1" xfrm policy flush; pluto_start "$1"
-  fi
 }
