@@ -312,30 +312,24 @@ impl IkeDaemon {
     pub fn parse(raw: &RawParams) -> Result<IkeDaemon> {
         let socket =
             |name: &str, default: &str| absolute_path(name, raw.get(name).unwrap_or(default));
-        let refuse_other = |name: &str, ike: &str| match raw.get(name) {
+        // `name` is set, but belongs to the daemon `ike=owner` would select.
+        let refuse = |name: &str, owner: &str| match raw.get(name) {
             Some(_) => Err(Error::configured(
                 name,
-                format!(
-                    "belongs to the other IKE daemon; unset it or set ike={}",
-                    if ike == "libreswan" {
-                        "strongswan"
-                    } else {
-                        "libreswan"
-                    }
-                ),
+                format!("belongs to the other IKE daemon; unset it or set ike={owner}"),
             )),
             None => Ok(()),
         };
         match raw.get("ike").unwrap_or("libreswan") {
             "libreswan" => {
-                refuse_other("vicisocket", "libreswan")?;
+                refuse("vicisocket", "strongswan")?;
                 Ok(IkeDaemon::Libreswan {
                     ctlsocket: socket("ctlsocket", crate::params::DEFAULT_CTLSOCKET)?,
                 })
             }
             "strongswan" => {
                 for name in ["ctlsocket", "confdir"] {
-                    refuse_other(name, "strongswan")?;
+                    refuse(name, "libreswan")?;
                 }
                 Ok(IkeDaemon::Strongswan {
                     vicisocket: socket("vicisocket", crate::params::DEFAULT_VICISOCKET)?,
