@@ -42,7 +42,10 @@ vip_move() {
 psk_hex() { od -An -tx1 "$PSK_FILE" | tr -d ' \n'; }
 
 vip_setup() {
-  (umask 077; head -c 32 /dev/urandom > "$PSK_FILE")
+  # Text (base64), not raw bytes: the agent drops a key file's trailing newline (CR or
+  # LF), and C's secret is the whole file, so a raw key ending in either byte (1 in 128)
+  # made the two ends disagree (seen: charon's "MAC mismatched", no tunnel at all).
+  (umask 077; head -c 32 /dev/urandom | base64 -w0 > "$PSK_FILE")
   # C: fail-closed client conn to the VIP (route: traffic to the VIP waits for IKE and
   # never leaves in clear), restarting on dead peer detection.
   cat > "$LAB/c/ipsec.d/tovip.conf" <<CONF
