@@ -321,7 +321,7 @@ fn initiate_without_waiting_terminate_and_unload_a_key() {
     let Some(root) = strongswan_root() else {
         return;
     };
-    let (_ns, _tmp, charon) = lone_charon(&root, "vicii");
+    let (_ns, tmp, charon) = lone_charon(&root, "vicii");
     let mut c = charon.client();
     let key = Secret::from_bytes(b"a key nobody at 192.0.2.2 will ever check".to_vec());
     let owners = ["192.0.2.1".to_string(), "192.0.2.2".to_string()];
@@ -366,6 +366,17 @@ fn initiate_without_waiting_terminate_and_unload_a_key() {
         sas.iter().all(|m| m.section("pair").is_none()),
         "still there: {sas:?}"
     );
+    // An SA can go between a stop's listing and its terminate (its peer deleted it, or a
+    // duplicate was replaced). charon refuses the terminate; the backend's is done.
+    let again = Message::new()
+        .with("ike-id", ids[0].as_str())
+        .with("timeout", "-1");
+    let e = c.request("terminate", again, soon()).expect_err("gone");
+    assert!(e.reason().contains("no matching"), "{e:?}");
+    let be =
+        vipsec::ike::strongswan::Strongswan::new(&charon.socket, &tmp.path().join("run"), false);
+    let serial: u64 = ids[0].parse().unwrap();
+    vipsec::ike::IkeBackend::delete_state(&be, serial, soon()).unwrap();
 
     // The key goes by its id (get-shared lists the ids), and a second unload is not an
     // error: a stop that runs twice finds nothing to undo.

@@ -92,11 +92,7 @@ impl Strongswan {
             .filter_map(|m| m.section(name))
         {
             if let Some(id) = sa.str("uniqueid") {
-                c.request(
-                    "terminate",
-                    Message::new().with("ike-id", id).with("timeout", "-1"),
-                    deadline,
-                )?;
+                terminate_ike(c, id, deadline)?;
             }
         }
         if !forget || !strongswan_status::conn_loaded(&list_conns(c, Some(name), deadline)?, name) {
@@ -431,15 +427,34 @@ impl IkeBackend for Strongswan {
     }
 
     fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()> {
-        let mut c = self.client(deadline)?;
-        c.request(
-            "terminate",
-            Message::new()
-                .with("ike-id", serial.to_string())
-                .with("timeout", "-1"),
-            deadline,
-        )
-        .map(|_| ())
+        terminate_ike(&mut self.client(deadline)?, &serial.to_string(), deadline)
+    }
+}
+
+/// Terminates one IKE SA, telling its peer. An SA that went away between the listing and
+/// the terminate (its peer deleted it, or a duplicate was replaced) is what was asked
+/// for: charon then answers "no matching SAs", which is not a failure of stop.
+fn terminate_ike(c: &mut Client, id: &str, deadline: Instant) -> Result<()> {
+    let asked = c.request(
+        "terminate",
+        Message::new().with("ike-id", id).with("timeout", "-1"),
+        deadline,
+    );
+    match asked {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let left = c.streamed(
+                "list-sas",
+                "list-sa",
+                Message::new().with("ike-id", id),
+                deadline,
+            )?;
+            if left.0.is_empty() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
     }
 }
 
