@@ -485,13 +485,13 @@ impl IkeBackend for Libreswan {
     }
 
     fn delete_state(&self, serial: u64, deadline: Instant) -> Result<()> {
-        let serial = serial.to_string();
-        self.run(
-            "whack",
-            &[OsStr::new("--deletestate"), OsStr::new(&serial)],
-            deadline,
-        )
-        .map(|_| ())
+        let shown = serial.to_string();
+        let args = [OsStr::new("--deletestate"), OsStr::new(&shown)];
+        let out = self.run_raw("whack", &args, deadline)?;
+        if out.success() || state_already_gone(&out, serial) {
+            return Ok(());
+        }
+        Err(self.failed("whack", &args, &out))
     }
 
     fn conn_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnStatus> {
@@ -543,9 +543,51 @@ fn conn_defined_in(confdir: &Path, conn: &ConnName) -> Result<bool> {
     Ok(false)
 }
 
+/// whack's answer when the state went between the listing and the delete (its peer
+/// deleted it, or pluto replaced it): exit 21 and "no state #N to delete" (4.x with a
+/// "021 " prefix, 5.x without). What was asked for is done.
+fn state_already_gone(out: &exec::Output, serial: u64) -> bool {
+    const RC_UNKNOWN_NAME: i32 = 21;
+    let said = format!("no state #{serial} to delete");
+    out.status == RC_UNKNOWN_NAME
+        && out.stdout.lines().chain(out.stderr.lines()).any(|l| {
+            let l = l.trim();
+            l == said || l.strip_prefix("021 ") == Some(said.as_str())
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_already_gone_is_deleted() {
+        let out = |status, stdout: &str| exec::Output {
+            status,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        };
+        // As whack answered here for a serial pluto no longer has: 4.10, then 5.2.
+        assert!(state_already_gone(
+            &out(21, "021 no state #42 to delete\n"),
+            42
+        ));
+        assert!(state_already_gone(&out(21, "no state #42 to delete\n"), 42));
+        // Another serial, another failure, or pluto's other "unknown" answers are errors.
+        assert!(!state_already_gone(
+            &out(21, "no state #421 to delete\n"),
+            42
+        ));
+        assert!(!state_already_gone(&out(1, "no state #42 to delete\n"), 42));
+        assert!(!state_already_gone(
+            &out(21, "021 no connection named \"x\"\n"),
+            42
+        ));
+        assert!(!state_already_gone(
+            &out(21, "whack: Pluto is not running\n"),
+            42
+        ));
+    }
 
     #[test]
     fn finds_conn_sections_exactly() {
