@@ -5,8 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the tests create network namespaces" >&2; exit 1; }
 ./tests/deps.sh
+# The roots other distributions' daemons run from (Debian 13's libreswan 5.2, charon 5.9
+# and 6.0) are built the first time while cargo compiles: mostly downloads and unpacking,
+# they would otherwise add about 4 minutes to a fresh machine's run.
+mkdir -p target
+( ./tests/debian13-root.sh && ./tests/strongswan-root.sh bookworm && ./tests/strongswan-root.sh trixie ) \
+  > /dev/null 2> target/roots.log &
+roots=$!
 cargo build --release --locked
 ./packaging/build.sh
+cargo test --locked --no-run
+wait "$roots" || { tail -30 target/roots.log >&2; echo "run-all: building the test roots failed (target/roots.log)" >&2; exit 1; }
 VIPSEC_REQUIRE_PACKAGES=1 cargo test --locked --no-fail-fast 2>&1 | tee target/test-output.txt
 # The tests that drive pluto (and Pacemaker), again against Debian 13's libreswan 5.2 and
 # Pacemaker 3.0, run from a Debian 13 root (built once, cached outside the clone).
