@@ -16,7 +16,7 @@ chmod 0755 "$W"
 X() { ip netns exec $NS chroot "$R" "$@"; }
 cleanup() {
   cat "$W/prep.err" 2>/dev/null | tail -3 >&2 || true
-  [ -n "${CHARON:-}" ] && { kill "$CHARON" 2>/dev/null || true; wait "$CHARON" 2>/dev/null || true; }
+  charon_stop
   ip netns del $NS 2>/dev/null || true; rm -rf "$W"
 }
 trap cleanup EXIT
@@ -32,6 +32,15 @@ charon {
   plugins { vici { socket = unix://$SOCK } }
 }
 EOF
+# charon takes about a minute to shut down after the 1,000-peer mesh (its IKE SAs toward
+# peers that never answer): three seconds' grace, then it is killed.
+charon_stop() {
+  [ -n "${CHARON:-}" ] || return 0
+  kill "$CHARON" 2>/dev/null || true
+  for _ in $(seq 30); do kill -0 "$CHARON" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$CHARON" 2>/dev/null || true; wait "$CHARON" 2>/dev/null || true
+  CHARON=
+}
 charon_start() {
   rm -f "$SOCK"
   ip netns exec $NS sh -c 'mount -t tmpfs run "$0/run" && exec chroot "$0" env STRONGSWAN_CONF="$1" /usr/lib/ipsec/charon' \
@@ -86,7 +95,7 @@ PY
 
 # The mesh, on a fresh charon (policy=use, the default, as tests/bench-mesh.sh: on charon
 # its conns are negotiated at load, so start also sets off one IKE_SA_INIT per peer).
-kill "$CHARON"; wait "$CHARON" 2>/dev/null || true
+charon_stop
 charon_start
 ip -n $NS addr add 2001:db8::1/64 dev v0 nodad
 (umask 077; head -c 48 /dev/urandom > "$W/master.key")
