@@ -34,7 +34,7 @@ rc=0
 # /dev/kvm exists here but does not work: software emulation only.
 # The guest gets the lab's knobs (LAB_*, CLIENT_*) through a file: vng passes no environment.
 { echo "LAB_ONLY='$ONLY'"; env | grep -E '^(LAB|CLIENT)_[A-Z0-9_]+=' | sed -E "s/=(.*)/='\\1'/" || true; } > "$OUT/lab.env"
-timeout "${LAB_TIMEOUT:-3000}" vng --run "$KERNEL" --disable-kvm --cpus 2 --memory 2G --rwdir="$OUT" \
+timeout "${LAB_TIMEOUT:-3600}" vng --run "$KERNEL" --disable-kvm --cpus 2 --memory 2G --rwdir="$OUT" \
   --exec "bash $REPO/tests/lab/guest.sh $OUT $BIN" > "$OUT/guest.log" 2>&1 || rc=$?
 secs=$(( $(date +%s) - t0 ))
 [ "${LAB_VERBOSE:-0}" = 1 ] && cat "$OUT/guest.log"
