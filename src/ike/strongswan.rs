@@ -435,26 +435,15 @@ impl IkeBackend for Strongswan {
 /// the terminate (its peer deleted it, or a duplicate was replaced) is what was asked
 /// for: charon then answers "no matching SAs", which is not a failure of stop.
 fn terminate_ike(c: &mut Client, id: &str, deadline: Instant) -> Result<()> {
-    let asked = c.request(
-        "terminate",
-        Message::new().with("ike-id", id).with("timeout", "-1"),
-        deadline,
-    );
-    match asked {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let left = c.streamed(
-                "list-sas",
-                "list-sa",
-                Message::new().with("ike-id", id),
-                deadline,
-            )?;
-            if left.0.is_empty() {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }
+    let terminate = Message::new().with("ike-id", id).with("timeout", "-1");
+    let Err(refused) = c.request("terminate", terminate, deadline) else {
+        return Ok(());
+    };
+    // Charon's refusal is what is reported unless the SA is seen gone.
+    let still = Message::new().with("ike-id", id);
+    match c.streamed("list-sas", "list-sa", still, deadline) {
+        Ok((left, _)) if left.is_empty() => Ok(()),
+        _ => Err(refused),
     }
 }
 
