@@ -3,7 +3,7 @@
 # target/generate-rpm/vipsec-<version>-1.<arch>.rpm from the metadata in Cargo.toml.
 # Needs cargo-deb and cargo-generate-rpm (cargo install --locked cargo-deb cargo-generate-rpm).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."
 cargo build --release --locked --quiet
 # Man pages and completions come from the CLI definition itself, so they match --help.
 rm -rf target/packaging

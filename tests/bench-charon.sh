@@ -8,7 +8,7 @@
 # the same run as the pluto figures (tests/bench-monitor.sh).
 # Usage: BENCH_ROOT=$(tests/strongswan-root.sh bookworm) tests/bench-charon.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."
 R=${BENCH_ROOT:?BENCH_ROOT must name a strongSwan root (tests/strongswan-root.sh)}
 cargo build --release --locked --quiet
 NS=vcbench$$; W=$(mktemp -d /tmp/vipsec-bench.XXXXXX); VIP=192.0.2.10

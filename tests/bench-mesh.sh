@@ -2,7 +2,7 @@
 # ocf:vipsec:mesh start and monitor with 10, 100 and 1,000 peers (IPv6 documentation
 # addresses on one link; pluto running; no peer answers). Prints a table of medians.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."
 cargo build --release --locked --quiet
 B=$PWD/target/release/vipsec
 NS=vbmesh$$; W=$(mktemp -d)

@@ -7,7 +7,10 @@
 # BENCH_ROOT=DIR runs pluto, both agents and hyperfine from that root (chroot), e.g. the
 # Debian 13 root of tests/debian13-root.sh for libreswan 5.2 and its resource-agents.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."
+# The physical path (cd -P): a root binds the checkout at its physical path only, and a
+# checkout reached through a symlink has no other path inside the root (CI's bench found
+# no agent there).
 B=$PWD/target/release/vipsec
 cargo build --release --locked --quiet
 if [ "${1:-}" != inner ]; then

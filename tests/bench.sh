@@ -2,7 +2,7 @@
 # Whole-process wall time of the hot paths, measured with hyperfine on the release build.
 # Prints a table of medians; README quotes it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."
 B=$PWD/target/release/vipsec
 cargo build --release --locked --quiet
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT

@@ -14,7 +14,7 @@
 # Prints the root's path on stdout. Idempotent. tests/debian13-root.sh and
 # tests/strongswan-root.sh name the roots the suite uses.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."
 # The physical path: cargo names the binaries it builds by it (getcwd resolves symlinks).
 REPO=$(pwd -P)
 NAME=$1; shift

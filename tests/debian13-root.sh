@@ -4,7 +4,7 @@
 # builds, caches and mounts it). Prints the root's path on stdout.
 # `tests/debian13-root.sh --unmount` takes its mounts down again.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd -P "$(dirname "$0")"
 [ "${1:-}" = --unmount ] && exec ./debian-root.sh trixie --unmount
 # What the tests run from the root.
 exec ./debian-root.sh trixie trixie libreswan iproute2 procps resource-agents \

@@ -8,7 +8,7 @@
 # wire; on one without (this machine's), it says so and shows the control plane
 # (tests/lab shows traffic on a real kernel under emulation).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the demo creates network namespaces" >&2; exit 1; }
 ./tests/deps.sh demo
 cargo build --release --locked 2>&1 | tail -1

@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh Debian 12 machine, as root: installs its own packages,
 # builds, runs every test (unit, namespaces + pluto, Pacemaker tools), then the benchmark.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd -P "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the tests create network namespaces" >&2; exit 1; }
 ./tests/deps.sh
 # The roots other distributions' daemons run from (Debian 13's libreswan 5.2, charon 5.9

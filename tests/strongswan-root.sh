@@ -6,7 +6,7 @@
 # Usage: tests/strongswan-root.sh [bookworm|trixie] [--unmount]  (default bookworm:
 # Debian 12's strongSwan 5.9; trixie: Debian 13's 6.0). Prints the root's path.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd -P "$(dirname "$0")"
 SUITE=${1:-bookworm}
 case $SUITE in bookworm|trixie) ;; *) echo "strongswan-root: unknown suite $SUITE" >&2; exit 2 ;; esac
 [ "${2:-}" = --unmount ] && exec ./debian-root.sh "$SUITE-strongswan" --unmount

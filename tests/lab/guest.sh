@@ -4,8 +4,8 @@
 set -uo pipefail
 OUT=$1
 VIPSEC=$2
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
+HERE=$(cd -P "$(dirname "$0")" && pwd -P)
+REPO=$(cd -P "$HERE/../.." && pwd -P)
 # shellcheck disable=SC1091
 [ -f "$OUT/lab.env" ] && set -a && . "$OUT/lab.env" && set +a
 T_START=$(date +%s.%N)

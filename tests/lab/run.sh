@@ -5,7 +5,7 @@
 # summary table; exits non-zero if any scenario failed or the lab could not run.
 # Usage: tests/lab/run.sh [vip|mesh|dnssec|pacemaker|strongswan|libreswan5 ...]   (default: all scenarios)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd -P "$(dirname "$0")/../.."
 REPO=$PWD
 die() { echo "lab: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
