@@ -8,9 +8,6 @@
 # Debian 13 root of tests/debian13-root.sh for libreswan 5.2 and its resource-agents.
 set -euo pipefail
 cd -P "$(dirname "$0")/.."
-# The physical path (cd -P): a root binds the checkout at its physical path only, and a
-# checkout reached through a symlink has no other path inside the root (CI's bench found
-# no agent there).
 B=$PWD/target/release/vipsec
 cargo build --release --locked --quiet
 if [ "${1:-}" != inner ]; then
@@ -43,7 +40,9 @@ VERSION=$(X ipsec --version | awk '{print $2}')
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=bench OCF_RESKEY_tunnel=rw OCF_RESKEY_vip=$VIP \
   OCF_RESKEY_confdir=$W/ipsec.d OCF_RESKEY_CRM_meta_interval=10000 OCF_RESKEY_CRM_meta_timeout=20000 \
   HA_RSCTMP=$W/state VIPSEC_RUN_DIR=$W/run
-AGENT=$W/ocf/ipsec; mkdir -p "$W/ocf"; ln -s "$B" "$AGENT"
+# The agent runs from a copy under /tmp (bound in a root at the same path), whatever
+# the checkout's path or its target directory is.
+AGENT=$W/ocf/ipsec; mkdir -p "$W/ocf"; cp "$B" "$W/vipsec"; ln -s "$W/vipsec" "$AGENT"
 X "$AGENT" start
 HB=/usr/lib/ocf/resource.d/heartbeat/ipsec
 for n in $(X "$HB" monitor; echo $?) $(X "$AGENT" monitor; echo $?) \
