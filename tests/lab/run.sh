@@ -13,6 +13,11 @@ KERNEL=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1 || true)
 [ -n "$KERNEL" ] || die "no kernel in /boot (apt-get install linux-image-amd64); the lab cannot run"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
 command -v vng >/dev/null || die "virtme-ng missing (pip install virtme-ng==1.42)"
+# The guest sees this machine's files, but virtme-ng covers these with empty tmpfs.
+case "$REPO/" in
+  /run/*|/var/tmp/*|/var/log/*|/var/cache/*|/var/lib/apt/*|/var/lib/private/*|/var/lib/machines/*)
+    die "the guest cannot see a checkout under $REPO (virtme-ng puts an empty tmpfs there); clone it elsewhere" ;;
+esac
 BIN=$REPO/target/release/vipsec
 [ -x "$BIN" ] || cargo build --release --locked
 # Debian 13's libreswan 5.2: the VIP and mesh scenarios run again from its root, in the
