@@ -632,6 +632,96 @@ fn dnssec_checks_the_address_peers_connect_from() {
     expect(&lab.ocf("stop", &bad), 0, "stop");
 }
 
+/// The known clients' SAs are judged as the tunnel's are: a known client that presents a
+/// name which securely resolves elsewhere is disconnected and the monitor fails, one whose
+/// name resolves to its address keeps its SA. (libreswan 4.x reports a plain conn's SAs
+/// without the peer's address; the VIP initiated these, so nobody else would notice.)
+#[test]
+fn dnssec_judges_the_known_clients_too() {
+    const VIP: &str = "192.0.2.40";
+    const KEY: &str = "known-client-dnssec-key-not-secret";
+    let lab = Lab::new(VIP);
+    std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
+    let named = common::named::Named::start_in(Some(&lab.ns));
+    let client = Netns::new("vj");
+    lab.ns.link_to(&client, "j0", "j1");
+    lab.ns.ip(&format!("addr add {VIP}/24 dev j0"));
+    client.ip("addr add 192.0.2.41/24 dev j1");
+    let psk_file = lab.tmp.path().join("psk");
+    std::fs::write(&psk_file, KEY).unwrap();
+    std::fs::set_permissions(
+        &psk_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let (psk, resolver, anchor) = (
+        psk_file.display().to_string(),
+        format!("127.0.0.1:{}", named.port),
+        named.anchor.display().to_string(),
+    );
+    let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    let ctmp = tempfile::tempdir().unwrap();
+    let cpluto = Pluto::start(&client, ctmp.path());
+    let ike_sa = |p: &Pluto| p.whack("--showstates").contains("ESTABLISHED_IKE_SA");
+
+    for (name, verdict) in [("impostor.example.test", 1), ("client.example.test", 0)] {
+        // The client only listens, presenting `name`: whatever SA it has, the VIP began.
+        std::fs::write(
+            cpluto.confdir.join("c.secrets"),
+            format!("@{name} {VIP} : PSK 0x{hex}\n"),
+        )
+        .unwrap();
+        cpluto.add_conn_file(
+            "c.conf",
+            &format!("conn c\n\tleft=192.0.2.41\n\tleftid=@{name}\n\tright={VIP}\n\trightid={VIP}\n\tauthby=secret\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n"),
+        );
+        cpluto.whack("--rereadsecrets");
+        cpluto.add_conn("c.conf", "c");
+        let id = format!("@{name}");
+        let params = [
+            ("OCF_RESKEY_auth", "psk"),
+            ("OCF_RESKEY_psk_file", psk.as_str()),
+            ("OCF_RESKEY_peer_id", id.as_str()),
+            ("OCF_RESKEY_clients", "192.0.2.41"),
+            ("OCF_RESKEY_resolver", resolver.as_str()),
+            ("OCF_RESKEY_dnssec_anchor", anchor.as_str()),
+        ];
+        expect(&lab.ocf("start", &params), 0, "start");
+        let t0 = std::time::Instant::now();
+        while !(ike_sa(&cpluto) && ike_sa(&lab.pluto)) {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "no IKE SA with the known client presenting {name}:\n{}",
+                lab.pluto.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let r = lab.ocf("monitor", &params);
+        expect(
+            &r,
+            verdict,
+            &format!("monitor, the known client presenting {name}"),
+        );
+        if verdict == 0 {
+            assert!(
+                ike_sa(&lab.pluto),
+                "the validated known client was disconnected"
+            );
+        } else {
+            assert!(
+                r.reasons()[0].contains(&format!("peer 192.0.2.41 presented @{name}, but {name} securely resolves to 192.0.2.99, not to 192.0.2.41")),
+                "{r:?}"
+            );
+            let states = lab.pluto.whack("--showstates");
+            assert!(
+                !states.contains("ESTABLISHED_IKE_SA"),
+                "the impostor keeps its IKE SA:\n{states}"
+            );
+        }
+        expect(&lab.ocf("stop", &params), 0, "stop");
+    }
+}
+
 /// auth=cert: the generated conn signs with the key type of this node's certificate
 /// (libreswan 4 signs with RSA unless told, and an ECDSA certificate then fails every
 /// IKE_AUTH), and a certificate missing from pluto's NSS database is refused at start

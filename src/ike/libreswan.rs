@@ -7,12 +7,11 @@ use std::time::Instant;
 
 use super::libreswan_conf::{render_conns, render_secrets, Version};
 use super::libreswan_status::{
-    cert_info, established_peers, parse_connectionstatus, parse_status, peer_identities,
-    secrets_files_loaded, CertInfo, CertKey, UNKNOWN_NAME,
+    cert_info, parse_connectionstatus, peer_identities, secrets_files_loaded, status_in_full,
+    CertInfo, CertKey, UNKNOWN_NAME,
 };
 use super::{
-    ConnAuth, ConnDef, ConnSource, ConnStatus, EstablishedSa, GeneratedFiles, IkeBackend,
-    PeerIdentity, PskEntry, SaKind,
+    ConnAuth, ConnDef, ConnSource, ConnStatus, GeneratedFiles, IkeBackend, PeerIdentity, PskEntry,
 };
 use crate::config::ConnName;
 use crate::error::{Error, Result};
@@ -135,6 +134,16 @@ impl Libreswan {
                 )))
             }
         }
+    }
+
+    /// libreswan 4.x has no per-conn query: the full status (every conn, then every
+    /// state) answers both questions for every conn asked, in one call.
+    fn full_status(&self, conns: &[&ConnName], deadline: Instant) -> Result<Vec<ConnStatus>> {
+        let out = self.run("whack", &[OsStr::new("--status")], deadline)?;
+        Ok(conns
+            .iter()
+            .map(|conn| status_in_full(&out.stdout, conn.as_str()))
+            .collect())
     }
 
     /// Makes pluto reread its secrets and checks that it read ours.
@@ -499,19 +508,20 @@ impl IkeBackend for Libreswan {
             // One conn's report, whatever else pluto holds.
             return self.connection_status(conn, deadline);
         }
-        // libreswan 4.x has no per-conn query: the full status (every conn, then every
-        // state) answers both questions in one call.
-        let out = self.run("whack", &[OsStr::new("--status")], deadline)?;
-        let state = parse_status(&out.stdout, conn.as_str());
-        let sas = [SaKind::Ike, SaKind::Child]
-            .into_iter()
-            .flat_map(|kind| {
-                established_peers(&out.stdout, conn.as_str(), kind)
-                    .into_iter()
-                    .map(move |(serial, peer)| EstablishedSa { kind, serial, peer })
-            })
-            .collect();
-        Ok(ConnStatus { state, sas })
+        let mut one = self.full_status(&[conn], deadline)?;
+        Ok(one.remove(0))
+    }
+
+    fn conns_status(&self, conns: &[&ConnName], deadline: Instant) -> Result<Vec<ConnStatus>> {
+        if self.version(deadline)?.major >= 5 {
+            return conns
+                .iter()
+                .map(|c| self.connection_status(c, deadline))
+                .collect();
+        }
+        // Every conn's answer is in the one full status: a VIP with known clients costs
+        // one whack, not one per client.
+        self.full_status(conns, deadline)
     }
 }
 

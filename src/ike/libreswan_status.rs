@@ -28,6 +28,23 @@ pub fn parse_status(text: &str, conn: &str) -> ConnState {
     state
 }
 
+/// One conn's state and established SAs from libreswan 4.x's full `whack --status`
+/// (its conn list, then its states): one such output answers for every conn.
+pub fn status_in_full(text: &str, conn: &str) -> ConnStatus {
+    let sas = [SaKind::Ike, SaKind::Child]
+        .into_iter()
+        .flat_map(|kind| {
+            established_peers(text, conn, kind)
+                .into_iter()
+                .map(move |(serial, peer)| EstablishedSa { kind, serial, peer })
+        })
+        .collect();
+    ConnStatus {
+        state: parse_status(text, conn),
+        sas,
+    }
+}
+
 /// pluto's words for a name it does not know (4.x and 5.x).
 pub const UNKNOWN_NAME: &str = "no connection or alias named";
 
@@ -146,27 +163,53 @@ pub fn established_peers(text: &str, conn: &str, kind: SaKind) -> Vec<(u64, std:
             continue;
         };
         let Some(name) = words.next() else { continue };
-        let base = name.split('[').next().unwrap_or("").trim_end_matches(':');
-        if base != quoted {
+        // "rw"[1] for an instance, "west-east":500 (4.x) for a plain conn.
+        if name.strip_prefix(&quoted).is_none_or(|after| {
+            !(after.is_empty() || after.starts_with('[') || after.starts_with(':'))
+        }) {
             continue;
         }
-        // The peer: the next word for instances ("rw"[1] 192.0.2.3:500), else after the colon.
-        let peer = if name.contains('[') {
-            words.next()
+        // The peer: the next word for instances ("rw"[1] 192.0.2.3:500). 4.x names no
+        // address for a conn that is not a template ("west-east":500, its port): its one
+        // peer is the conn's far end, in the connection list of the same --status.
+        let addr = if name.contains('[') {
+            words.next().and_then(parse_host)
         } else {
-            Some(name.rsplit_once(':').map_or("", |(_, p)| p))
+            name.rsplit_once(':')
+                .and_then(|(_, p)| parse_host(p))
+                .or_else(|| conn_far_host(text, conn))
         };
-        let addr = peer.and_then(|p| {
-            p.parse::<std::net::SocketAddr>()
-                .ok()
-                .map(|sa| sa.ip())
-                .or_else(|| p.parse().ok())
-        });
         if let Some(addr) = addr {
             out.push((serial, addr));
         }
     }
     out
+}
+
+/// An address, alone or with its port (192.0.2.3:500, [2001:db8::3]:500).
+fn parse_host(word: &str) -> Option<IpAddr> {
+    word.parse::<std::net::SocketAddr>()
+        .map(|sa| sa.ip())
+        .or_else(|_| word.parse())
+        .ok()
+}
+
+/// The far end's address of a conn in 4.x's connection list:
+/// `000 "west-east": 192.0.2.10[@vip]...192.0.2.3[@client]; …`, the far end possibly
+/// after its next hop (`…...192.0.2.254---192.0.2.3[@client]===198.51.100.0/24;`).
+/// None for %any, or a conn not listed.
+fn conn_far_host(text: &str, conn: &str) -> Option<IpAddr> {
+    let prefix = format!("\"{conn}\": ");
+    text.lines()
+        .filter_map(|line| strip_code(line).strip_prefix(&prefix))
+        .find_map(|rest| rest.split(';').next()?.split_once("..."))
+        .and_then(|(_, far)| {
+            let far = far.rsplit("---").next().unwrap_or(far);
+            let end = far
+                .find(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '.'))
+                .unwrap_or(far.len());
+            far[..end].parse().ok()
+        })
 }
 
 /// The identity (as pluto prints it) each peer authenticated with, per established Child
@@ -433,6 +476,63 @@ mod tests {
 000  
 000 Total IPsec connections: loaded 2, active 0
 "#;
+
+    #[test]
+    fn one_full_status_answers_for_each_conn() {
+        // libreswan 4.10's `whack --status` on a VIP's node: the tunnel "rw", a known
+        // client's conn "rw-client-0", and their states.
+        let text = format!(
+            "{STATUS_4_10}000 \"rw-client-0\": 192.0.2.10...192.0.2.3; erouted; eroute owner: #3\n\
+000 \"rw-client-0\":     oriented; my_ip=unset; their_ip=unset;\n\
+000  \n000 State Information: DDoS cookies not required, Accepting new IKE connections\n\
+000 #1: \"rw\"[1] 192.0.2.5:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest; idle;\n\
+000 #2: \"rw-client-0\":500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest; idle;\n\
+000 #3: \"rw-client-0\":500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); newest; eroute owner; IKE SA #2; idle;\n"
+        );
+        let tunnel = status_in_full(&text, "rw");
+        assert_eq!(tunnel.state, ConnState::Ready);
+        assert_eq!(
+            tunnel
+                .sas
+                .iter()
+                .map(|s| (s.kind, s.serial))
+                .collect::<Vec<_>>(),
+            vec![(SaKind::Ike, 1)]
+        );
+        let client = status_in_full(&text, "rw-client-0");
+        assert_eq!(client.state, ConnState::Ready);
+        // 4.x names no peer on a plain conn's states: its far end is the peer.
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        assert_eq!(
+            client
+                .sas
+                .iter()
+                .map(|s| (s.kind, s.serial, s.peer))
+                .collect::<Vec<_>>(),
+            vec![(SaKind::Ike, 2, c), (SaKind::Child, 3, c)]
+        );
+        assert_eq!(status_in_full(&text, "rw-backup").state, ConnState::Loaded);
+        let absent = status_in_full(&text, "rw-client-1");
+        assert_eq!((absent.state, absent.sas.len()), (ConnState::Absent, 0));
+    }
+
+    #[test]
+    fn a_plain_conns_far_end_from_the_connection_list() {
+        for (line, far) in [
+            ("000 \"a\": 192.0.2.10[@vip]...192.0.2.3[@client]; erouted; eroute owner: #3", Some("192.0.2.3")),
+            ("000 \"a\": 2001:db8::10...2001:db8::3; unrouted;", Some("2001:db8::3")),
+            ("000 \"a\": 192.0.0.0/24===192.1.2.45[@west]...192.1.2.254---192.1.2.23[@east]===192.0.2.0/24; unrouted;", Some("192.1.2.23")),
+            ("000 \"a\": 192.0.2.10...%any; unrouted;", None),
+            ("000 \"ab\": 192.0.2.10...192.0.2.3; unrouted;", None),
+            ("000 \"a\":     oriented; my_ip=unset; their_ip=unset;", None),
+        ] {
+            assert_eq!(
+                conn_far_host(line, "a"),
+                far.map(|f| f.parse().unwrap()),
+                "{line}"
+            );
+        }
+    }
 
     #[test]
     fn libreswan_4_status_names_match_exactly() {

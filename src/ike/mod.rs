@@ -188,6 +188,14 @@ pub trait IkeBackend: Sync {
     fn initiate_async(&self, conn: &ConnName, deadline: Instant) -> Result<()>;
     /// The conn's state and established SAs, in one query of the daemon.
     fn conn_status(&self, conn: &ConnName, deadline: Instant) -> Result<ConnStatus>;
+    /// Several conns' states and SAs, in the order asked: one query per conn, unless the
+    /// daemon answers them all at once more cheaply.
+    fn conns_status(&self, conns: &[&ConnName], deadline: Instant) -> Result<Vec<ConnStatus>> {
+        conns
+            .iter()
+            .map(|c| self.conn_status(c, deadline))
+            .collect()
+    }
     /// Whether the daemon has the conn, and whether it can serve it on this node.
     fn conn_state(&self, conn: &ConnName, deadline: Instant) -> Result<ConnState> {
         self.conn_status(conn, deadline).map(|s| s.state)

@@ -303,6 +303,15 @@ impl IpsecConfig {
         conn == self.tunnel.as_str() || self.clients.iter().any(|c| c.conn.as_str() == conn)
     }
 
+    /// The address of the known client whose conn this is: a conn toward one address,
+    /// whose SAs the daemon may report without it (libreswan's plain conns).
+    pub fn known_client_of(&self, conn: &str) -> Option<IpAddr> {
+        self.clients
+            .iter()
+            .find(|c| c.conn.as_str() == conn)
+            .map(|c| c.address)
+    }
+
     /// The DNSSEC mode in force: the parameter, else require when a peer is identified by
     /// name or certificate.
     pub fn dnssec_mode(&self) -> crate::dns::DnssecMode {

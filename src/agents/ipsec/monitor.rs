@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::Env;
 use crate::agents::ipsec::config::Auth;
 use crate::agents::peer_names::{self, Claim};
+use crate::config::ConnName;
 use crate::dns::DnssecMode;
 use crate::error::{Error, Result};
 use crate::ike::{ConnState, ConnStatus, SaKind};
@@ -172,13 +173,20 @@ fn check(env: &Env, found: &mut Findings) -> Result<()> {
 }
 
 /// The tunnel's conn as the daemon sees it, with the SAs of the known clients' conns
-/// (one query more per known client).
+/// (asked together: on libreswan 4.x one full status answers them all).
 fn tunnel_status(env: &Env) -> Result<ConnStatus> {
-    let mut status = env.ike.conn_status(&env.cfg.tunnel, env.deadline)?;
-    for client in &env.cfg.clients {
-        let theirs = env.ike.conn_status(&client.conn, env.deadline)?;
-        status.sas.extend(theirs.sas);
-    }
+    let conns: Vec<&ConnName> = std::iter::once(&env.cfg.tunnel)
+        .chain(env.cfg.clients.iter().map(|c| &c.conn))
+        .collect();
+    let mut all = env.ike.conns_status(&conns, env.deadline)?.into_iter();
+    let Some(mut status) = all.next() else {
+        return Err(Error::Generic(format!(
+            "{} gave no status for tunnel {}",
+            env.ike.daemon_name(),
+            env.cfg.tunnel
+        )));
+    };
+    status.sas.extend(all.flat_map(|theirs| theirs.sas));
     Ok(status)
 }
 
@@ -214,7 +222,22 @@ fn check_peer_names(
         (None, Auth::Cert(_)) => {
             let mut claims = Vec::new();
             for p in env.ike.peer_identities(env.deadline)? {
-                let Some(address) = p.address.filter(|_| cfg.is_tunnel_conn(&p.conn)) else {
+                if !cfg.is_tunnel_conn(&p.conn) {
+                    continue;
+                }
+                // libreswan names no address on a plain conn's SAs: a known client's is
+                // its conn's, another's is in the daemon's view of the conn, when asked.
+                let in_status = || {
+                    status?
+                        .peers(SaKind::Ike)
+                        .into_iter()
+                        .find_map(|(serial, peer)| (serial == p.ike_serial).then_some(peer))
+                };
+                let Some(address) = p
+                    .address
+                    .or_else(|| cfg.known_client_of(&p.conn))
+                    .or_else(in_status)
+                else {
                     continue;
                 };
                 claims.push(Claim {
@@ -240,7 +263,18 @@ fn check_peer_names(
     )?;
     found.warnings.extend(outcome.tolerated);
     if !outcome.refused.is_empty() {
-        let refused: Vec<String> = outcome.refused.into_iter().map(|r| r.what).collect();
+        let mut refused = Vec::new();
+        for r in outcome.refused {
+            refused.push(r.what);
+            // A known client's conn is this node's to initiate: left loaded, the daemon
+            // would negotiate with the impostor again. The next start loads it anew.
+            if let Some(client) = cfg.clients.iter().find(|c| c.address == r.address) {
+                match env.ike.unload(&client.conn, env.deadline) {
+                    Ok(()) => refused.push(format!("conn {} unloaded", client.conn)),
+                    Err(e) => log::warn!("known client {}: {}", client.address, e.reason()),
+                }
+            }
+        }
         return Err(Error::Generic(refused.join("; ")));
     }
     // DNS did not answer: nobody was shown to be an impostor, so the VIP stays up here
