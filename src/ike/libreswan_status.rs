@@ -186,6 +186,15 @@ pub fn established_peers(text: &str, conn: &str, kind: SaKind) -> Vec<(u64, std:
     out
 }
 
+/// Whether `whack --showstates` lists state #serial (`000 #2: "rw"[1] …` on 4.x,
+/// `#2: "rw"[1] …` on 5.x).
+pub fn state_listed(showstates: &str, serial: u64) -> bool {
+    let head = format!("#{serial}:");
+    showstates
+        .lines()
+        .any(|l| strip_code(l).split_whitespace().next() == Some(head.as_str()))
+}
+
 /// An address, alone or with its port (192.0.2.3:500, [2001:db8::3]:500).
 fn parse_host(word: &str) -> Option<IpAddr> {
     word.parse::<std::net::SocketAddr>()
@@ -514,6 +523,16 @@ mod tests {
         assert_eq!(status_in_full(&text, "rw-backup").state, ConnState::Loaded);
         let absent = status_in_full(&text, "rw-client-1");
         assert_eq!((absent.state, absent.sas.len()), (ConnState::Absent, 0));
+    }
+
+    #[test]
+    fn a_state_listed_by_serial() {
+        let four = "000 #12: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest; idle;\n000 #3: \"a\":500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); IKE SA #12; idle;\n";
+        let five = "#2: \"rw-to-192.0.2.41\":500 ESTABLISHED_IKE_SA (established IKE SA); REKEY in 28790s; newest; idle;\n";
+        assert!(state_listed(four, 12) && state_listed(four, 3) && state_listed(five, 2));
+        // "IKE SA #12;" mentions it, does not list it; #1 is not #12.
+        assert!(!state_listed(four, 1) && !state_listed(five, 1) && !state_listed("", 2));
+        assert!(!state_listed("000 #3: \"a\" … IKE SA #12; idle;\n", 12));
     }
 
     #[test]
