@@ -925,7 +925,8 @@ fn the_vips_key_and_another_conn_on_the_same_charon() {
 /// whose name must securely resolve (a real signed zone on a real named, validated by
 /// vipsec) to the address its IKE SA comes from. A client whose name resolves there
 /// stays (monitor 0); one that presents a name resolving elsewhere is disconnected (its
-/// IKE SA terminated) and monitor fails (1). charon 6.0 drops an IKE SA whose Child SA
+/// IKE SA terminated) and monitor fails (1); so is a known client (`clients=`) the VIP's
+/// charon initiated toward, and its conn is unloaded. charon 6.0 drops an IKE SA whose Child SA
 /// it cannot install (this kernel has no ESP), leaving nothing to judge: 5.x only.
 #[test]
 fn dnssec_judges_the_names_charons_clients_claim() {
@@ -947,9 +948,19 @@ fn dnssec_judges_the_names_charons_clients_claim() {
     }
     let named = common::named::Named::start_in(Some(&a));
     let agent = OcfAgent::new();
-    for (name, want) in [("client.example.test", 0), ("impostor.example.test", 1)] {
+    for (name, want, known) in [
+        ("client.example.test", 0, false),
+        ("impostor.example.test", 1, false),
+        ("impostor.example.test", 1, true),
+    ] {
         let mut env = vip_env(tmp.path(), &ca.socket);
         env.insert("OCF_RESKEY_peer_id".into(), format!("@{name}"));
+        let tunnel = if known {
+            env.insert("OCF_RESKEY_clients".into(), "192.0.2.41".into());
+            "rw-to-192.0.2.41"
+        } else {
+            "rw"
+        };
         env.insert(
             "OCF_RESKEY_resolver".into(),
             format!("127.0.0.1:{}", named.port),
@@ -968,14 +979,17 @@ fn dnssec_judges_the_names_charons_clients_claim() {
         let r = ocf("start");
         assert_eq!(r.code, 0, "{r:?}");
         // The client presents `name`, from 192.0.2.41, with the key.
-        let conn = format!("as-{}", name.split('.').next().unwrap());
+        let conn = format!("as-{}-{known}", name.split('.').next().unwrap());
         let id = format!("@{name}");
         load_key(&cc, KEY, &[&id, VIP]);
         load(
             &cc,
             user_conn(&conn, ("192.0.2.41", Some(&id)), (VIP, Some(VIP)), "psk"),
         );
-        initiate(&cc, &conn);
+        // A known client only listens: the VIP's charon initiates toward it.
+        if !known {
+            initiate(&cc, &conn);
+        }
         assert!(
             wait_for(
                 "A authenticates the client",
@@ -987,7 +1001,7 @@ fn dnssec_judges_the_names_charons_clients_claim() {
         );
         let r = ocf("monitor");
         assert_eq!(r.code, want, "{name}: {r:?}");
-        let sas = |charon: &Charon| ike_sas(charon, "rw").len();
+        let sas = |charon: &Charon| ike_sas(charon, tunnel).len();
         if want == 0 {
             assert_eq!(sas(&ca), 1, "the validated client stays");
         } else {
@@ -1004,6 +1018,14 @@ fn dnssec_judges_the_names_charons_clients_claim() {
                 "charon A:\n{}",
                 ca.log()
             );
+            if known {
+                // Left loaded, charon would negotiate with the impostor again.
+                assert!(
+                    !conns(&ca).contains(&tunnel.to_string()),
+                    "{:?}",
+                    conns(&ca)
+                );
+            }
         }
         assert_eq!(ocf("stop").code, 0);
     }
