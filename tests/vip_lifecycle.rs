@@ -396,18 +396,8 @@ fn start_initiates_toward_the_known_clients() {
     const KEY: &str = "vipsec-test-key-not-secret-known-clients";
     let lab = Lab::new(VIP);
     std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
-    let client = Netns::new("vk");
-    lab.ns.link_to(&client, "k0", "k1");
-    lab.ns.ip(&format!("addr add {VIP}/24 dev k0"));
-    client.ip("addr add 192.0.2.45/24 dev k1");
-    let psk_file = lab.tmp.path().join("psk");
-    std::fs::write(&psk_file, KEY).unwrap();
-    std::fs::set_permissions(
-        &psk_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let psk = psk_file.display().to_string();
+    let client = lab.linked_client("vk", "192.0.2.45");
+    let psk = lab.psk_file(KEY);
     // The client only listens (auto=add): whatever IKE SA it gets, the VIP's node began.
     let ctmp = tempfile::tempdir().unwrap();
     let cpluto = Pluto::start(&client, ctmp.path());
@@ -483,23 +473,11 @@ fn dnssec_checks_the_address_peers_connect_from() {
     let lab = Lab::new(VIP);
     std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
     let named = common::named::Named::start_in(Some(&lab.ns));
-    let client = Netns::new("vd");
-    lab.ns.link_to(&client, "c0", "c1");
-    lab.ns.ip(&format!("addr add {VIP}/24 dev c0"));
-    client.ip("addr add 192.0.2.41/24 dev c1");
-    let key_hex: String = "dnssec-test-key-not-secret-0123456789"
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let psk_file = lab.tmp.path().join("psk");
-    std::fs::write(&psk_file, "dnssec-test-key-not-secret-0123456789").unwrap();
-    std::fs::set_permissions(
-        &psk_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    let client = lab.linked_client("vd", "192.0.2.41");
+    const KEY: &str = "dnssec-test-key-not-secret-0123456789";
+    let key_hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
     let (psk, resolver, anchor) = (
-        psk_file.display().to_string(),
+        lab.psk_file(KEY),
         format!("127.0.0.1:{}", named.port),
         named.anchor.display().to_string(),
     );
@@ -643,19 +621,9 @@ fn dnssec_judges_the_known_clients_too() {
     let lab = Lab::new(VIP);
     std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
     let named = common::named::Named::start_in(Some(&lab.ns));
-    let client = Netns::new("vj");
-    lab.ns.link_to(&client, "j0", "j1");
-    lab.ns.ip(&format!("addr add {VIP}/24 dev j0"));
-    client.ip("addr add 192.0.2.41/24 dev j1");
-    let psk_file = lab.tmp.path().join("psk");
-    std::fs::write(&psk_file, KEY).unwrap();
-    std::fs::set_permissions(
-        &psk_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    let client = lab.linked_client("vj", "192.0.2.41");
     let (psk, resolver, anchor) = (
-        psk_file.display().to_string(),
+        lab.psk_file(KEY),
         format!("127.0.0.1:{}", named.port),
         named.anchor.display().to_string(),
     );

@@ -634,6 +634,25 @@ impl Lab {
         }
     }
 
+    /// A client's namespace linked to the lab's, the VIP on the lab's end of the link
+    /// and `address` on the client's (for the generated conns' tests, which drop rw.conf).
+    pub fn linked_client(&self, prefix: &str, address: &str) -> Netns {
+        let client = Netns::new(prefix);
+        self.ns.link_to(&client, "c0", "c1");
+        self.ns.ip(&format!("addr add {}/24 dev c0", self.vip));
+        client.ip(&format!("addr add {address}/24 dev c1"));
+        client
+    }
+
+    /// `key` as a psk_file (root's, 0600) in the lab's directory; its path.
+    pub fn psk_file(&self, key: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.tmp.path().join("psk");
+        std::fs::write(&path, key).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.display().to_string()
+    }
+
     pub fn del_vip(&self) {
         let len = if self.vip.contains(':') { 64 } else { 24 };
         self.ns.ip(&format!("addr del {}/{len} dev v0", self.vip));
