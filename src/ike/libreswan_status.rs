@@ -18,10 +18,15 @@ pub fn parse_status(text: &str, conn: &str) -> ConnState {
             if state == ConnState::Absent {
                 state = ConnState::Loaded;
             }
-            match rest.trim_start().split(';').next() {
-                Some("oriented") => state = ConnState::Ready,
-                Some("unoriented") => state = ConnState::Loaded,
-                _ => {}
+            // 4.10 opens a line of its own with it (`"rw":     oriented; my_ip=…`); other
+            // versions put it after the ends (`"rw": 192.0.2.10...%any; unoriented; …`)
+            // or as `host: oriented;`.
+            for item in rest.split(';').map(str::trim) {
+                match item.strip_prefix("host: ").unwrap_or(item) {
+                    "oriented" => state = ConnState::Ready,
+                    "unoriented" => state = ConnState::Loaded,
+                    _ => {}
+                }
             }
         }
     }
@@ -564,6 +569,21 @@ mod tests {
             assert_eq!(parse_status(STATUS_4_10, conn), state, "{conn}");
         }
         assert_eq!(parse_status("", "rw"), ConnState::Absent);
+        // Orientation after the ends, as other 4.x builds print it (libreswan's own
+        // test output), and as `host: …`.
+        let ends = "000 \"w\": 192.0.1.0/24===192.1.2.46...192.1.2.24[@east]===192.0.2.0/24; unoriented; my_ip=unset; their_ip=unset;\n\
+000 \"e\": 192.1.2.23...%any; oriented; my_ip=unset; their_ip=unset;\n\
+000 \"h\":   host: oriented; local: 192.0.2.10; remote: %any;\n\
+000 \"n\": 192.0.2.10...%any; unrouted; eroute owner: #0\n";
+        for (conn, state) in [
+            ("w", ConnState::Loaded),
+            ("e", ConnState::Ready),
+            ("h", ConnState::Ready),
+            // listed, orientation nowhere: not ready (fail closed)
+            ("n", ConnState::Loaded),
+        ] {
+            assert_eq!(parse_status(ends, conn), state, "{conn}");
+        }
     }
 
     // Captured from libreswan 5.2's pluto (Debian 13): a road-warrior conn with one
