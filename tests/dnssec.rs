@@ -107,6 +107,48 @@ fn verdicts_against_a_signed_zone() {
     assert_eq!(v["secure"], true);
 }
 
+/// Zones signed with RSA/SHA-256, Ed25519 and ECDSA P-384, and one with NSEC3 denial:
+/// a matching name is accepted, a name securely resolving elsewhere refused (a no, not an
+/// unanswered question), a name that does not exist refused.
+#[test]
+fn other_algorithms_and_nsec3_are_validated() {
+    let named = Named::start();
+    let a = named.anchor.clone();
+    for (zone, alg, _) in common::named::OTHER_ZONES {
+        let host = format!("host.{zone}");
+        let (run, v) = named.check(&host, "192.0.2.60", &a, None);
+        assert_eq!(
+            (run.code, &v["accepted"]),
+            (0, &serde_json::json!(true)),
+            "{zone} ({alg}): {run:?}"
+        );
+        assert_eq!(v["secure"], true, "{zone}: {run:?}");
+        let (run, v) = named.check(&format!("other.{zone}"), "192.0.2.60", &a, None);
+        assert_eq!(run.code, 1, "{zone}: {run:?}");
+        assert_eq!(v["inconclusive"], false, "{zone}: {run:?}");
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("securely resolves to 192.0.2.61, not to 192.0.2.60"),
+            "{zone}: {run:?}"
+        );
+        let (run, v) = named.check(&format!("nope.{zone}"), "192.0.2.60", &a, None);
+        assert_eq!(
+            (run.code, &v["accepted"]),
+            (1, &serde_json::json!(false)),
+            "{zone}: {run:?}"
+        );
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("does not exist"),
+            "{zone}: {run:?}"
+        );
+    }
+}
+
 #[test]
 fn a_resolver_that_does_not_answer_is_refused_in_time() {
     let named = Named::start();

@@ -35,11 +35,25 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Zones signed with other algorithms than the main zone's (ECDSA P-256, NSEC), and one
+/// with NSEC3: (zone, dnssec-keygen algorithm, dnssec-signzone options). Each holds
+/// `host` at 192.0.2.60 and `other` at 192.0.2.61.
+pub const OTHER_ZONES: &[(&str, &str, &str)] = &[
+    ("rsa.test", "RSASHA256 -b 2048", ""),
+    ("ed25519.test", "ED25519", ""),
+    ("p384.test", "ECDSAP384SHA384", ""),
+    ("nsec3.test", "ECDSAP256SHA256", "-3 - -H 0"),
+];
+
 fn sign(dir: &Path, zone: &str, body: &str, extra: &str) -> String {
+    sign_with(dir, zone, "ECDSAP256SHA256", body, extra)
+}
+
+fn sign_with(dir: &Path, zone: &str, alg: &str, body: &str, extra: &str) -> String {
     let keys = dir.join(format!("keys-{zone}"));
     std::fs::create_dir_all(&keys).unwrap();
     let k = keys.display();
-    must(&format!("cd {k} && dnssec-keygen -q -a ECDSAP256SHA256 -f KSK -n ZONE {zone} >/dev/null && dnssec-keygen -q -a ECDSAP256SHA256 -n ZONE {zone} >/dev/null"));
+    must(&format!("cd {k} && dnssec-keygen -q -a {alg} -f KSK -n ZONE {zone} >/dev/null && dnssec-keygen -q -a {alg} -n ZONE {zone} >/dev/null"));
     let zonefile = format!(
         "$TTL 300\n@ IN SOA ns.{zone}. admin.{zone}. 1 3600 600 86400 300\n@ IN NS ns.{zone}.\nns IN A 127.0.0.1\n{body}"
     );
@@ -72,6 +86,20 @@ impl Named {
             "host IN A 192.0.2.50\n",
             "-P -s 20200101000000 -e 20200201000000",
         ));
+        let mut other_zones = String::new();
+        for (zone, alg, extra) in OTHER_ZONES {
+            anchor.push_str(&sign_with(
+                d,
+                zone,
+                alg,
+                "host IN A 192.0.2.60\nother IN A 192.0.2.61\n",
+                extra,
+            ));
+            other_zones.push_str(&format!(
+                "zone \"{zone}\" {{ type primary; file \"{}/keys-{zone}/signed\"; }};\n",
+                d.display()
+            ));
+        }
         // Tamper with one record after signing: its signature no longer matches.
         let signed = d.join("keys-example.test/signed");
         let text = std::fs::read_to_string(&signed).unwrap();
@@ -99,7 +127,7 @@ impl Named {
             "options {{ directory \"{dir}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; pid-file none; }};\n\
 zone \"example.test\" {{ type primary; file \"{dir}/keys-example.test/signed\"; }};\n\
 zone \"expired.test\" {{ type primary; file \"{dir}/keys-expired.test/signed\"; }};\n\
-zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n",
+zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n{other_zones}",
             dir = d.display()
         );
         std::fs::write(d.join("named.conf"), conf).unwrap();
