@@ -131,7 +131,7 @@ Resource Agent API.",
                 .about("Check that a peer's name securely (DNSSEC) resolves to the address it uses")
                 .arg(Arg::new("peer").long("peer").value_name("NAME").help("The peer's DNS name"))
                 .arg(Arg::new("address").long("address").value_name("IP").help("The address the peer uses"))
-                .arg(Arg::new("resolver").long("resolver").value_name("ADDRESS[:PORT]").help("Resolver to ask (default: /etc/resolv.conf)"))
+                .arg(Arg::new("resolver").long("resolver").value_name("ADDRESS[:PORT] ...").help("Resolvers to ask, space- or comma-separated (default: every nameserver of /etc/resolv.conf)"))
                 .arg(Arg::new("dnssec-anchor").long("dnssec-anchor").value_name("FILE").help("Trust anchor: DNSKEY lines (default /usr/share/dns/root.key)"))
                 .arg(Arg::new("timeout").long("timeout").value_name("DURATION").help("Time the check may take (default 10s)"))
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the verdict as JSON")),

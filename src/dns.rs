@@ -43,8 +43,31 @@ impl DnssecMode {
     }
 }
 
-/// `address[:port]` of the resolver to ask (IPv6 as `[addr]:port`).
-pub fn parse_resolver(param: &str, v: &str) -> Result<SocketAddr> {
+/// More resolvers than this is a mistake (resolv.conf itself keeps three).
+pub const RESOLVERS_MAX: usize = 8;
+
+/// The resolvers to ask: one or more `address[:port]` (IPv6 as `[addr]:port`), separated
+/// by spaces or commas. Several are asked as resolv.conf's are: one that is down or slow
+/// does not make the others' answers wait.
+pub fn parse_resolvers(param: &str, v: &str) -> Result<Vec<SocketAddr>> {
+    let servers = v
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| parse_resolver(param, w))
+        .collect::<Result<Vec<_>>>()?;
+    if servers.is_empty() {
+        return Err(Error::configured(param, "empty: give address[:port]"));
+    }
+    if servers.len() > RESOLVERS_MAX {
+        return Err(Error::configured(
+            param,
+            format!("{} resolvers; at most {RESOLVERS_MAX}", servers.len()),
+        ));
+    }
+    Ok(servers)
+}
+
+fn parse_resolver(param: &str, v: &str) -> Result<SocketAddr> {
     if let Ok(sa) = v.parse::<SocketAddr>() {
         return Ok(sa);
     }
@@ -93,7 +116,8 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new(anchor: &Path, server: Option<SocketAddr>, deadline: Instant) -> Result<Checker> {
+    /// `servers` empty: every nameserver of /etc/resolv.conf.
+    pub fn new(anchor: &Path, servers: &[SocketAddr], deadline: Instant) -> Result<Checker> {
         let anchors = TrustAnchors::from_file(anchor).map_err(|e| {
             Error::configured("dnssec_anchor", format!("{}: {e}", anchor.display()))
         })?;
@@ -101,18 +125,24 @@ impl Checker {
             .enable_all()
             .build()
             .map_err(|e| Error::Generic(format!("cannot start the resolver runtime: {e}")))?;
-        let sa = match server {
-            Some(sa) => sa,
-            None => system_resolver()?,
+        let servers = match servers {
+            [] => system_resolvers()?,
+            given => given.to_vec(),
         };
-        let mut ns = NameServerConfig::udp_and_tcp(sa.ip());
-        for c in &mut ns.connections {
-            c.port = sa.port();
-        }
+        let name_servers: Vec<NameServerConfig> = servers
+            .iter()
+            .map(|sa| {
+                let mut ns = NameServerConfig::udp_and_tcp(sa.ip());
+                for c in &mut ns.connections {
+                    c.port = sa.port();
+                }
+                ns
+            })
+            .collect();
         let budget = deadline.saturating_duration_since(Instant::now());
         let builder = |validate: bool| {
             let mut b = Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(vec![ns.clone()]),
+                ResolverConfig::from_name_servers(name_servers.clone()),
                 TokioRuntimeProvider::default(),
             );
             let opts = b.options_mut();
@@ -370,20 +400,18 @@ pub fn system_nameservers() -> Vec<IpAddr> {
         .collect()
 }
 
-/// The first `nameserver` of /etc/resolv.conf.
-fn system_resolver() -> Result<SocketAddr> {
-    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|rest| rest.trim().parse::<IpAddr>().ok())
+/// Every `nameserver` of /etc/resolv.conf, on port 53.
+fn system_resolvers() -> Result<Vec<SocketAddr>> {
+    let servers: Vec<SocketAddr> = system_nameservers()
+        .into_iter()
         .map(|ip| SocketAddr::new(ip, 53))
-        .next()
-        .ok_or_else(|| {
-            Error::configured(
-                "resolver",
-                "no nameserver in /etc/resolv.conf; set resolver",
-            )
-        })
+        .collect();
+    Some(servers).filter(|s| !s.is_empty()).ok_or_else(|| {
+        Error::configured(
+            "resolver",
+            "no nameserver in /etc/resolv.conf; set resolver",
+        )
+    })
 }
 
 /// Where the trust anchor comes from when `dnssec_anchor` is unset.

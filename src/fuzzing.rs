@@ -70,7 +70,7 @@ pub fn parameters(data: &[u8]) {
     let _ = crate::config::parse_duration_ms("timeout", &text);
     let _ = crate::config::parse_check_level(&text);
     let _ = crate::config::parse_host_address("vip", &text);
-    let _ = crate::dns::parse_resolver("resolver", &text);
+    let _ = crate::dns::parse_resolvers("resolver", &text);
 }
 
 /// State files as read back from disk (a crash, a disk, an older vipsec).

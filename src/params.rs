@@ -342,9 +342,11 @@ peer_id is a name or auth=cert, else off.",
         required: false,
         unique: false,
         reloadable: false,
-        shortdesc: "Resolver to ask, address[:port]",
-        longdesc: "The DNS server asked for the peers' names (it need not validate: vipsec \
-does). Default: the first nameserver of /etc/resolv.conf.",
+        shortdesc: "Resolvers to ask, address[:port] ...",
+        longdesc: "The DNS servers asked for the peers' names, address[:port] (IPv6 as \
+[address]:port), space- or comma-separated, at most 8 (they need not validate: vipsec \
+does). Asked together, as resolv.conf's are: one that is down does not hold the answer up. \
+Default: every nameserver of /etc/resolv.conf.",
     },
 ];
 
@@ -577,9 +579,11 @@ when a peer is given by name or auth=cert, else off.",
         required: false,
         unique: false,
         reloadable: false,
-        shortdesc: "Resolver to ask, address[:port]",
-        longdesc: "The DNS server asked for peers' names (it need not validate: vipsec does). \
-Default: the first nameserver of /etc/resolv.conf.",
+        shortdesc: "Resolvers to ask, address[:port] ...",
+        longdesc: "The DNS servers asked for peers' names, address[:port] (IPv6 as \
+[address]:port), space- or comma-separated, at most 8 (they need not validate: vipsec \
+does). Asked together, as resolv.conf's are: one that is down does not hold the answer up. \
+Default: every nameserver of /etc/resolv.conf.",
     },
     Param {
         name: "corosync_conf",

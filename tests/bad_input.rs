@@ -187,6 +187,27 @@ const CASES: &[Case] = &[
         names: "fallbacktunnel",
     },
     Case {
+        name: "resolver is a name",
+        params: &[("resolver", "192.0.2.53 ns.example.test")],
+        code: 6,
+        names: "resolver",
+    },
+    Case {
+        name: "resolver port out of range",
+        params: &[("resolver", "192.0.2.53:65536")],
+        code: 6,
+        names: "resolver",
+    },
+    Case {
+        name: "resolver lists too many",
+        params: &[(
+            "resolver",
+            "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6 192.0.2.7 192.0.2.8 192.0.2.9",
+        )],
+        code: 6,
+        names: "resolver",
+    },
+    Case {
         name: "confdir relative",
         params: &[("confdir", "etc/ipsec.d")],
         code: 6,
@@ -817,6 +838,16 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
             "peers",
         ),
         ("too many peers", vec![("peers", many.as_str())], "peers"),
+        (
+            "resolver is a name",
+            vec![("resolver", "ns.example.test")],
+            "resolver",
+        ),
+        (
+            "resolver with an empty port",
+            vec![("resolver", "[2001:db8::53]:")],
+            "resolver",
+        ),
         (
             "no secret_file and no cluster key",
             vec![

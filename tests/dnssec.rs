@@ -171,6 +171,37 @@ fn a_resolver_that_does_not_answer_is_refused_in_time() {
     assert_eq!(v["accepted"], false);
 }
 
+/// Several resolvers, as resolv.conf lists them: the first one silent, the real one
+/// after it: the answer comes from the one that answers, well within the budget.
+#[test]
+fn a_silent_first_resolver_does_not_hold_the_answer_up() {
+    let named = Named::start();
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let list = format!(
+        "127.0.0.1:{}, 127.0.0.1:{}",
+        silent.local_addr().unwrap().port(),
+        named.port
+    );
+    let t0 = Instant::now();
+    let (run, v) = named.check("good.example.test", "192.0.2.10", &named.anchor, Some(list));
+    let took = t0.elapsed();
+    assert_eq!(
+        (run.code, &v["accepted"]),
+        (0, &serde_json::json!(true)),
+        "{run:?}"
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    // A list with a word that is not an address: one line naming the parameter, 6.
+    let (run, _) = named.check(
+        "good.example.test",
+        "192.0.2.10",
+        &named.anchor,
+        Some(format!("127.0.0.1:{} ns.example.test", named.port)),
+    );
+    assert_eq!(run.code, 6, "{run:?}");
+    assert!(run.stderr.contains("resolver"), "{run:?}");
+}
+
 #[test]
 fn check_dns_is_fast_on_a_warm_local_server() {
     let named = Named::start();
@@ -191,8 +222,8 @@ fn check_dns_is_fast_on_a_warm_local_server() {
 fn a_hundred_names_are_checked_concurrently_within_a_second() {
     let named = Named::start();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let resolver = Some(format!("127.0.0.1:{}", named.port).parse().unwrap());
-    let mut checker = vipsec::dns::Checker::new(&named.anchor, resolver, deadline).unwrap();
+    let resolver = [format!("127.0.0.1:{}", named.port).parse().unwrap()];
+    let mut checker = vipsec::dns::Checker::new(&named.anchor, &resolver, deadline).unwrap();
     let names: Vec<String> = (1..=100).map(|i| format!("p{i}.example.test")).collect();
     let t0 = Instant::now();
     let answers = checker.lookup_all(&names, deadline);

@@ -76,7 +76,7 @@ pub fn judge(
     ike: &dyn IkeBackend,
     store: &crate::state::StateStore,
     anchor: &Path,
-    resolver: Option<SocketAddr>,
+    resolver: &[SocketAddr],
     mode: DnssecMode,
     claims: Vec<Claim>,
     deadline: Instant,
@@ -93,7 +93,7 @@ pub fn judge(
 fn judge_claims(
     ike: &dyn IkeBackend,
     anchor: &Path,
-    resolver: Option<SocketAddr>,
+    resolver: &[SocketAddr],
     mode: DnssecMode,
     mut claims: Vec<Claim>,
     validated_before: &[Validated],

@@ -19,13 +19,14 @@ pub fn run(raw: &RawParams, json: bool, deadline: Instant) -> Result<()> {
     )?;
     let resolver = raw
         .get("resolver")
-        .map(|r| crate::dns::parse_resolver("resolver", r))
-        .transpose()?;
+        .map(|r| crate::dns::parse_resolvers("resolver", r))
+        .transpose()?
+        .unwrap_or_default();
     let anchor = raw
         .get("dnssec_anchor")
         .map(PathBuf::from)
         .unwrap_or_else(crate::dns::default_anchor);
-    let mut checker = crate::dns::Checker::new(&anchor, resolver, deadline)?;
+    let mut checker = crate::dns::Checker::new(&anchor, &resolver, deadline)?;
     let v = checker.check(&name, address, deadline);
     if json {
         print_json(&v);

@@ -27,7 +27,8 @@ pub struct IpsecConfig {
     /// `None`: require when peer_id is a DNS name (@name) or auth=cert.
     pub dnssec: Option<crate::dns::DnssecMode>,
     pub dnssec_anchor: PathBuf,
-    pub resolver: Option<std::net::SocketAddr>,
+    /// Empty: every nameserver of /etc/resolv.conf.
+    pub resolver: Vec<std::net::SocketAddr>,
     /// Known clients the daemon initiates toward at start (in the order given).
     pub clients: Vec<KnownClient>,
 }
@@ -233,8 +234,9 @@ impl IpsecConfig {
             )?,
             resolver: raw
                 .get("resolver")
-                .map(|v| crate::dns::parse_resolver("resolver", v))
-                .transpose()?,
+                .map(|v| crate::dns::parse_resolvers("resolver", v))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 

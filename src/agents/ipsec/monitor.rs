@@ -256,7 +256,7 @@ fn check_peer_names(
         env.ike,
         &env.store,
         &cfg.dnssec_anchor,
-        cfg.resolver,
+        &cfg.resolver,
         mode,
         claims,
         env.deadline,

@@ -74,8 +74,8 @@ pub struct MeshConfig {
     /// `None`: require whenever a peer is given by name or authenticates by certificate.
     pub dnssec: Option<DnssecMode>,
     pub dnssec_anchor: PathBuf,
-    /// `None`: the first nameserver of /etc/resolv.conf.
-    pub resolver: Option<std::net::SocketAddr>,
+    /// Empty: every nameserver of /etc/resolv.conf.
+    pub resolver: Vec<std::net::SocketAddr>,
 }
 
 fn parse_port(param: &str, token: &str) -> Result<Port> {
@@ -321,8 +321,9 @@ impl MeshConfig {
             dnssec_anchor: path("dnssec_anchor", crate::dns::DEFAULT_ANCHOR)?,
             resolver: raw
                 .get("resolver")
-                .map(|v| crate::dns::parse_resolver("resolver", v))
-                .transpose()?,
+                .map(|v| crate::dns::parse_resolvers("resolver", v))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }

@@ -135,7 +135,7 @@ impl MeshEnv<'_> {
             (DnssecMode::Off, _) | (_, false) => None,
             _ => Some(Checker::new(
                 &self.cfg.dnssec_anchor,
-                self.cfg.resolver,
+                &self.cfg.resolver,
                 self.deadline,
             )?),
         };
@@ -249,7 +249,7 @@ impl MeshEnv<'_> {
             return (Vec::new(), Vec::new());
         }
         let mut servers = crate::dns::system_nameservers();
-        servers.extend(self.cfg.resolver.map(|s| s.ip()));
+        servers.extend(self.cfg.resolver.iter().map(|s| s.ip()));
         let locals: Vec<IpAddr> = plan.locals().into_iter().collect();
         let mut rules = Vec::new();
         for &local in &locals {

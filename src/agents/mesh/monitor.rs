@@ -331,7 +331,7 @@ fn check_certificate_names(
         env.ike,
         &env.store,
         &env.cfg.dnssec_anchor,
-        env.cfg.resolver,
+        &env.cfg.resolver,
         mode,
         claims,
         env.deadline,
