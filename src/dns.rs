@@ -406,12 +406,13 @@ fn system_resolvers() -> Result<Vec<SocketAddr>> {
         .into_iter()
         .map(|ip| SocketAddr::new(ip, 53))
         .collect();
-    Some(servers).filter(|s| !s.is_empty()).ok_or_else(|| {
-        Error::configured(
+    if servers.is_empty() {
+        return Err(Error::configured(
             "resolver",
             "no nameserver in /etc/resolv.conf; set resolver",
-        )
-    })
+        ));
+    }
+    Ok(servers)
 }
 
 /// Where the trust anchor comes from when `dnssec_anchor` is unset.

@@ -137,13 +137,11 @@ impl Libreswan {
     }
 
     /// libreswan 4.x has no per-conn query: the full status (every conn, then every
-    /// state) answers both questions for every conn asked, in one call.
-    fn full_status(&self, conns: &[&ConnName], deadline: Instant) -> Result<Vec<ConnStatus>> {
-        let out = self.run("whack", &[OsStr::new("--status")], deadline)?;
-        Ok(conns
-            .iter()
-            .map(|conn| status_in_full(&out.stdout, conn.as_str()))
-            .collect())
+    /// state) answers both questions, for every conn, in one call.
+    fn full_status(&self, deadline: Instant) -> Result<String> {
+        Ok(self
+            .run("whack", &[OsStr::new("--status")], deadline)?
+            .stdout)
     }
 
     /// Makes pluto reread its secrets and checks that it read ours.
@@ -514,8 +512,7 @@ impl IkeBackend for Libreswan {
             // One conn's report, whatever else pluto holds.
             return self.connection_status(conn, deadline);
         }
-        let mut one = self.full_status(&[conn], deadline)?;
-        Ok(one.remove(0))
+        Ok(status_in_full(&self.full_status(deadline)?, conn.as_str()))
     }
 
     fn conns_status(&self, conns: &[&ConnName], deadline: Instant) -> Result<Vec<ConnStatus>> {
@@ -527,7 +524,11 @@ impl IkeBackend for Libreswan {
         }
         // Every conn's answer is in the one full status: a VIP with known clients costs
         // one whack, not one per client.
-        self.full_status(conns, deadline)
+        let status = self.full_status(deadline)?;
+        Ok(conns
+            .iter()
+            .map(|c| status_in_full(&status, c.as_str()))
+            .collect())
     }
 }
 

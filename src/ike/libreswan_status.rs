@@ -149,6 +149,7 @@ fn fields_of(text: &str) -> Vec<(&str, &str)> {
 pub fn established_peers(text: &str, conn: &str, kind: SaKind) -> Vec<(u64, std::net::IpAddr)> {
     let quoted = format!("\"{conn}\"");
     let mut out = Vec::new();
+    let mut far_host = None;
     for line in text.lines() {
         let established = match kind {
             SaKind::Ike => line.contains("ESTABLISHED_IKE_SA"),
@@ -182,7 +183,7 @@ pub fn established_peers(text: &str, conn: &str, kind: SaKind) -> Vec<(u64, std:
         } else {
             name.rsplit_once(':')
                 .and_then(|(_, p)| parse_host(p))
-                .or_else(|| conn_far_host(text, conn))
+                .or_else(|| *far_host.get_or_insert_with(|| conn_far_host(text, conn)))
         };
         if let Some(addr) = addr {
             out.push((serial, addr));
