@@ -96,6 +96,8 @@ fn deb_installs_where_pacemaker_and_pcs_find_it_and_removes_cleanly() {
         "/usr/share/man/man8/vipsec.8.gz",
         "/usr/lib/tmpfiles.d/vipsec.conf",
         "/usr/share/doc/vipsec/README.md",
+        "/usr/share/doc/vipsec/SECURITY.md",
+        "/usr/share/doc/vipsec/docs/mesh.md",
     ] {
         assert!(
             owned.lines().any(|l| l == path),
