@@ -764,7 +764,7 @@ mod tests {
         assert!(Packet::decode(b"\x63")
             .unwrap_err()
             .contains("unknown packet type"));
-        // Bytes after a packet that carries no message (found by the vici fuzz target's
+        // Bytes after a packet that carries no message (the vici fuzz target asserts the
         // round trip: they decoded, and were lost on the way back).
         for extra in [&b"\x05x"[..], b"\x02\x00", b"\x03\x01ab", b"\x06\x01"] {
             let err = Packet::decode(extra).unwrap_err();
