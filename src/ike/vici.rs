@@ -764,9 +764,10 @@ mod tests {
         assert!(Packet::decode(b"\x63")
             .unwrap_err()
             .contains("unknown packet type"));
-        // Bytes after a packet that carries no message (the vici fuzz target asserts the
-        // round trip: they decoded, and were lost on the way back).
-        for extra in [&b"\x05x"[..], b"\x02\x00", b"\x03\x01ab", b"\x06\x01"] {
+        // Bytes after a packet that carries no message: they decoded, and were lost on
+        // the way back. The vici fuzz target's round trip finds \x02\x02 within ten
+        // inputs when this check is undone.
+        for extra in [&b"\x02\x02"[..], b"\x05x", b"\x03\x01ab", b"\x06\x01"] {
             let err = Packet::decode(extra).unwrap_err();
             assert!(err.contains("after a complete"), "{extra:?}: {err}");
         }
