@@ -8,10 +8,13 @@
 //! - DNs (RFC 4514): attributes escaped in any of the RFC's ways parse back to the same
 //!   attributes, and the name a DN claims is its one CN's, whatever the other values
 //!   hold (`O=x\, CN=victim.example` claims nothing).
-//! - Rendered conns: for every parameter set the ipsec agent accepts, the conns it
-//!   generates read back unchanged: from the strongSwan backend's file, with charon's
-//!   status interpreted from them; and by libreswan's own parser (`readwriteconf`), when
-//!   libreswan is installed.
+//! - Rendered conns: for every parameter set the ipsec agent accepts, and for meshes of
+//!   up to four nodes (either policy, exclusions, secure ports, forwarded subnets, either
+//!   authentication), the conns generated read back unchanged: from the strongSwan
+//!   backend's file, with charon's status interpreted from them; and by libreswan's own
+//!   parser (`readwriteconf`), when libreswan is installed. The libreswan text holds no
+//!   control character but tabs and line ends, and its `conn` lines name exactly the
+//!   generated conns (what stop reads back).
 //!
 //! Case counts are chosen so that the whole file runs in a few seconds in a debug build
 //! (PROPTEST_CASES=N runs N cases of each instead).
@@ -387,78 +390,96 @@ fn id_text(id: &Identity) -> String {
     id.to_string()
 }
 
-proptest! {
-    #![proptest_config(config(256))]
-
-    #[test]
-    fn charon_reads_back_the_conns_vipsec_renders(raw in ipsec_params()) {
-        let conns = generated(&raw);
-        prop_assume!(conns.is_some(), "the agent refuses these parameters");
-        let conns = conns.unwrap();
-        let messages: Vec<Message> = conns
-            .iter()
-            .map(|c| load_conn(c, &|file| Ok(file.as_bytes().to_vec())).unwrap())
-            .collect();
-        // The file the backend keeps reads back to the same messages...
-        let file = vici::write_framed(&messages).unwrap();
-        let read = vici::read_framed(&file).unwrap();
-        prop_assert_eq!(&read, &messages);
-        for (c, m) in conns.iter().zip(&read) {
-            // ... each naming its conn, and only it ...
-            let names: Vec<&str> = m.sections().map(|(n, _)| n).collect();
-            prop_assert_eq!(names, [c.name.as_str()]);
-            // ... with the addresses charon's status is read for ...
-            let events = std::slice::from_ref(m);
-            prop_assert_eq!(vipsec::ike::strongswan_status::conn_local_addrs(events, &c.name), [c.local]);
-            let remote: Vec<IpAddr> = match c.remote {
-                Remote::Host(a) => vec![a],
-                Remote::Any => vec![],
-            };
-            prop_assert_eq!(vipsec::ike::strongswan_status::conn_remote_addrs(events, &c.name), remote);
-            // ... and the identities asked for, as given.
-            let conn = m.section(&c.name).unwrap();
-            let remote_id = conn.section("remote").and_then(|r| r.str("id")).map(str::to_string);
-            match &c.auth {
-                ConnAuth::Psk { local, remote } => {
-                    let local_id = conn.section("local").and_then(|l| l.str("id")).map(str::to_string);
-                    prop_assert_eq!(local_id, Some(id_text(local)));
-                    if let Some(r) = remote {
-                        prop_assert_eq!(remote_id, Some(id_text(r)));
-                    }
+/// The conns of the strongSwan backend's file read back unchanged, with the addresses
+/// charon's status is read for and the identities asked for.
+fn charon_reads_back(conns: &[ConnDef]) -> Result<(), TestCaseError> {
+    let messages: Vec<Message> = conns
+        .iter()
+        .map(|c| load_conn(c, &|file| Ok(file.as_bytes().to_vec())).unwrap())
+        .collect();
+    // The file the backend keeps reads back to the same messages...
+    let file = vici::write_framed(&messages).unwrap();
+    let read = vici::read_framed(&file).unwrap();
+    prop_assert_eq!(&read, &messages);
+    for (c, m) in conns.iter().zip(&read) {
+        // ... each naming its conn, and only it ...
+        let names: Vec<&str> = m.sections().map(|(n, _)| n).collect();
+        prop_assert_eq!(names, [c.name.as_str()]);
+        // ... with the addresses charon's status is read for ...
+        let events = std::slice::from_ref(m);
+        prop_assert_eq!(
+            vipsec::ike::strongswan_status::conn_local_addrs(events, &c.name),
+            [c.local]
+        );
+        let remote: Vec<IpAddr> = match c.remote {
+            Remote::Host(a) => vec![a],
+            Remote::Any => vec![],
+        };
+        prop_assert_eq!(
+            vipsec::ike::strongswan_status::conn_remote_addrs(events, &c.name),
+            remote
+        );
+        // ... and the identities asked for, as given.
+        let conn = m.section(&c.name).unwrap();
+        let id = |end: &str| {
+            conn.section(end)
+                .and_then(|e| e.str("id"))
+                .map(str::to_string)
+        };
+        match &c.auth {
+            ConnAuth::Psk { local, remote } => {
+                prop_assert_eq!(id("local"), Some(id_text(local)));
+                if let Some(r) = remote {
+                    prop_assert_eq!(id("remote"), Some(id_text(r)));
                 }
-                ConnAuth::Cert { remote, .. } => {
-                    prop_assert_eq!(remote_id, Some(remote.as_ref().map_or("%any".to_string(), id_text)));
-                }
-                ConnAuth::None => {}
             }
+            ConnAuth::Cert { remote, .. } => {
+                let want = remote.as_ref().map_or("%any".to_string(), id_text);
+                prop_assert_eq!(id("remote"), Some(want));
+            }
+            ConnAuth::None => {}
         }
     }
+    Ok(())
+}
 
-    #[test]
-    fn libreswan_renderings_hold_no_control_character_and_name_their_conns(
-        raw in ipsec_params(),
-        v5 in any::<bool>(),
-    ) {
-        let conns = generated(&raw);
-        prop_assume!(conns.is_some(), "the agent refuses these parameters");
-        let conns = conns.unwrap();
-        let version = vipsec::ike::libreswan_conf::Version { major: if v5 { 5 } else { 4 }, minor: 0 };
-        let text = vipsec::ike::libreswan_conf::render_conns(&conns, version, None);
-        prop_assert!(!text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{}", text);
-        // What stop reads back to know which conns it wrote: exactly these, in order.
-        let headers: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("conn ")).collect();
-        let names: Vec<&str> = conns.iter().map(|c| c.name.as_str()).collect();
-        prop_assert_eq!(headers, names);
-        // Every body line is one key = one value (quoted when it holds a space or comma).
-        for line in text.lines().filter(|l| l.starts_with('\t')) {
-            let (_, value) = line[1..].split_once('=').unwrap();
-            let bare = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
-            match bare {
-                Some(inner) => prop_assert!(!inner.contains('"'), "{}", line),
-                None => prop_assert!(!value.contains([' ', '"', ',']) || line.starts_with("\tike=") || line.starts_with("\tesp="), "{}", line),
-            }
+/// The libreswan rendering: no control character but line ends and tabs, the conn
+/// headers stop reads back naming exactly these conns, one value a key.
+fn libreswan_rendering_is_clean(conns: &[ConnDef], v5: bool) -> Result<(), TestCaseError> {
+    let version = vipsec::ike::libreswan_conf::Version {
+        major: if v5 { 5 } else { 4 },
+        minor: 0,
+    };
+    let text = vipsec::ike::libreswan_conf::render_conns(conns, version, None);
+    prop_assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{}",
+        text
+    );
+    // What stop reads back to know which conns it wrote: exactly these, in order.
+    let headers: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("conn "))
+        .collect();
+    let names: Vec<&str> = conns.iter().map(|c| c.name.as_str()).collect();
+    prop_assert_eq!(headers, names);
+    // Every body line is one key = one value (quoted when it holds a space or comma).
+    for line in text.lines().filter(|l| l.starts_with('\t')) {
+        let (_, value) = line[1..].split_once('=').unwrap();
+        match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(inner) => prop_assert!(!inner.contains('"'), "{}", line),
+            None => prop_assert!(
+                !value.contains([' ', '"', ','])
+                    || line.starts_with("\tike=")
+                    || line.starts_with("\tesp="),
+                "{}",
+                line
+            ),
         }
     }
+    Ok(())
 }
 
 /// libreswan's own reader of ipsec.conf (it parses a file and writes what it read).
@@ -491,6 +512,203 @@ fn read_back(text: &str) -> Vec<(String, Vec<(String, String)>)> {
     out
 }
 
+/// libreswan's parser reads the rendered conns back to their names, ends, subnets,
+/// protocols and ports, identities and certificate.
+fn libreswan_reads_back(conns: &[ConnDef]) -> Result<(), TestCaseError> {
+    let Some(tool) = readwriteconf() else {
+        // The suite's hosts all have libreswan (tests/deps.sh).
+        eprintln!("libreswan's readwriteconf is not installed: the rendering is checked by libreswan_rendering_is_clean only");
+        return Ok(());
+    };
+    let version = vipsec::ike::libreswan_conf::Version {
+        major: 4,
+        minor: 10,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vipsec.conf");
+    let text = vipsec::ike::libreswan_conf::render_conns(conns, version, None);
+    std::fs::write(&file, format!("config setup\n\n{text}")).unwrap();
+    let out = std::process::Command::new(tool)
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let parsed = String::from_utf8_lossy(&out.stdout);
+    prop_assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        text,
+        parsed,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = read_back(&parsed);
+    prop_assert_eq!(read.len(), conns.len(), "{}\n{}", text, parsed);
+    for (c, (name, keys)) in conns.iter().zip(&read) {
+        let has = |k: &str, v: &str| keys.iter().any(|(a, b)| a == k && b == v);
+        let shown = || format!("{text}: {keys:?}");
+        prop_assert_eq!(name, &c.name);
+        prop_assert!(has("left", &c.local.to_string()), "{}", shown());
+        let right = match (c.remote, c.remote_subnet) {
+            (Remote::Host(a), _) => a.to_string(),
+            (Remote::Any, Some(_)) if c.local.is_ipv4() => "0.0.0.0".into(),
+            (Remote::Any, Some(_)) => "::".into(),
+            (Remote::Any, None) => "%any".into(),
+        };
+        prop_assert!(has("right", &right), "{}", shown());
+        let ends = [
+            ("leftsubnet", c.local_subnet, Some(c.local)),
+            (
+                "rightsubnet",
+                c.remote_subnet,
+                match c.remote {
+                    Remote::Host(a) => Some(a),
+                    Remote::Any => None,
+                },
+            ),
+        ];
+        for (key, subnet, host) in ends {
+            let Some(s) = subnet else { continue };
+            // libreswan drops a subnet that is the end's own address (the same thing).
+            let full = if s.addr.is_ipv4() { 32 } else { 128 };
+            let just_the_host = Some(s.addr) == host && s.len == full;
+            let absent = !keys.iter().any(|(k, _)| k == key);
+            prop_assert!(
+                has(key, &s.to_string()) || just_the_host && absent,
+                "{}",
+                shown()
+            );
+        }
+        for (key, pp) in [
+            ("leftprotoport", &c.local_port),
+            ("rightprotoport", &c.remote_port),
+        ] {
+            if let Some(pp) = pp {
+                // libreswan writes it back as PROTO/PORT, port 0 for any.
+                let want = format!("{}/{}", pp.proto, pp.port.unwrap_or(0));
+                let read = keys
+                    .iter()
+                    .any(|(k, v)| k == key && v.eq_ignore_ascii_case(&want));
+                prop_assert!(read, "{}", shown());
+            }
+        }
+        match &c.auth {
+            ConnAuth::Psk { local, remote } => {
+                prop_assert!(has("leftid", &id_text(local)), "{}", shown());
+                if let Some(r) = remote {
+                    prop_assert!(has("rightid", &id_text(r)), "{}", shown());
+                }
+            }
+            ConnAuth::Cert { nickname, remote } => {
+                prop_assert!(has("leftcert", nickname), "{}", shown());
+                let want = remote.as_ref().map_or("%fromcert".to_string(), id_text);
+                prop_assert!(has("rightid", &want), "{}", shown());
+            }
+            ConnAuth::None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parameters of `ocf:vipsec:mesh`: this node 192.0.2.1 and up to three peers, either
+/// policy, the exclusions on or off, secure ports, forwarded subnets, either
+/// authentication.
+fn mesh_params() -> impl Strategy<Value = RawParams> {
+    (
+        prop::collection::btree_set(2u8..250, 1..4),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::subsequence(
+            vec!["5432", "udp/5405", "tcp/2224", "sctp/9", "udp/53"],
+            0..3,
+        ),
+        any::<bool>(),
+        prop::option::of("[a-z][a-z0-9 ,-]{0,16}"),
+    )
+        .prop_map(|(peers, require, ssh, icmp, ports, forward, cert)| {
+            let mut raw = RawParams::default();
+            let mut list = vec!["192.0.2.1".to_string()];
+            list.extend(peers.iter().map(|h| format!("192.0.2.{h}")));
+            raw.set("peers", list.join(" "));
+            raw.set("policy", if require { "require" } else { "use" });
+            raw.set("exclude_ssh", ssh.to_string());
+            raw.set("exclude_icmp", icmp.to_string());
+            raw.set("secure_ports", ports.join(" "));
+            if forward {
+                let first = peers.iter().next().copied().unwrap_or(2);
+                raw.set(
+                    "forward_subnets",
+                    format!("192.0.2.1=10.88.1.0/24 192.0.2.{first}=10.88.{first}.0/24"),
+                );
+            }
+            if let Some(nickname) = cert {
+                raw.set("auth", "cert");
+                raw.set("cert", nickname);
+            }
+            raw
+        })
+}
+
+/// The conns the mesh plans on 192.0.2.1 from `raw`, if it accepts it.
+fn mesh_generated(raw: &RawParams) -> Option<Vec<ConnDef>> {
+    use vipsec::agents::mesh::plan::{self, MeshPlan, PlannedPeer};
+    let cfg = vipsec::agents::mesh::config::MeshConfig::parse(raw).ok()?;
+    let local: IpAddr = "192.0.2.1".parse().ok()?;
+    let peers: Vec<IpAddr> = raw
+        .get("peers")?
+        .split(' ')
+        .filter_map(|p| p.parse().ok())
+        .filter(|&p| p != local)
+        .collect();
+    let mesh = MeshPlan {
+        peers: peers
+            .iter()
+            .map(|&address| PlannedPeer {
+                address,
+                local,
+                listed_as: address.to_string(),
+                conns: plan::conns_for(&cfg, local, address),
+            })
+            .collect(),
+        skipped: Vec::new(),
+        pass_conns: plan::pass_conns_for(&cfg, local),
+    };
+    Some(plan::conn_defs(&cfg, &mesh))
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn charon_reads_back_the_conns_vipsec_renders(raw in ipsec_params()) {
+        let conns = generated(&raw);
+        prop_assume!(conns.is_some(), "the agent refuses these parameters");
+        charon_reads_back(&conns.unwrap())?;
+    }
+
+    #[test]
+    fn libreswan_renderings_hold_no_control_character_and_name_their_conns(
+        raw in ipsec_params(),
+        v5 in any::<bool>(),
+    ) {
+        let conns = generated(&raw);
+        prop_assume!(conns.is_some(), "the agent refuses these parameters");
+        libreswan_rendering_is_clean(&conns.unwrap(), v5)?;
+    }
+
+    #[test]
+    fn the_meshs_conns_render_cleanly_and_charon_reads_them_back(
+        raw in mesh_params(),
+        v5 in any::<bool>(),
+    ) {
+        let conns = mesh_generated(&raw);
+        prop_assume!(conns.is_some(), "the agent refuses these parameters");
+        let conns = conns.unwrap();
+        libreswan_rendering_is_clean(&conns, v5)?;
+        charon_reads_back(&conns)?;
+    }
+}
+
 proptest! {
     // One process per case: fewer cases.
     #![proptest_config(config(48))]
@@ -499,47 +717,15 @@ proptest! {
     fn libreswan_parses_the_conns_vipsec_renders_back_to_them(
         raw in ipsec_params(),
     ) {
-        let Some(tool) = readwriteconf() else {
-            // Said once per case; the suite's hosts all have libreswan (tests/deps.sh).
-            eprintln!("libreswan's readwriteconf is not installed: the rendering is checked by the property above only");
-            return Ok(());
-        };
         let conns = generated(&raw);
         prop_assume!(conns.is_some(), "the agent refuses these parameters");
-        let conns = conns.unwrap();
-        let version = vipsec::ike::libreswan_conf::Version { major: 4, minor: 10 };
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("vipsec.conf");
-        let text = vipsec::ike::libreswan_conf::render_conns(&conns, version, None);
-        std::fs::write(&file, format!("config setup\n\n{text}")).unwrap();
-        let out = std::process::Command::new(tool).arg("--config").arg(&file).output().unwrap();
-        let parsed = String::from_utf8_lossy(&out.stdout);
-        prop_assert!(out.status.success(), "{}\n{}\n{}", text, parsed, String::from_utf8_lossy(&out.stderr));
-        let read = read_back(&parsed);
-        let has = |keys: &[(String, String)], k: &str, v: &str| keys.iter().any(|(a, b)| a == k && b == v);
-        prop_assert_eq!(read.len(), conns.len(), "{}\n{}", text, parsed);
-        for (c, (name, keys)) in conns.iter().zip(&read) {
-            prop_assert_eq!(name, &c.name);
-            prop_assert!(has(keys, "left", &c.local.to_string()), "{}: {:?}", text, keys);
-            let right = match c.remote {
-                Remote::Host(a) => a.to_string(),
-                Remote::Any => "%any".into(),
-            };
-            prop_assert!(has(keys, "right", &right), "{}: {:?}", text, keys);
-            match &c.auth {
-                ConnAuth::Psk { local, remote } => {
-                    prop_assert!(has(keys, "leftid", &id_text(local)), "{}: {:?}", text, keys);
-                    if let Some(r) = remote {
-                        prop_assert!(has(keys, "rightid", &id_text(r)), "{}: {:?}", text, keys);
-                    }
-                }
-                ConnAuth::Cert { nickname, remote } => {
-                    prop_assert!(has(keys, "leftcert", nickname), "{}: {:?}", text, keys);
-                    let want = remote.as_ref().map_or("%fromcert".to_string(), id_text);
-                    prop_assert!(has(keys, "rightid", &want), "{}: {:?}", text, keys);
-                }
-                ConnAuth::None => {}
-            }
-        }
+        libreswan_reads_back(&conns.unwrap())?;
+    }
+
+    #[test]
+    fn libreswan_parses_the_meshs_conns_back_to_them(raw in mesh_params()) {
+        let conns = mesh_generated(&raw);
+        prop_assume!(conns.is_some(), "the agent refuses these parameters");
+        libreswan_reads_back(&conns.unwrap())?;
     }
 }
