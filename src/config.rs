@@ -79,6 +79,14 @@ impl ConnName {
                 format!("{value:?} must start with a letter, digit or '_'"),
             ));
         }
+        // libreswan's ipsec.conf reader takes `conn 12` for a number, not a name: the
+        // file vipsec writes would not load (found by tests/properties.rs).
+        if value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::configured(
+                param,
+                format!("{value:?} is all digits, which libreswan reads as a number; add a letter"),
+            ));
+        }
         if value.len() > CONN_NAME_MAX {
             return Err(Error::configured(
                 param,

@@ -151,6 +151,12 @@ const CASES: &[Case] = &[
         names: "tunnel",
     },
     Case {
+        name: "tunnel all digits (libreswan reads a number)",
+        params: &[("tunnel", "12")],
+        code: 6,
+        names: "tunnel",
+    },
+    Case {
         name: "tunnel command substitution",
         params: &[("tunnel", "$(id)")],
         code: 6,

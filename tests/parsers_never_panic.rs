@@ -1,15 +1,130 @@
-//! Property: every parser of text vipsec does not write itself returns on any input — no
-//! panic, no hang. Real samples (captured daemon output, Corosync files, DNs, parameter
-//! values, state files, /proc tables) are mutated by a seeded generator: bytes flipped,
-//! structural characters and long numbers inserted, pieces cut and repeated. A bounded
-//! run in the suite; `fuzz/` runs the same entry points under libFuzzer for millions.
+//! Property: every parser of input vipsec does not write itself returns on any input — no
+//! panic, no hang — and holds no more memory than its input justifies (no length field is
+//! trusted before the bytes it announces are there). Two kinds of input: real samples
+//! (captured daemon output, Corosync files, DNs, parameter values, state files, /proc
+//! tables, VICI packets and conn files, DNS answers) mutated by a seeded generator —
+//! bytes flipped, structural characters and long numbers inserted, pieces cut and
+//! repeated — and arbitrary bytes from proptest. A bounded run in the suite; `fuzz/` runs
+//! the same entry points under libFuzzer for millions (tests/fuzz.sh, docs/fuzzing.md).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use vipsec::fuzzing::TARGETS;
+use proptest::prelude::*;
+use vipsec::fuzzing::{Target, TARGETS};
+use vipsec::ike::vici::{self, Message};
+
+/// Counts the bytes each thread holds, and the most it held since `measured` started:
+/// the tests run in parallel threads, each measuring its own parser.
+struct Counting;
+
+thread_local! {
+    static HELD: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn held(delta: isize) {
+    let _ = HELD.try_with(|h| {
+        h.set(h.get() + delta);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(h.get())));
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        held(layout.size() as isize);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        held(-(layout.size() as isize));
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        held(new_size as isize - layout.size() as isize);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// The most memory `parse` held at once, beyond what was held before.
+fn peak_of(parse: Target, input: &[u8]) -> usize {
+    let before = HELD.with(Cell::get);
+    PEAK.with(|p| p.set(before));
+    parse(input);
+    (PEAK.with(Cell::get) - before).max(0) as usize
+}
+
+/// What a parser may hold for an input of `len` bytes: a copy or two of the text, the
+/// structures built from it (a few words per byte at worst: a VICI element of three bytes
+/// becomes a name, a value and an entry), and a fixed allowance for the work itself
+/// (serde_json's and the resolver types' buffers, error messages).
+fn bound(len: usize) -> usize {
+    const PER_INPUT_BYTE: usize = 96;
+    const FIXED: usize = 64 << 10;
+    PER_INPUT_BYTE * len + FIXED
+}
 
 /// Real inputs per target, to mutate from.
-fn seeds(target: &str) -> Vec<&'static str> {
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let framed = |ms: &[Message]| vici::write_framed(ms).unwrap();
+    let encoded = |m: &Message| {
+        let mut b = Vec::new();
+        m.encode(&mut b).unwrap();
+        b
+    };
+    // A list-sa event as charon 5.9 sends it: an IKE SA of conn rw with a Child SA.
+    let list_sa = Message::new().with_section(
+        "rw",
+        Message::new()
+            .with("uniqueid", "7")
+            .with("state", "ESTABLISHED")
+            .with("remote-host", "192.0.2.3")
+            .with("remote-id", "CN=c.example.com, O=x\\, CN=v.example")
+            .with_section(
+                "child-sas",
+                Message::new().with_section(
+                    "rw-12",
+                    Message::new()
+                        .with("uniqueid", "12")
+                        .with("state", "INSTALLED")
+                        .with_list("local-ts", ["192.0.2.100/32"]),
+                ),
+            ),
+    );
+    let list_conn = Message::new().with_section(
+        "rw",
+        Message::new()
+            .with_list("local_addrs", ["192.0.2.100"])
+            .with_list("remote_addrs", ["%any"]),
+    );
+    let text = |v: Vec<&str>| v.into_iter().map(|s| s.as_bytes().to_vec()).collect();
+    match target {
+        // A conn file of the strongSwan backend: the key ids, then a load-conn message.
+        "vici_state" => vec![
+            framed(&[
+                Message::new().with_list("ids", ["mesh-0", "mesh-1"]),
+                list_conn.clone(),
+            ]),
+            framed(&[Message::new()]),
+        ],
+        // The conn asked about, a NUL, then the events as one message.
+        "charon_status" => vec![
+            [b"rw\0".as_slice(), &encoded(&list_sa)].concat(),
+            [b"rw\0".as_slice(), &encoded(&list_conn)].concat(),
+        ],
+        // The question's name, then three bytes a record (owner, type and proof, data):
+        // a secure CNAME from the question to b.example, b.example's secure A record, an
+        // insecure AAAA of the question.
+        "dns_answers" => vec![vec![0, 0, 2, 1, 1, 0, 9, 0, 5, 4]],
+        other => text(seeds_text(other)),
+    }
+}
+
+/// Real inputs that are text.
+fn seeds_text(target: &str) -> Vec<&'static str> {
     match target {
         "daemon_output" => vec![
             "rw\u{0}000 \"rw\": 192.0.2.10...%any; unrouted; eroute owner: #0\n000 \"rw\":     oriented; my_ip=unset;\n000 #1: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); newest;\n000 #2: \"rw\"[1] 192.0.2.3:500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); IKE SA #1;\n",
@@ -150,12 +265,20 @@ fn every_parser_returns_on_mutated_real_inputs() {
         let seeds = seeds(name);
         let t0 = Instant::now();
         let mut slowest = Duration::ZERO;
+        let mut most = 0f64;
         for _ in 0..per_target {
-            let seed = seeds[rng.below(seeds.len())].as_bytes();
+            let seed = &seeds[rng.below(seeds.len())];
             let input = mutate(&mut rng, seed);
             let one = Instant::now();
-            parse(&input);
+            let peak = peak_of(*parse, &input);
             slowest = slowest.max(one.elapsed());
+            assert!(
+                peak <= bound(input.len()),
+                "{name}: {peak} bytes held for an input of {}: {:?}",
+                input.len(),
+                String::from_utf8_lossy(&input)
+            );
+            most = most.max(peak as f64 / bound(input.len()) as f64);
         }
         // No hang: inputs of a few kilobytes take microseconds (a second allows for a
         // loaded machine scheduling the test out).
@@ -164,8 +287,27 @@ fn every_parser_returns_on_mutated_real_inputs() {
             "{name}: one input took {slowest:?}"
         );
         println!(
-            "{name}: {per_target} mutated inputs in {:?}, slowest {slowest:?}",
-            t0.elapsed()
+            "{name}: {per_target} mutated inputs in {:?}, slowest {slowest:?}, most memory {:.0}% of the bound",
+            t0.elapsed(),
+            most * 100.0
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    /// Any bytes at all, every parser: it returns, within its memory bound.
+    #[test]
+    fn every_parser_returns_within_its_bound_on_any_bytes(
+        input in prop::collection::vec(any::<u8>(), 0..2048),
+    ) {
+        for (name, parse) in TARGETS {
+            let peak = peak_of(*parse, &input);
+            prop_assert!(peak <= bound(input.len()), "{}: {} bytes held for {} of input", name, peak, input.len());
+        }
     }
 }

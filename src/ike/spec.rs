@@ -194,7 +194,7 @@ impl Identity {
 /// The attribute-value pairs of a DN string (RFC 4514: `,` or `+` separate them, `\`
 /// escapes a special character or two hex digits, a value may be quoted). `None` when it
 /// is not well formed, so that a value such as `x\, CN=evil` stays one value.
-fn rdns(dn: &str) -> Option<Vec<(String, String)>> {
+pub fn rdns(dn: &str) -> Option<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut chars = dn.chars().peekable();
     loop {
@@ -215,10 +215,14 @@ fn rdns(dn: &str) -> Option<Vec<(String, String)>> {
         let mut in_quotes = chars.next_if_eq(&'"').is_some();
         // Hex escapes are bytes of UTF-8: gathered, then decoded.
         let (mut value, mut bytes) = (String::new(), Vec::<u8>::new());
+        // How much of the value was escaped or quoted: spaces before a separator are
+        // dropped, but not those (`CN=a\ `, `CN="a "`, `CN=a\20`).
+        let mut kept = 0;
         let mut last = true;
         while let Some(c) = chars.next() {
             if c != '\\' && !bytes.is_empty() {
                 value.push_str(&String::from_utf8_lossy(&std::mem::take(&mut bytes)));
+                kept = value.len();
             }
             match c {
                 '\\' => {
@@ -235,6 +239,7 @@ fn rdns(dn: &str) -> Option<Vec<(String, String)>> {
                         None => {
                             value.push_str(&String::from_utf8_lossy(&std::mem::take(&mut bytes)));
                             value.push(a);
+                            kept = value.len();
                         }
                     }
                 }
@@ -243,14 +248,24 @@ fn rdns(dn: &str) -> Option<Vec<(String, String)>> {
                     last = false;
                     break;
                 }
-                c => value.push(c),
+                c => {
+                    value.push(c);
+                    if in_quotes {
+                        kept = value.len();
+                    }
+                }
             }
         }
         if in_quotes {
             return None;
         }
-        value.push_str(&String::from_utf8_lossy(&bytes));
-        out.push((attr, value.trim_end().to_string()));
+        if !bytes.is_empty() {
+            value.push_str(&String::from_utf8_lossy(&bytes));
+            kept = value.len();
+        }
+        let end = kept + value[kept..].trim_end().len();
+        value.truncate(end);
+        out.push((attr, value));
         if last {
             return Some(out);
         }
@@ -260,6 +275,22 @@ fn rdns(dn: &str) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unescaped_spaces_end_a_value() {
+        let pairs = |dn: &str| rdns(dn).unwrap();
+        let one = |a: &str, v: &str| vec![(a.to_string(), v.to_string())];
+        // Found by tests/properties.rs: `CN=\ ` read as an empty CN.
+        assert_eq!(pairs(r"CN=a\ "), one("CN", "a "));
+        assert_eq!(pairs(r"CN=a\20"), one("CN", "a "));
+        assert_eq!(pairs("CN=\"a \""), one("CN", "a "));
+        assert_eq!(pairs(r"CN=a\0A"), one("CN", "a\n"));
+        // Spaces around separators are not part of the values.
+        assert_eq!(
+            pairs("O=x , CN=y "),
+            [("O".into(), "x".into()), ("CN".into(), "y".into())]
+        );
+    }
 
     #[test]
     fn names_claimed_by_printed_identities() {
