@@ -403,6 +403,18 @@ const CASES: &[Case] = &[
         names: "peer_id",
     },
     Case {
+        name: "peer_id a DN libreswan reads otherwise (,, is its escaped comma)",
+        params: &[("auth", "cert"), ("cert", "vip"), ("peer_id", "O=,, CN=a")],
+        code: 6,
+        names: "peer_id",
+    },
+    Case {
+        name: "peer_id a DN with an empty value",
+        params: &[("auth", "cert"), ("cert", "vip"), ("peer_id", "O=x, CN=")],
+        code: 6,
+        names: "peer_id",
+    },
+    Case {
         name: "psk_file relative",
         params: &[("auth", "psk"), ("psk_file", "psk")],
         code: 6,

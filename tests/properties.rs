@@ -17,7 +17,7 @@
 //!   generated conns (what stop reads back).
 //!
 //! Case counts are chosen so that the whole file runs in a few seconds in a debug build
-//! (PROPTEST_CASES=N runs N cases of each instead).
+//! (PROPTEST_CASES=N runs N cases of each instead; PROPTEST_RNG_SEED=random other cases).
 
 use std::net::IpAddr;
 
@@ -27,13 +27,21 @@ use vipsec::ike::strongswan_conf::load_conn;
 use vipsec::ike::vici::{self, Message, Packet, Value};
 use vipsec::ike::{ConnAuth, ConnDef, Identity, Remote};
 
+/// The suite's runs are seeded (the same cases every run, so CI never fails on a case no
+/// one has seen before); PROPTEST_RNG_SEED=N or =random explores others.
 fn config(cases: u32) -> ProptestConfig {
+    let defaults = ProptestConfig::default();
     ProptestConfig {
         cases: std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(cases),
-        ..ProptestConfig::default()
+        rng_seed: match std::env::var("PROPTEST_RNG_SEED").as_deref() {
+            Ok("random") => proptest::test_runner::RngSeed::Random,
+            Ok(_) => defaults.rng_seed,
+            Err(_) => proptest::test_runner::RngSeed::Fixed(0x7669_7073_6563),
+        },
+        ..defaults
     }
 }
 

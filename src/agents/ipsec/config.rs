@@ -125,12 +125,38 @@ fn parse_ike_id(param: &str, value: &str) -> Result<Option<Identity>> {
     } else if let Ok(addr) = value.parse::<IpAddr>() {
         return Ok(Some(Identity::Address(addr)));
     } else if value.contains('=') && !value.starts_with('%') {
-        return Ok(Some(Identity::Dn(value.to_string())));
+        return well_formed_dn(param, value).map(|()| Some(Identity::Dn(value.to_string())));
     }
     Err(Error::configured(
         param,
         format!("{value:?} is neither @NAME, an IP address nor a certificate DN (O=…, CN=…)"),
     ))
+}
+
+/// A DN the daemons and vipsec read alike: RFC 4514, every attribute a type name or OID
+/// with a value. libreswan also reads `,,` as an escaped comma, so `O=,, CN=a` is one
+/// attribute to pluto and two to RFC 4514: such ambiguities are refused, not guessed.
+fn well_formed_dn(param: &str, value: &str) -> Result<()> {
+    let attribute_type = |t: &str| {
+        let descr = t.starts_with(|c: char| c.is_ascii_alphabetic())
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let oid = t
+            .split('.')
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        descr || oid
+    };
+    match crate::ike::spec::rdns(value) {
+        Some(pairs)
+            if !pairs.is_empty()
+                && pairs.iter().all(|(t, v)| attribute_type(t) && !v.is_empty()) =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::configured(
+            param,
+            format!("{value:?} is not a well-formed certificate DN (TYPE=value, separated by commas, RFC 4514)"),
+        )),
+    }
 }
 
 impl IpsecConfig {
