@@ -843,6 +843,89 @@ fn fallback_toward_the_vip_comes_up_once_the_vip_has_left() {
     expect(&lab.ocf("monitor", &fb), 7, "monitor after stop");
 }
 
+/// A local user cannot make a dead pluto look alive. /proc/net/unix prints socket paths
+/// raw: `nobody` binds a socket whose path holds a newline and a line naming pluto's
+/// control socket (and an inode), and others at lookalike paths. The agent must still see
+/// that pluto is not running: a stop that believed it would fail (whack: "Pluto is not
+/// running") and the node would be fenced.
+#[test]
+fn a_local_user_cannot_forge_a_running_pluto() {
+    let mut lab = Lab::new("198.51.100.32");
+    lab.add_vip();
+    expect(&lab.ocf("start", &[]), 0, "start");
+    lab.pluto.kill();
+
+    let home = tempfile::Builder::new()
+        .prefix("vipsec-nobody")
+        .tempdir_in("/tmp")
+        .unwrap();
+    must(&format!("chown nobody: {}", home.path().display()));
+    let ctl = lab.pluto.ctlsocket.display().to_string();
+    let forged = format!("x\n0: 00000002 00000000 00010000 0001 01 7 {ctl}");
+    let lookalikes = [
+        format!("{}/pluto.ctl", home.path().display()),
+        format!("{}{ctl}", home.path().display()),
+    ];
+    let _attackers = KilledOnDrop(
+        std::iter::once(forged.as_str())
+            .chain(lookalikes.iter().map(String::as_str))
+            .map(|path| {
+                lab.ns
+                    .cmd("setpriv")
+                    .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                    .args([
+                        "sh",
+                        "-c",
+                        "cd \"$1\" && mkdir -p \"$(dirname \"$2\")\" && exec nc -lU \"$2\"",
+                    ])
+                    .arg("sh")
+                    .arg(home.path())
+                    .arg(path)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let t0 = std::time::Instant::now();
+    loop {
+        let t = must(&format!("{} cat /proc/net/unix", lab.ns.exec_prefix()));
+        if t.contains(&format!(
+            "\n0: 00000002 00000000 00010000 0001 01 7 {ctl}\n"
+        )) && lookalikes.iter().all(|l| t.contains(l.as_str()))
+        {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 10, "nobody's sockets: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let r = lab.ocf("monitor", &[]);
+    expect(&r, 1, "monitor with pluto dead and forged sockets");
+    assert!(
+        r.reasons()[0].contains("pluto is not running"),
+        "{}",
+        r.stderr
+    );
+    expect(
+        &lab.ocf("stop", &[]),
+        0,
+        "stop with pluto dead and forged sockets",
+    );
+    expect(&lab.ocf("monitor", &[]), 7, "monitor after stop");
+}
+
+/// Processes killed when the test ends, failed or not (they would hold its output open).
+struct KilledOnDrop(Vec<std::process::Child>);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// What stop does depends on its parameters only: variables a resource manager or a
 /// shell may carry (ocf-tester's "binaries missing" switch, the old waiter marker) do
 /// not turn it into a no-op that reports success.
