@@ -280,7 +280,7 @@ fn generated_psk_conn_negotiates_ike_with_a_real_client() {
         "{}",
         r.stderr
     );
-    assert!(!lab.run_dir.exists());
+    assert!(files_under(&lab.run_dir).is_empty());
     std::fs::set_permissions(
         &psk_file,
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
@@ -312,7 +312,7 @@ fn generated_psk_conn_negotiates_ike_with_a_real_client() {
         );
     }
     let secrets_path = lab.pluto.confdir.join("vipsec-vip-tunnel.secrets");
-    let secrets = std::fs::read_to_string(&secrets_path).unwrap();
+    let secrets = read_linked(&secrets_path, &lab.run_dir);
     let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
     assert!(
         secrets.contains(&format!("192.0.2.40 @client.example.test : PSK 0x{hex}")),
@@ -926,17 +926,29 @@ impl Drop for KilledOnDrop {
     }
 }
 
-/// What stop does depends on its parameters only: variables a resource manager or a
-/// shell may carry (ocf-tester's "binaries missing" switch, the old waiter marker) do
-/// not turn it into a no-op that reports success.
+/// What stop does depends on its parameters and recorded state only: variables a
+/// resource manager or a shell may carry (ocf-tester's "binaries missing" switch, the old
+/// waiter marker, the old run directory override) do not turn it into a no-op that
+/// reports success, nor hide the known clients' conns from it.
 #[test]
 fn no_environment_variable_turns_stop_into_a_no_op() {
     let lab = Lab::new("198.51.100.30");
     lab.add_vip();
-    for (var, value) in [
+    // A directory of the attacker's, with a conn file of vipsec's shape naming none of
+    // the conns (what the agent read as its run directory when VIPSEC_RUN_DIR was set).
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(
+        elsewhere.path().join("vipsec-vip-tunnel.conf"),
+        "conn decoy\n\tleft=198.51.100.30\n\tright=%any\n",
+    )
+    .unwrap();
+    let elsewhere = elsewhere.path().display().to_string();
+    let vars = [
         ("OCF_TESTER_FAIL_HAVE_BINARY", "1"),
         ("VIPSEC_FALLBACK_WAITER", "1"),
-    ] {
+        ("VIPSEC_RUN_DIR", elsewhere.as_str()),
+    ];
+    for (var, value) in vars {
         expect(&lab.ocf("start", &[]), 0, "start");
         assert!(lab.pluto.oriented("rw"));
         expect(&lab.ocf("stop", &[(var, value)]), 0, var);
@@ -946,6 +958,26 @@ fn no_environment_variable_turns_stop_into_a_no_op() {
         );
         expect(&lab.ocf("monitor", &[]), 7, "monitor after that stop");
     }
+
+    // The generated conns, one per known client (192.0.2.47: nobody there): all of them
+    // go, with every variable set at once.
+    std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
+    let psk = lab.psk_file("vipsec-test-key-not-secret-stop-scope");
+    let params = [
+        ("OCF_RESKEY_auth", "psk"),
+        ("OCF_RESKEY_psk_file", psk.as_str()),
+        ("OCF_RESKEY_clients", "192.0.2.47"),
+    ];
+    expect(&lab.ocf("start", &params), 0, "start with a known client");
+    assert!(lab.pluto.whack("--status").contains("\"rw-to-192.0.2.47\""));
+    let stop_env: Vec<_> = params.iter().chain(&vars).copied().collect();
+    expect(&lab.ocf("stop", &stop_env), 0, "stop with every variable");
+    let status = lab.pluto.whack("--status");
+    assert!(
+        !status.contains("\"rw-to-192.0.2.47\"") && !status.contains("\"rw\""),
+        "stop left the known client's conn behind:\n{status}"
+    );
+    expect(&lab.ocf("monitor", &params), 7, "monitor after that stop");
 }
 
 /// The agent holds keys: no core dump of it may reach the disk, whatever the caller's
