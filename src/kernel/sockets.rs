@@ -87,12 +87,14 @@ pub fn unix_listeners() -> Option<Vec<UnixListener>> {
     nix::sys::socket::connect(fd.as_raw_fd(), &nix::sys::socket::NetlinkAddr::new(0, 0)).ok()?;
     send(fd.as_raw_fd(), &unix_diag_request(), MsgFlags::empty()).ok()?;
     let mut found = Vec::new();
-    let mut buf = vec![0u8; 32 << 10];
+    // The kernel sends a dump in datagrams of at most 32 KiB; MSG_TRUNC tells a larger
+    // one (then cut: refused) by its real length.
+    let mut buf = vec![0u8; 64 << 10];
     let mut total = 0;
     loop {
-        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).ok()?;
+        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC).ok()?;
         total += n;
-        if n == 0 || total > MAX_DUMP_BYTES {
+        if n == 0 || n > buf.len() || total > MAX_DUMP_BYTES {
             return None;
         }
         match parse_unix_diag(buf.get(..n)?, &mut found) {
