@@ -467,6 +467,12 @@ impl Context {
 
 pub const DEFAULT_STATE_DIR: &str = "/run/resource-agents";
 
+/// Where the generated conns and keys live, and what stop reads to know which conns and
+/// key ids to remove. Fixed: no variable in the agent's environment may change what a
+/// stop takes down (tests that run agents side by side mount a directory of their own
+/// here, in a mount namespace).
+pub const RUN_DIR: &str = "/run/vipsec";
+
 /// `OCF_RESKEY_CRM_meta_timeout` and `_interval` are milliseconds; by hand, "20s",
 /// "1min" or plain milliseconds are accepted.
 pub fn parse_duration_ms(what: &str, value: &str) -> Result<Duration> {

@@ -418,11 +418,7 @@ fn execute(
         AgentConfig::Ipsec(c) => &c.ike,
         AgentConfig::Mesh(c) => &c.ike,
     };
-    let run_dir = Path::new(
-        env.get("VIPSEC_RUN_DIR")
-            .map(String::as_str)
-            .unwrap_or("/run/vipsec"),
-    );
+    let run_dir = Path::new(config::RUN_DIR);
     // ocf-tester's "binaries missing" check never turns a stop into a no-op: a stop
     // always takes down what it can find.
     let pretend_missing = ctx.pretend_binaries_missing && inv.action != Action::Stop;

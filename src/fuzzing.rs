@@ -91,10 +91,10 @@ pub fn state_files(data: &[u8]) {
     let _ = serde_json::from_str::<Vec<crate::agents::peer_names::Validated>>(&text);
 }
 
-/// The kernel's /proc/net/unix and /proc/net/udp{,6} tables.
+/// The kernel's socket tables: a sock_diag dump of unix sockets, /proc/net/udp{,6}.
 pub fn proc_net(data: &[u8]) {
+    let _ = crate::kernel::sockets::parse_unix_diag(data, &mut Vec::new());
     let text = String::from_utf8_lossy(data);
-    let _ = crate::kernel::sockets::parse_unix_listeners(&text).count();
     let _ = crate::kernel::sockets::parse_udp_bound(&text).count();
 }
 

@@ -57,7 +57,7 @@ head -c 32 /dev/urandom | base64 > "$W/psk"; chmod 0600 "$W/psk"
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=bench OCF_RESKEY_tunnel=rw OCF_RESKEY_vip=$VIP \
   OCF_RESKEY_ike=strongswan OCF_RESKEY_vicisocket=$SOCK OCF_RESKEY_auth=psk OCF_RESKEY_psk_file=$W/psk \
   OCF_RESKEY_CRM_meta_interval=10000 OCF_RESKEY_CRM_meta_timeout=20000 \
-  HA_RSCTMP=$W/state VIPSEC_RUN_DIR=$W/run
+  HA_RSCTMP=$W/state
 run() {  # run LABEL RUNS: one hyperfine run inside the namespace
   for depth in 0 10; do
     X env OCF_CHECK_LEVEL=$depth "$AGENT" monitor 2>/dev/null \
@@ -104,8 +104,8 @@ echo "| strongSwan | peers | start (median of 3) | monitor (median of 20) |"
 echo "|---|---|---|---|"
 for n in ${BENCH_MESH_SIZES:-10 100 1000}; do
   peers="2001:db8::1"; for i in $(seq 2 $((n + 1))); do peers="$peers 2001:db8::$(printf %x $((i + 0x100)))"; done
-  printf '#!/bin/sh\nexport HA_RSCTMP=%s VIPSEC_RUN_DIR=%s\nexec %s mesh "$@" --instance bench --peers "%s" --secret_file %s --ike strongswan --vicisocket %s\n' \
-    "$W/mstate" "$W/mrun" "$W/vipsec" "$peers" "$W/master.key" "$SOCK" > "$W/m.sh"
+  printf '#!/bin/sh\nexport HA_RSCTMP=%s\nexec %s mesh "$@" --instance bench --peers "%s" --secret_file %s --ike strongswan --vicisocket %s\n' \
+    "$W/mstate" "$W/vipsec" "$peers" "$W/master.key" "$SOCK" > "$W/m.sh"
   chmod +x "$W/m.sh"
   X "$W/m.sh" start >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
   X "$W/m.sh" stop >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }

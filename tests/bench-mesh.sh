@@ -29,8 +29,8 @@ echo "| peers | start (median of 3) | monitor (median of 20) |"
 echo "|---|---|---|"
 for n in ${BENCH_MESH_SIZES:-10 100 1000}; do
   peers="2001:db8::1"; for i in $(seq 2 $((n + 1))); do peers="$peers 2001:db8::$(printf %x $((i + 0x100)))"; done
-  printf '#!/bin/sh\nexport HA_RSCTMP=%s VIPSEC_RUN_DIR=%s\nexec %s mesh "$@" --instance bench --peers "%s" --secret_file %s --confdir %s --ctlsocket %s\n' \
-    "$W/state" "$W/vr" "$B" "$peers" "$W/master.key" "$W/ipsec.d" "$W/run/pluto.ctl" > "$W/m.sh"
+  printf '#!/bin/sh\nexport HA_RSCTMP=%s\nexec %s mesh "$@" --instance bench --peers "%s" --secret_file %s --confdir %s --ctlsocket %s\n' \
+    "$W/state" "$B" "$peers" "$W/master.key" "$W/ipsec.d" "$W/run/pluto.ctl" > "$W/m.sh"
   chmod +x "$W/m.sh"
   ip netns exec $NS "$W/m.sh" start >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
   ip netns exec $NS "$W/m.sh" stop >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }

@@ -39,7 +39,7 @@ for _ in $(seq 100); do [ -S "$R/run/pluto/pluto.ctl" ] && break; sleep 0.05; do
 VERSION=$(X ipsec --version | awk '{print $2}')
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=bench OCF_RESKEY_tunnel=rw OCF_RESKEY_vip=$VIP \
   OCF_RESKEY_confdir=$W/ipsec.d OCF_RESKEY_CRM_meta_interval=10000 OCF_RESKEY_CRM_meta_timeout=20000 \
-  HA_RSCTMP=$W/state VIPSEC_RUN_DIR=$W/run
+  HA_RSCTMP=$W/state
 # The agent runs from a copy under /tmp (bound in a root at the same path), whatever
 # the checkout's path or its target directory is.
 AGENT=$W/ocf/ipsec; mkdir -p "$W/ocf"; cp "$B" "$W/vipsec"; ln -s "$W/vipsec" "$AGENT"

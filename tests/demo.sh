@@ -95,8 +95,8 @@ client_up() {  # C negotiates with whoever holds the VIP; prints the IKE SA it g
 
 node() {  # node a|b ACTION...: the agent, by hand, on that node
   local n=$1; shift
-  HA_RSCTMP=$W/$n/state VIPSEC_RUN_DIR=$W/$n/vipsec ip netns exec vdemo-$n "$B" "$@" \
-    --instance vip-tunnel --tunnel rw --vip $VIP --confdir "$W/$n/ipsec.d" --ctlsocket "$W/$n/run/pluto.ctl" \
+  HA_RSCTMP=$W/$n/state ip netns exec vdemo-$n "$B" "$@" \
+    --instance "vip-tunnel-$n" --tunnel rw --vip $VIP --confdir "$W/$n/ipsec.d" --ctlsocket "$W/$n/run/pluto.ctl" \
     --auth psk --psk_file "$W/psk" --peer_id @client.demo --clients 192.0.2.3 \
     --dnssec off  # no signed zone in the demo
 }
@@ -115,7 +115,7 @@ show node a start
 show node a monitor --json
 echo "pluto on A now:"
 ip netns exec vdemo-a ipsec whack --ctlsocket "$W/a/run/pluto.ctl" --status | grep -E '"rw":     (un)?oriented|UDP 192.0.2.100:500'
-echo "the conn vipsec generated on A (in its private run directory):"; cat "$W/a/vipsec/vipsec-vip-tunnel.conf"
+echo "the conn vipsec generated on A (in its private run directory):"; cat /run/vipsec/vipsec-vip-tunnel-a.conf
 step "client C connects to the VIP"
 client_up a
 
@@ -133,7 +133,7 @@ show node b start
 t1=$(date +%s.%N)
 show node b monitor
 echo "the conns B generated: the road-warrior conn and C's own (clients=):"
-grep '^conn ' "$W/b/vipsec/vipsec-vip-tunnel.conf"
+grep '^conn ' /run/vipsec/vipsec-vip-tunnel-b.conf
 ip -n vdemo-c neigh flush all   # what IPaddr2's gratuitous ARP makes real clients do
 step "client C is back: B initiated toward it (C did nothing)"
 for _ in $(seq 100); do

@@ -44,9 +44,9 @@ impl MeshLab {
             let pluto = Pluto::start(&ns, &dir.join("pluto"));
             nodes.push(Node {
                 ns,
+                run_dir: pluto.run_dir.clone().unwrap_or_default(),
                 pluto,
                 state_dir: dir.join("state"),
-                run_dir: dir.join("run"),
                 addr,
             });
         }
@@ -88,7 +88,7 @@ impl MeshLab {
             n.pluto.ctlsocket.display().to_string(),
         );
         env.insert("HA_RSCTMP".into(), n.state_dir.display().to_string());
-        env.insert("VIPSEC_RUN_DIR".into(), n.run_dir.display().to_string());
+        env.insert(RUN_DIR.into(), n.run_dir.display().to_string());
         for (k, v) in extra {
             if v.is_empty() {
                 env.remove(*k);
@@ -247,7 +247,7 @@ fn require_mesh_policies_monitor_and_teardown() {
             "{pol:#?}"
         );
         // The pair keys: 0600, one line per peer, and the same key at both ends.
-        let secrets = std::fs::read_to_string(n.pluto.confdir.join("vipsec-mesh.secrets")).unwrap();
+        let secrets = read_linked(&n.pluto.confdir.join("vipsec-mesh.secrets"), &n.run_dir);
         assert_eq!(
             secrets.lines().filter(|l| l.contains(": PSK 0x")).count(),
             2,
@@ -255,12 +255,14 @@ fn require_mesh_policies_monitor_and_teardown() {
         );
     }
     let key_of = |i: usize, a: &str, b: &str| -> String {
-        std::fs::read_to_string(lab.nodes[i].pluto.confdir.join("vipsec-mesh.secrets"))
-            .unwrap()
-            .lines()
-            .find(|l| l.starts_with(&format!("{a} {b} ")))
-            .map(|l| l.rsplit(' ').next().unwrap().to_string())
-            .unwrap()
+        read_linked(
+            &lab.nodes[i].pluto.confdir.join("vipsec-mesh.secrets"),
+            &lab.nodes[i].run_dir,
+        )
+        .lines()
+        .find(|l| l.starts_with(&format!("{a} {b} ")))
+        .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        .unwrap()
     };
     assert_eq!(
         key_of(0, "192.0.2.1", "192.0.2.2"),
@@ -364,7 +366,7 @@ fn require_mesh_policies_monitor_and_teardown() {
             !pol.iter().any(|p| p.contains("192.0.2.")),
             "policies left after stop: {pol:#?}"
         );
-        assert!(!n.pluto.confdir.join("vipsec-mesh.secrets").exists());
+        assert!(std::fs::symlink_metadata(n.pluto.confdir.join("vipsec-mesh.secrets")).is_err());
     }
 }
 
@@ -590,12 +592,14 @@ fn zero_config_mesh_from_corosync_follows_membership() {
     }
     // Both ends derive the same pair key from the cluster key.
     let key_line = |i: usize, a: &str, b: &str| {
-        std::fs::read_to_string(lab.nodes[i].pluto.confdir.join("vipsec-mesh.secrets"))
-            .unwrap()
-            .lines()
-            .find(|l| l.starts_with(&format!("{a} {b} ")))
-            .map(|l| l.rsplit(' ').next().unwrap().to_string())
-            .unwrap()
+        read_linked(
+            &lab.nodes[i].pluto.confdir.join("vipsec-mesh.secrets"),
+            &lab.nodes[i].run_dir,
+        )
+        .lines()
+        .find(|l| l.starts_with(&format!("{a} {b} ")))
+        .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        .unwrap()
     };
     assert_eq!(
         key_line(0, "192.0.2.1", "192.0.2.3"),
@@ -621,8 +625,8 @@ fn zero_config_mesh_from_corosync_follows_membership() {
         .arg(&n0.pluto.ctlsocket)
         .arg("--confdir")
         .arg(&n0.pluto.confdir)
-        .env("HA_RSCTMP", &n0.state_dir)
-        .env("VIPSEC_RUN_DIR", &n0.run_dir);
+        .env("HA_RSCTMP", &n0.state_dir);
+    with_run_dir(&mut json_cmd, &n0.run_dir, n0.ns.root());
     let v: serde_json::Value =
         serde_json::from_str(&Run::from(json_cmd.output().unwrap()).stdout).unwrap();
     assert_eq!(v["peer_source"], "corosync-conf");

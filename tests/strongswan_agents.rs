@@ -153,7 +153,7 @@ fn vip_env(dir: &Path, vicisocket: &Path) -> BTreeMap<String, String> {
         ("OCF_RESKEY_vicisocket", vicisocket.to_path_buf()),
         ("OCF_RESKEY_psk_file", dir.join("psk")),
         ("HA_RSCTMP", dir.join("state")),
-        ("VIPSEC_RUN_DIR", dir.join("run")),
+        (RUN_DIR, dir.join("run")),
     ] {
         env.insert(k.into(), v.display().to_string());
     }
@@ -302,8 +302,12 @@ fn the_vip_tunnel_on_charon() {
         assert_eq!(r.code, 0, "depth {depth}: {r:?}\n{}", ctx());
     }
 
+    // No variable changes what stop removes: the old run directory override, naming an
+    // empty directory of someone else's, hides neither the conns nor the key ids.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = elsewhere.path().display().to_string();
     for _ in 0..2 {
-        let r = lab.ocf("stop", &[]);
+        let r = lab.ocf("stop", &[("VIPSEC_RUN_DIR", elsewhere.as_str())]);
         assert_eq!(r.code, 0, "{r:?}\n{}", ctx());
     }
     assert!(conns(&lab.ca).is_empty(), "{:?}", conns(&lab.ca));
@@ -402,7 +406,14 @@ impl MixedMesh {
         let mut paths = vec![
             ("OCF_RESKEY_secret_file", t.join("master.key")),
             ("HA_RSCTMP", t.join(format!("state{node}"))),
-            ("VIPSEC_RUN_DIR", t.join(format!("run{node}"))),
+            // pluto sees the keys' files where its agent writes them.
+            (
+                RUN_DIR,
+                match &self.pluto.run_dir {
+                    Some(d) if node == 1 => d.clone(),
+                    _ => t.join(format!("run{node}")),
+                },
+            ),
         ];
         if node == 0 {
             env.insert("OCF_RESKEY_ike".into(), "strongswan".into());

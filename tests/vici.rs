@@ -505,3 +505,103 @@ fn the_strongswan_backend_loads_serves_and_removes_generated_conns() {
         "{left:?}"
     );
 }
+
+/// A VICI socket a local user serves is never sent a byte, keys least of all: one in a
+/// directory the user owns (what a `vicisocket` in /tmp or a home directory is), and one
+/// the user's server listens on from a root-owned place (moved there: only the peer's
+/// credentials tell). The VIP agent's start, run from strongSwan's root, refuses (6,
+/// naming vicisocket).
+#[test]
+fn keys_go_to_no_vici_socket_a_user_serves() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Stdio;
+    const VIP: &str = "198.51.100.33";
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let ns = Netns::in_root("vfake", &root);
+    ns.veth("v0", "v1", true);
+    ns.ip(&format!("addr add {VIP}/24 dev v0"));
+    let tmp = tempfile::tempdir().unwrap();
+    let psk = tmp.path().join("psk");
+    fs::write(&psk, "vipsec-test-key-not-secret-fake-vici").unwrap();
+    fs::set_permissions(&psk, fs::Permissions::from_mode(0o600)).unwrap();
+    let home = tempfile::Builder::new()
+        .prefix("vipsec-nobody")
+        .tempdir_in("/tmp")
+        .unwrap();
+    common::must(&format!("chown nobody: {}", home.path().display()));
+    let private = tmp.path().join("private");
+    fs::create_dir(&private).unwrap();
+    let agent = common::OcfAgent::new();
+
+    for moved in [false, true] {
+        let bound = home.path().join(format!("vici{moved}"));
+        let mut server = ns
+            .host_cmd("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .args(["nc", "-lU"])
+            .arg(&bound)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !bound.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "nc did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let socket = if moved {
+            let to = private.join("charon.vici");
+            fs::rename(&bound, &to).unwrap();
+            common::must(&format!("chown root: {}", to.display()));
+            to
+        } else {
+            bound
+        };
+        let mut env = common::env_of(&[
+            ("OCF_ROOT", "/usr/lib/ocf"),
+            ("OCF_RESOURCE_INSTANCE", "vip-tunnel"),
+            ("OCF_RESKEY_CRM_meta_timeout", "5000"),
+            ("OCF_RESKEY_tunnel", "rw"),
+            ("OCF_RESKEY_vip", VIP),
+            ("OCF_RESKEY_ike", "strongswan"),
+            ("OCF_RESKEY_auth", "psk"),
+        ]);
+        for (k, v) in [
+            ("OCF_RESKEY_vicisocket", socket.clone()),
+            ("OCF_RESKEY_psk_file", psk.clone()),
+            ("HA_RSCTMP", tmp.path().join(format!("state{moved}"))),
+            (common::RUN_DIR, tmp.path().join(format!("run{moved}"))),
+        ] {
+            env.insert(k.into(), v.display().to_string());
+        }
+        let r = common::Run::from(
+            common::ocf_command(&agent.path, "start", Some(&ns), &env)
+                .output()
+                .unwrap(),
+        );
+        // Whatever reached the server (nc prints it), once it is gone.
+        let _ = std::os::unix::net::UnixStream::connect(&socket);
+        let t0 = Instant::now();
+        while server.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = server.kill();
+        let got = server.wait_with_output().unwrap().stdout;
+        assert_eq!(r.code, 6, "start with a user's VICI socket: {}", r.stderr);
+        assert!(r.reasons()[0].starts_with("vicisocket: "), "{}", r.stderr);
+        let why = if moved {
+            "served by uid"
+        } else {
+            "owned by uid"
+        };
+        assert!(r.reasons()[0].contains(why), "{}", r.stderr);
+        assert!(
+            got.is_empty(),
+            "the user's server received {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}

@@ -280,7 +280,7 @@ fn generated_psk_conn_negotiates_ike_with_a_real_client() {
         "{}",
         r.stderr
     );
-    assert!(!lab.run_dir.exists());
+    assert!(files_under(&lab.run_dir).is_empty());
     std::fs::set_permissions(
         &psk_file,
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
@@ -312,25 +312,24 @@ fn generated_psk_conn_negotiates_ike_with_a_real_client() {
         );
     }
     let secrets_path = lab.pluto.confdir.join("vipsec-vip-tunnel.secrets");
-    let secrets = std::fs::read_to_string(&secrets_path).unwrap();
+    let secrets = read_linked(&secrets_path, &lab.run_dir);
     let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
     assert!(
         secrets.contains(&format!("192.0.2.40 @client.example.test : PSK 0x{hex}")),
         "{secrets}"
     );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&secrets_path)
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o600
-    );
     // The key itself is on the run directory (tmpfs in production: never on a disk, gone
     // after a reboot); confdir holds only a link pluto's include follows.
     let keys = lab.run_dir.join("vipsec-vip-tunnel.secrets");
-    assert_eq!(std::fs::read_link(&secrets_path).unwrap(), keys);
+    assert_eq!(
+        std::fs::read_link(&secrets_path).unwrap(),
+        std::path::Path::new("/run/vipsec/vipsec-vip-tunnel.secrets")
+    );
+    assert_eq!(
+        std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(std::fs::read_to_string(&keys).unwrap().contains(&hex));
 
     // The client: its own pluto, the same key, initiating toward the VIP.
@@ -843,17 +842,112 @@ fn fallback_toward_the_vip_comes_up_once_the_vip_has_left() {
     expect(&lab.ocf("monitor", &fb), 7, "monitor after stop");
 }
 
-/// What stop does depends on its parameters only: variables a resource manager or a
-/// shell may carry (ocf-tester's "binaries missing" switch, the old waiter marker) do
-/// not turn it into a no-op that reports success.
+/// A local user cannot make a dead pluto look alive. /proc/net/unix prints socket paths
+/// raw: `nobody` binds a socket whose path holds a newline and a line naming pluto's
+/// control socket (and an inode), and others at lookalike paths. The agent must still see
+/// that pluto is not running: a stop that believed it would fail (whack: "Pluto is not
+/// running") and the node would be fenced.
+#[test]
+fn a_local_user_cannot_forge_a_running_pluto() {
+    let mut lab = Lab::new("198.51.100.32");
+    lab.add_vip();
+    expect(&lab.ocf("start", &[]), 0, "start");
+    lab.pluto.kill();
+
+    let home = tempfile::Builder::new()
+        .prefix("vipsec-nobody")
+        .tempdir_in("/tmp")
+        .unwrap();
+    must(&format!("chown nobody: {}", home.path().display()));
+    let ctl = lab.pluto.ctlsocket.display().to_string();
+    let forged = format!("x\n0: 00000002 00000000 00010000 0001 01 7 {ctl}");
+    let lookalikes = [
+        format!("{}/pluto.ctl", home.path().display()),
+        format!("{}{ctl}", home.path().display()),
+    ];
+    let _attackers = KilledOnDrop(
+        std::iter::once(forged.as_str())
+            .chain(lookalikes.iter().map(String::as_str))
+            .map(|path| {
+                lab.ns
+                    .cmd("setpriv")
+                    .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                    .args([
+                        "sh",
+                        "-c",
+                        "cd \"$1\" && mkdir -p \"$(dirname \"$2\")\" && exec nc -lU \"$2\"",
+                    ])
+                    .arg("sh")
+                    .arg(home.path())
+                    .arg(path)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let t0 = std::time::Instant::now();
+    loop {
+        let t = must(&format!("{} cat /proc/net/unix", lab.ns.exec_prefix()));
+        if t.contains(&format!(
+            "\n0: 00000002 00000000 00010000 0001 01 7 {ctl}\n"
+        )) && lookalikes.iter().all(|l| t.contains(l.as_str()))
+        {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 10, "nobody's sockets: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let r = lab.ocf("monitor", &[]);
+    expect(&r, 1, "monitor with pluto dead and forged sockets");
+    assert!(
+        r.reasons()[0].contains("pluto is not running"),
+        "{}",
+        r.stderr
+    );
+    expect(
+        &lab.ocf("stop", &[]),
+        0,
+        "stop with pluto dead and forged sockets",
+    );
+    expect(&lab.ocf("monitor", &[]), 7, "monitor after stop");
+}
+
+/// Processes killed when the test ends, failed or not (they would hold its output open).
+struct KilledOnDrop(Vec<std::process::Child>);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What stop does depends on its parameters and recorded state only: variables a
+/// resource manager or a shell may carry (ocf-tester's "binaries missing" switch, the old
+/// waiter marker, the old run directory override) do not turn it into a no-op that
+/// reports success, nor hide the known clients' conns from it.
 #[test]
 fn no_environment_variable_turns_stop_into_a_no_op() {
     let lab = Lab::new("198.51.100.30");
     lab.add_vip();
-    for (var, value) in [
+    // A directory of the attacker's, with a conn file of vipsec's shape naming none of
+    // the conns (what the agent read as its run directory when VIPSEC_RUN_DIR was set).
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(
+        elsewhere.path().join("vipsec-vip-tunnel.conf"),
+        "conn decoy\n\tleft=198.51.100.30\n\tright=%any\n",
+    )
+    .unwrap();
+    let elsewhere = elsewhere.path().display().to_string();
+    let vars = [
         ("OCF_TESTER_FAIL_HAVE_BINARY", "1"),
         ("VIPSEC_FALLBACK_WAITER", "1"),
-    ] {
+        ("VIPSEC_RUN_DIR", elsewhere.as_str()),
+    ];
+    for (var, value) in vars {
         expect(&lab.ocf("start", &[]), 0, "start");
         assert!(lab.pluto.oriented("rw"));
         expect(&lab.ocf("stop", &[(var, value)]), 0, var);
@@ -863,6 +957,26 @@ fn no_environment_variable_turns_stop_into_a_no_op() {
         );
         expect(&lab.ocf("monitor", &[]), 7, "monitor after that stop");
     }
+
+    // The generated conns, one per known client (192.0.2.47: nobody there): all of them
+    // go, with every variable set at once.
+    std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
+    let psk = lab.psk_file("vipsec-test-key-not-secret-stop-scope");
+    let params = [
+        ("OCF_RESKEY_auth", "psk"),
+        ("OCF_RESKEY_psk_file", psk.as_str()),
+        ("OCF_RESKEY_clients", "192.0.2.47"),
+    ];
+    expect(&lab.ocf("start", &params), 0, "start with a known client");
+    assert!(lab.pluto.whack("--status").contains("\"rw-to-192.0.2.47\""));
+    let stop_env: Vec<_> = params.iter().chain(&vars).copied().collect();
+    expect(&lab.ocf("stop", &stop_env), 0, "stop with every variable");
+    let status = lab.pluto.whack("--status");
+    assert!(
+        !status.contains("\"rw-to-192.0.2.47\"") && !status.contains("\"rw\""),
+        "stop left the known client's conn behind:\n{status}"
+    );
+    expect(&lab.ocf("monitor", &params), 7, "monitor after that stop");
 }
 
 /// The agent holds keys: no core dump of it may reach the disk, whatever the caller's

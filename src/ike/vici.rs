@@ -437,29 +437,66 @@ pub fn read_framed(mut bytes: &[u8]) -> std::result::Result<Vec<Message>, String
     Ok(out)
 }
 
+/// The most events a streamed command may bring, and their bytes in all: charon sends a
+/// few per conn or SA it holds; a socket that streams beyond this is not charon, and must
+/// not be able to fill this process's memory.
+pub const MAX_EVENTS: usize = 100_000;
+pub const MAX_STREAMED_BYTES: usize = 64 << 20;
+
 /// A connection to charon's VICI socket. Every read and write is bounded by the
 /// deadline the caller gives.
 pub struct Client {
     stream: UnixStream,
     socket: String,
+    /// Bytes read so far (to bound a streamed command).
+    received: usize,
 }
 
 impl Client {
+    /// Connects to charon, only if the socket can be nobody else's: keys go over it.
     pub fn connect(socket: &Path, deadline: Instant) -> Result<Client> {
+        Client::connect_owned_by(socket, 0, deadline)
+    }
+
+    /// Connects to a socket `owner` (root, but for tests) owns, in directories no one
+    /// else can write to, served by a process running as `owner` (SO_PEERCRED) — checked
+    /// before a byte is sent. A user who could create the socket, or a directory on its
+    /// path, could otherwise serve it and be handed the keys.
+    pub fn connect_owned_by(socket: &Path, owner: u32, deadline: Instant) -> Result<Client> {
         let shown = socket.display().to_string();
         if Instant::now() >= deadline {
             return Err(Error::Generic(format!(
                 "no time left to connect to charon at {shown}"
             )));
         }
+        safe_place(socket, owner)?;
         let stream = UnixStream::connect(socket).map_err(|e| {
             Error::Generic(format!(
                 "cannot connect to charon's VICI socket {shown}: {e}"
             ))
         })?;
+        let peer =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                .map_err(|e| {
+                    Error::configured(
+                        "vicisocket",
+                        format!("cannot tell who serves {shown} (SO_PEERCRED): {e}"),
+                    )
+                })?;
+        if peer.uid() != owner {
+            return Err(Error::configured(
+                "vicisocket",
+                format!(
+                    "{shown} is served by uid {} (pid {}), not by root's charon: refused",
+                    peer.uid(),
+                    peer.pid()
+                ),
+            ));
+        }
         Ok(Client {
             stream,
             socket: shown,
+            received: 0,
         })
     }
 
@@ -516,6 +553,7 @@ impl Client {
         }
         let mut body = vec![0u8; len];
         self.read_exact(&mut body, deadline)?;
+        self.received = self.received.saturating_add(4 + len);
         Packet::decode(&body).map_err(|e| {
             Error::Generic(format!(
                 "a VICI packet from {} that does not parse: {e}",
@@ -599,8 +637,17 @@ impl Client {
             deadline,
         )?;
         let mut items = Vec::new();
+        let start = self.received;
         let last = loop {
-            match self.receive(deadline)? {
+            let p = self.receive(deadline)?;
+            if items.len() >= MAX_EVENTS || self.received - start > MAX_STREAMED_BYTES {
+                return Err(Error::Generic(format!(
+                    "vicisocket: {} streamed more than {MAX_EVENTS} events or \
+                     {MAX_STREAMED_BYTES} bytes for {command}, more than charon ever sends",
+                    self.socket
+                )));
+            }
+            match p {
                 Packet::Event { name, message } if name == event => items.push(message),
                 Packet::Event { .. } => {}
                 other => break other,
@@ -611,6 +658,62 @@ impl Client {
         confirmed(&format!("the unregistration of {event}"), p)?;
         Ok((items, answer(command, last)?))
     }
+}
+
+/// Refuses a socket that is not `owner`'s, or in a directory someone else could write to:
+/// its own directory (sticky or not: others could create the name first) and every
+/// directory above it, which must be `owner`'s and writable by no one else, or sticky
+/// (then others can add names but not rename or remove `owner`'s: /tmp above a private
+/// directory). Both the path as given and the path its symlinks resolve to.
+fn safe_place(socket: &Path, owner: u32) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let shown = socket.display();
+    let refuse = |what: String| Err(Error::configured("vicisocket", format!("{shown}: {what}")));
+    let meta = match std::fs::metadata(socket) {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(Error::Generic(format!(
+                "cannot connect to charon's VICI socket {shown}: {e}"
+            )))
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return refuse("not a socket".into());
+    }
+    if meta.uid() != owner {
+        return refuse(format!("owned by uid {}, not root: refused", meta.uid()));
+    }
+    let canonical = std::fs::canonicalize(socket)
+        .map_err(|e| Error::Generic(format!("VICI socket {shown}: {e}")))?;
+    for path in [socket, canonical.as_path()] {
+        let mut dirs = path
+            .ancestors()
+            .skip(1)
+            .filter(|d| !d.as_os_str().is_empty());
+        for (i, dir) in dirs.by_ref().enumerate() {
+            let m = std::fs::metadata(dir).map_err(|e| {
+                Error::Generic(format!("VICI socket {shown}: {}: {e}", dir.display()))
+            })?;
+            let mode = m.mode();
+            let others_write = mode & 0o002 != 0 || (mode & 0o020 != 0 && m.gid() != 0);
+            let sticky = mode & 0o1000 != 0;
+            if m.uid() != owner {
+                return refuse(format!(
+                    "{} is owned by uid {}, not root: refused",
+                    dir.display(),
+                    m.uid()
+                ));
+            }
+            if others_write && (i == 0 || !sticky) {
+                return refuse(format!(
+                    "others can write to {} (mode {:o}): refused",
+                    dir.display(),
+                    mode & 0o7777
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A command's answer: its response (a refusal as an error), or why there is none.
@@ -843,7 +946,7 @@ mod tests {
             _ => vec![Packet::UnknownCommand],
         });
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut c = Client::connect(&path, deadline).unwrap();
+        let mut c = Client::connect_owned_by(&path, me(), deadline).unwrap();
         let (items, _) = c
             .streamed("list-sas", "list-sa", Message::new(), deadline)
             .unwrap();
@@ -856,12 +959,109 @@ mod tests {
         assert!(e.reason().contains("does not know"), "{e:?}");
     }
 
+    fn me() -> u32 {
+        nix::unistd::geteuid().as_raw()
+    }
+
+    /// A socket listening in `dir`, which records whether it ever received a byte.
+    fn listening_in(dir: &Path) -> (std::path::PathBuf, std::sync::mpsc::Receiver<usize>) {
+        let path = dir.join("vici");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                let _ = tx.send(buf.len());
+            }
+        });
+        (path, rx)
+    }
+
+    #[test]
+    fn a_socket_others_could_have_made_is_refused_before_a_byte_is_sent() {
+        use std::os::unix::fs::PermissionsExt;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let top = tempfile::tempdir().unwrap();
+        for mode in [0o777, 0o1777, 0o707] {
+            let dir = top.path().join(format!("{mode:o}"));
+            std::fs::create_dir(&dir).unwrap();
+            let (path, got) = listening_in(&dir);
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = Client::connect_owned_by(&path, me(), deadline)
+                .err()
+                .unwrap_or_else(|| panic!("a socket in a directory of mode {mode:o} was used"));
+            assert_eq!(e.code(), 6, "{e}");
+            assert!(e.reason().starts_with("vicisocket: "), "{e}");
+            assert!(e.reason().contains("others can write"), "{e}");
+            // The client never connected: the first connection the server gets is this
+            // probe's, and it carries nothing.
+            let _ = UnixStream::connect(&path);
+            assert_eq!(got.recv_timeout(Duration::from_secs(5)), Ok(0));
+        }
+        let below = top.path().join("open/private");
+        std::fs::create_dir_all(&below).unwrap();
+        let (path, _) = listening_in(&below);
+        // The directory above is writable by others (not sticky): refused too.
+        std::fs::set_permissions(
+            top.path().join("open"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        let e = Client::connect_owned_by(&path, me(), deadline)
+            .err()
+            .unwrap();
+        assert!(e.reason().contains("others can write"), "{e}");
+        // Someone else's socket, in a private place.
+        let dir = top.path().join("private");
+        std::fs::create_dir(&dir).unwrap();
+        let (path, _) = listening_in(&dir);
+        let e = Client::connect_owned_by(&path, me() + 1, deadline)
+            .err()
+            .unwrap();
+        assert!(e.reason().contains("owned by uid"), "{e}");
+        assert!(Client::connect_owned_by(&path, me(), deadline).is_ok());
+    }
+
+    #[test]
+    fn a_server_that_streams_forever_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vici");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let read_one = |s: &mut UnixStream| {
+                let mut len = [0u8; 4];
+                s.read_exact(&mut len).ok()?;
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                s.read_exact(&mut body).ok()
+            };
+            read_one(&mut s);
+            let _ = s.write_all(&Packet::EventConfirm.encode().unwrap());
+            read_one(&mut s);
+            let event = Packet::Event {
+                name: "list-sa".into(),
+                message: Message::new().with("x", "y"),
+            }
+            .encode()
+            .unwrap();
+            while s.write_all(&event).is_ok() {}
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut c = Client::connect_owned_by(&path, me(), deadline).unwrap();
+        let e = c
+            .streamed("list-sas", "list-sa", Message::new(), deadline)
+            .unwrap_err();
+        assert!(e.reason().starts_with("vicisocket: "), "{e}");
+        assert!(e.reason().contains("streamed more than"), "{e}");
+    }
+
     #[test]
     fn a_silent_daemon_costs_no_more_than_the_deadline() {
         let (_dir, path) = server(|_| Vec::new());
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_millis(300);
-        let mut c = Client::connect(&path, deadline).unwrap();
+        let mut c = Client::connect_owned_by(&path, me(), deadline).unwrap();
         let e = c.request("version", Message::new(), deadline).unwrap_err();
         assert!(e.reason().contains("did not answer in time"), "{e:?}");
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());

@@ -1,47 +1,181 @@
-//! Which sockets exist in this network namespace, from the kernel's /proc/net tables
-//! (a stable kernel ABI). Lets monitor see that pluto is alive, which pluto it is, and
-//! that it listens for IKE on the VIP — without talking to pluto, whose control socket
-//! logs an error for every connection that sends no command.
+//! Which sockets exist in this network namespace, from the kernel: the listening unix
+//! sockets over NETLINK_SOCK_DIAG, bound UDP ports from /proc/net/udp{,6} (a stable
+//! kernel ABI). Lets monitor see that pluto is alive, which pluto it is, and that it
+//! listens for IKE on the VIP — without talking to pluto, whose control socket logs an
+//! error for every connection that sends no command.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// The kernel inode of the listening unix socket bound at `path`, if a process listens
+/// The kernel inode of the listening unix socket bound at `path` by root, if one listens
 /// there. A restarted daemon gets a new inode: the inode names the daemon instance.
+///
+/// The socket is the one whose file (device, inode) is the file at `path` — not a path
+/// string: /proc/net/unix prints paths raw, so any user can bind a socket whose path
+/// holds a newline and a forged line naming the daemon's socket (and inode). sock_diag
+/// gives the same facts as binary fields no user can write into, and the owner's uid.
+/// Following the path's symlinks (/var/run vs /run) comes with `stat`.
 pub fn listening_unix_socket(path: &Path) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
-    let wanted = path.to_str()?;
-    if let Some(inode) = parse_unix_listeners(&table).find_map(|(i, b)| (b == wanted).then_some(i))
-    {
-        return Some(inode);
-    }
-    // The same socket under another spelling (/var/run vs /run): resolve only sockets of
-    // the same file name, never every socket's path (one on a dead network mount would
-    // hang the monitor).
-    let name = path.file_name()?;
-    let canonical = std::fs::canonicalize(path).ok()?;
-    let found = parse_unix_listeners(&table).find_map(|(inode, bound)| {
-        let bound = Path::new(bound);
-        (bound.file_name() == Some(name)
-            && std::fs::canonicalize(bound).ok().as_deref() == Some(canonical.as_path()))
-        .then_some(inode)
-    });
-    found
+    let file = std::fs::metadata(path).ok()?;
+    let wanted = (
+        nix::sys::stat::major(file.dev()),
+        nix::sys::stat::minor(file.dev()),
+        file.ino(),
+    );
+    unix_listeners()?
+        .into_iter()
+        .find(|l| l.uid == Some(0) && l.file() == Some(wanted))
+        .map(|l| u64::from(l.inode))
 }
 
-/// (inode, path) of every listening, path-bound unix socket in a /proc/net/unix table.
-pub fn parse_unix_listeners(table: &str) -> impl Iterator<Item = (u64, &str)> {
-    const SO_ACCEPTCON: u32 = 0x0001_0000;
-    table.lines().skip(1).filter_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // Num RefCount Protocol Flags Type St Inode Path
-        let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
-        let path = f.get(7)?;
-        if flags & SO_ACCEPTCON == 0 || !path.starts_with('/') {
+/// A listening unix socket as sock_diag describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixListener {
+    /// The socket's own inode (/proc/net/unix's Inode column).
+    pub inode: u32,
+    /// The bound file's inode and device (the kernel's internal dev_t: major << 20 |
+    /// minor), for sockets bound to a path.
+    pub vfs: Option<(u32, u32)>,
+    /// The uid of the socket's owner.
+    pub uid: Option<u32>,
+}
+
+impl UnixListener {
+    /// (major, minor, inode) of the bound file, comparable with `stat`'s.
+    fn file(&self) -> Option<(u64, u64, u64)> {
+        let (ino, dev) = self.vfs?;
+        Some((
+            u64::from(dev >> 20),
+            u64::from(dev & 0xf_ffff),
+            u64::from(ino),
+        ))
+    }
+}
+
+// <linux/netlink.h>, <linux/sock_diag.h>, <linux/unix_diag.h>
+const NLMSG_DONE: u16 = 3;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const TCP_LISTEN: u32 = 10;
+const UDIAG_SHOW_VFS: u32 = 0x2;
+const UDIAG_SHOW_UID: u32 = 0x40;
+const UNIX_DIAG_VFS: u16 = 1;
+const UNIX_DIAG_UID: u16 = 7;
+/// A dump that never ends (it cannot: the kernel sends each socket once) is cut here.
+const MAX_DUMP_BYTES: usize = 64 << 20;
+
+/// Every listening unix socket of this network namespace, with its bound file and owner
+/// (one netlink dump; None if the kernel does not answer within a second).
+pub fn unix_listeners() -> Option<Vec<UnixListener>> {
+    use nix::sys::socket::{
+        recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
+        SockType,
+    };
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    )
+    .ok()?;
+    let second = nix::sys::time::TimeVal::new(1, 0);
+    setsockopt(&fd, sockopt::ReceiveTimeout, &second).ok()?;
+    setsockopt(&fd, sockopt::SendTimeout, &second).ok()?;
+    nix::sys::socket::connect(fd.as_raw_fd(), &nix::sys::socket::NetlinkAddr::new(0, 0)).ok()?;
+    send(fd.as_raw_fd(), &unix_diag_request(), MsgFlags::empty()).ok()?;
+    let mut found = Vec::new();
+    // The kernel sends a dump in datagrams of at most 32 KiB; MSG_TRUNC tells a larger
+    // one (then cut: refused) by its real length.
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0;
+    loop {
+        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC).ok()?;
+        total += n;
+        if n == 0 || n > buf.len() || total > MAX_DUMP_BYTES {
             return None;
         }
-        Some((f.get(6)?.parse().ok()?, *path))
-    })
+        match parse_unix_diag(buf.get(..n)?, &mut found) {
+            Some(true) => return Some(found),
+            Some(false) => {}
+            None => return None,
+        }
+    }
+}
+
+/// A dump request for listening unix sockets, with their bound file and owner.
+fn unix_diag_request() -> Vec<u8> {
+    let mut r = Vec::with_capacity(40);
+    r.extend_from_slice(&40u32.to_ne_bytes()); // nlmsg_len
+    r.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    r.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    r.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    r.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+    r.extend_from_slice(&[libc_af_unix(), 0, 0, 0]); // family, protocol, pad
+    r.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes()); // states
+    r.extend_from_slice(&0u32.to_ne_bytes()); // ino: all
+    r.extend_from_slice(&(UDIAG_SHOW_VFS | UDIAG_SHOW_UID).to_ne_bytes());
+    r.extend_from_slice(&[0xff; 8]); // cookie: none
+    r
+}
+
+fn libc_af_unix() -> u8 {
+    nix::sys::socket::AddressFamily::Unix as i32 as u8
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Netlink aligns messages and attributes to 4 bytes.
+fn align4(n: usize) -> usize {
+    n.saturating_add(3) & !3
+}
+
+/// Appends the sockets of one datagram of a sock_diag dump to `found`: Some(true) at the
+/// dump's end, Some(false) if more follows, None for an error or a malformed message.
+pub fn parse_unix_diag(mut buf: &[u8], found: &mut Vec<UnixListener>) -> Option<bool> {
+    while !buf.is_empty() {
+        let len = u32_at(buf, 0)? as usize;
+        let kind = u16_at(buf, 4)?;
+        let msg = buf.get(16..len)?;
+        buf = buf.get(align4(len).min(buf.len())..)?;
+        match kind {
+            NLMSG_DONE => return Some(true),
+            SOCK_DIAG_BY_FAMILY => found.push(parse_unix_diag_msg(msg)?),
+            // NLMSG_ERROR, or anything else: no answer to rely on.
+            _ => return None,
+        }
+    }
+    Some(false)
+}
+
+/// struct unix_diag_msg (16 bytes) then attributes.
+fn parse_unix_diag_msg(msg: &[u8]) -> Option<UnixListener> {
+    let mut l = UnixListener {
+        inode: u32_at(msg, 4)?,
+        vfs: None,
+        uid: None,
+    };
+    let mut attrs = msg.get(16..)?;
+    while attrs.len() >= 4 {
+        let len = usize::from(u16_at(attrs, 0)?);
+        let kind = u16_at(attrs, 2)?;
+        let data = attrs.get(4..len)?;
+        match kind {
+            UNIX_DIAG_VFS => l.vfs = Some((u32_at(data, 0)?, u32_at(data, 4)?)),
+            UNIX_DIAG_UID => l.uid = Some(u32_at(data, 0)?),
+            _ => {}
+        }
+        attrs = attrs.get(align4(len).min(attrs.len())..)?;
+    }
+    Some(l)
 }
 
 /// IKE's ports: 500, and 4500 (NAT traversal).
@@ -94,12 +228,6 @@ pub fn parse_udp_bound(table: &str) -> impl Iterator<Item = (IpAddr, u16)> + '_ 
 mod tests {
     use super::*;
 
-    // Captured in a namespace running pluto (libreswan 4.10), x86_64.
-    const UNIX: &str = "Num       RefCount Protocol Flags    Type St Inode Path
-00000000795aced3: 00000002 00000000 00010000 0001 01 40178 /run/pluto/pluto.ctl
-000000003ce2aced: 00000003 00000000 00000000 0001 03  1603
-00000000aaaaaaaa: 00000002 00000000 00000000 0001 01 40180 /run/pluto/other.sock
-";
     const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
  2800: 0100007F:01F4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 40207 2 00000000a46e6226 0
  2800: 0A0200C0:01F4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 40205 2 00000000d248070a 0
@@ -110,10 +238,81 @@ mod tests {
  2801: B80D0120000000000000000010000000:01F4 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 40211 2 00000000593bda28 0
 ";
 
+    /// A dump as the kernel sends it: one socket with its file and owner, one without
+    /// attributes, then the end.
     #[test]
-    fn unix_listeners_only() {
-        let l: Vec<_> = parse_unix_listeners(UNIX).collect();
-        assert_eq!(l, vec![(40178, "/run/pluto/pluto.ctl")]);
+    fn unix_diag_dump() {
+        let mut dump = Vec::new();
+        let msg = |dump: &mut Vec<u8>, kind: u16, body: &[u8]| {
+            dump.extend_from_slice(&(16 + body.len() as u32).to_ne_bytes());
+            dump.extend_from_slice(&kind.to_ne_bytes());
+            dump.extend_from_slice(&[0; 10]);
+            dump.extend_from_slice(body);
+        };
+        let mut body = vec![1, 1, 10, 0];
+        body.extend_from_slice(&40178u32.to_ne_bytes());
+        body.extend_from_slice(&[0; 8]);
+        body.extend_from_slice(&12u16.to_ne_bytes());
+        body.extend_from_slice(&UNIX_DIAG_VFS.to_ne_bytes());
+        body.extend_from_slice(&77u32.to_ne_bytes());
+        body.extend_from_slice(&((8u32 << 20) | 3).to_ne_bytes());
+        body.extend_from_slice(&8u16.to_ne_bytes());
+        body.extend_from_slice(&UNIX_DIAG_UID.to_ne_bytes());
+        body.extend_from_slice(&0u32.to_ne_bytes());
+        msg(&mut dump, SOCK_DIAG_BY_FAMILY, &body);
+        let mut bare = vec![1, 1, 10, 0];
+        bare.extend_from_slice(&5u32.to_ne_bytes());
+        bare.extend_from_slice(&[0; 8]);
+        msg(&mut dump, SOCK_DIAG_BY_FAMILY, &bare);
+        let mut found = Vec::new();
+        assert_eq!(parse_unix_diag(&dump, &mut found), Some(false));
+        msg(&mut dump, NLMSG_DONE, &[0; 4]);
+        found.clear();
+        assert_eq!(parse_unix_diag(&dump, &mut found), Some(true));
+        assert_eq!(found[0].file(), Some((8, 3, 77)));
+        assert_eq!(found[0].uid, Some(0));
+        assert_eq!(
+            (found[1].inode, found[1].vfs, found[1].uid),
+            (5, None, None)
+        );
+        // Cut anywhere, the dump is refused or read up to the cut, never past it.
+        for cut in 0..dump.len() {
+            let mut part = Vec::new();
+            let _ = parse_unix_diag(&dump[..cut], &mut part);
+            assert!(part.len() <= 2);
+        }
+    }
+
+    /// Against this kernel: root's listening socket is found by its file, with the
+    /// inode the kernel gives the socket; a socket that does not listen, a plain file
+    /// and a missing path are not.
+    #[test]
+    fn finds_a_listening_socket_by_its_file() {
+        use std::os::fd::AsRawFd;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.ctl");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", listener.as_raw_fd()))
+            .unwrap()
+            .display()
+            .to_string();
+        assert_eq!(
+            listening_unix_socket(&path).map(|i| format!("socket:[{i}]")),
+            Some(link)
+        );
+        // Through a symlink to it (the /var/run spelling of /run).
+        let alias = dir.path().join("alias.ctl");
+        std::os::unix::fs::symlink(&path, &alias).unwrap();
+        assert!(listening_unix_socket(&alias).is_some());
+        drop(listener);
+        assert_eq!(listening_unix_socket(&path), None, "closed, the file stays");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        assert_eq!(listening_unix_socket(&plain), None);
+        assert_eq!(listening_unix_socket(&dir.path().join("missing")), None);
     }
 
     #[test]

@@ -249,6 +249,10 @@ pub struct Pluto {
     pub dir: PathBuf,
     pub ctlsocket: PathBuf,
     pub confdir: PathBuf,
+    /// What this pluto and the agents that drive it see as /run/vipsec (the keys' files
+    /// the confdir's links point to); `None`: the system's.
+    pub run_dir: Option<PathBuf>,
+    root: Option<PathBuf>,
     child: Option<Child>,
     netns: String,
     /// `ip netns exec NS [chroot ROOT]`
@@ -282,6 +286,8 @@ impl Pluto {
             dir: dir.to_path_buf(),
             ctlsocket: dir.join("run/pluto.ctl"),
             confdir,
+            run_dir: Some(dir.join("vipsec")),
+            root: ns.root().map(Path::to_path_buf),
             child: None,
             netns: ns.name.clone(),
             exec: ns.exec_prefix(),
@@ -296,8 +302,7 @@ impl Pluto {
         cmd.arg("-c")
             .arg(format!("exec {} \"$@\"", self.exec))
             .arg("sh");
-        let child = cmd
-            .args(["ipsec", "pluto", "--nofork"])
+        cmd.args(["ipsec", "pluto", "--nofork"])
             .arg("--config")
             .arg(d.join("ipsec.conf"))
             .arg("--rundir")
@@ -309,7 +314,11 @@ impl Pluto {
             .arg("--secretsfile")
             .arg(d.join("ipsec.secrets"))
             .arg("--logfile")
-            .arg(d.join("pluto.log"))
+            .arg(d.join("pluto.log"));
+        if let Some(run_dir) = &self.run_dir {
+            with_run_dir(&mut cmd, run_dir, self.root.as_deref());
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -349,6 +358,8 @@ impl Pluto {
             dir: log_dir.to_path_buf(),
             ctlsocket: PathBuf::from("/run/pluto/pluto.ctl"),
             confdir: PathBuf::from("/etc/ipsec.d"),
+            run_dir: None,
+            root: ns.root().map(Path::to_path_buf),
             child: Some(child),
             netns: ns.name.clone(),
             exec: ns.exec_prefix(),
@@ -540,6 +551,8 @@ impl OcfAgent {
 }
 
 /// The environment a resource manager gives an agent, without the caller's OCF_*/HA_*.
+/// `env[RUN_DIR]`, if there, is no variable: the directory mounted at /run/vipsec for
+/// this run (`with_run_dir`).
 pub fn ocf_command(
     program: &Path,
     action: &str,
@@ -556,8 +569,64 @@ pub fn ocf_command(
             c.env_remove(k);
         }
     }
-    c.envs(env);
+    for (k, v) in env {
+        if k == RUN_DIR {
+            with_run_dir(&mut c, Path::new(v), netns.and_then(Netns::root));
+        } else {
+            c.env(k, v);
+        }
+    }
     c
+}
+
+/// The key of an agent's environment map (see `ocf_command`) that names its run
+/// directory. The agent's run directory is fixed (/run/vipsec: no variable may change
+/// what stop removes), so tests that run agents side by side give each its own by
+/// mounting one there.
+pub const RUN_DIR: &str = "(mounted at /run/vipsec)";
+
+/// The file a confdir's link to /run/vipsec names, read from `run_dir`, the directory the
+/// daemon and agent saw there.
+pub fn read_linked(link: &Path, run_dir: &Path) -> String {
+    let target = fs::read_link(link).unwrap();
+    let name = target
+        .strip_prefix("/run/vipsec")
+        .unwrap_or_else(|_| panic!("{link:?} links to {target:?}, not into /run/vipsec"));
+    fs::read_to_string(run_dir.join(name)).unwrap()
+}
+
+/// Runs `cmd` in a mount namespace of its own where `dir` is /run/vipsec (also inside
+/// `root`, the distribution it runs from, if any). `ip netns exec` and chroot inherit it.
+pub fn with_run_dir(cmd: &mut Command, dir: &Path, root: Option<&Path>) {
+    use nix::mount::{mount, MsFlags};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let mut targets = vec![PathBuf::from("/run/vipsec")];
+    targets.extend(root.map(|r| r.join("run/vipsec")));
+    for d in targets.iter().map(PathBuf::as_path).chain([dir]) {
+        fs::create_dir_all(d).unwrap();
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let dir = dir.to_path_buf();
+    // Safety: only system calls between fork and exec (nix passes short paths on the
+    // stack).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+            let none: Option<&str> = None;
+            mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
+            for t in &targets {
+                mount(
+                    Some(dir.as_path()),
+                    t.as_path(),
+                    none,
+                    MsFlags::MS_BIND,
+                    none,
+                )?;
+            }
+            Ok(())
+        });
+    }
 }
 
 pub fn env_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -609,7 +678,7 @@ impl Lab {
         let pluto = Pluto::start(&ns, &tmp.path().join("pluto"));
         pluto.add_conn_file("rw.conf", &Self::road_warrior_conn("rw", vip));
         let state_dir = tmp.path().join("rsctmp");
-        let run_dir = tmp.path().join("run-vipsec");
+        let run_dir = pluto.run_dir.clone().unwrap_or_default();
         Lab {
             pluto,
             ns,
@@ -677,7 +746,7 @@ impl Lab {
             self.pluto.ctlsocket.display().to_string(),
         );
         env.insert("HA_RSCTMP".into(), self.state_dir.display().to_string());
-        env.insert("VIPSEC_RUN_DIR".into(), self.run_dir.display().to_string());
+        env.insert(RUN_DIR.into(), self.run_dir.display().to_string());
         for (k, v) in extra {
             if v.is_empty() {
                 env.remove(*k);
@@ -707,8 +776,8 @@ impl Lab {
             .arg("--ctlsocket")
             .arg(&self.pluto.ctlsocket)
             .args(extra_args)
-            .env("HA_RSCTMP", &self.state_dir)
-            .env("VIPSEC_RUN_DIR", &self.run_dir);
+            .env("HA_RSCTMP", &self.state_dir);
+        with_run_dir(&mut c, &self.run_dir, self.ns.root());
         Run::from(c.output().unwrap())
     }
 }
@@ -763,12 +832,8 @@ pub fn assert_ocf_tester_passes(
     for (name, value) in options {
         cmd.arg("-o").arg(format!("{name}={value}"));
     }
-    let out = cmd
-        .arg(agent)
-        .env("HA_RSCTMP", state_dir)
-        .env("VIPSEC_RUN_DIR", run_dir)
-        .output()
-        .unwrap();
+    with_run_dir(&mut cmd, run_dir, ns.root());
+    let out = cmd.arg(agent).env("HA_RSCTMP", state_dir).output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

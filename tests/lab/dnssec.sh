@@ -49,8 +49,8 @@ dns_check() {  # dns_check HOST NAME ADDRESS: vipsec's own verdict
 
 dns_mesh_agent() {
   local h=$1 action=$2; shift 2
-  HA_RSCTMP=$LAB/$h/state-dns VIPSEC_RUN_DIR=$LAB/$h/vipsec HA_LOGFILE=$LAB/agent-$h.log \
-    on "$h" "$VIPSEC" mesh "$action" --instance dnsmesh --peers "a.lab.test b.lab.test d.lab.test" \
+  HA_RSCTMP=$LAB/$h/state-dns HA_LOGFILE=$LAB/agent-$h.log \
+    on "$h" "$VIPSEC" mesh "$action" --instance "dnsmesh-$h" --peers "a.lab.test b.lab.test d.lab.test" \
     --secret_file "$LAB/mesh.secret" --ctlsocket "$LAB/$h/run/pluto.ctl" \
     --confdir "$LAB/$h/ipsec.d" --policy use --dnssec require --resolver 192.0.2.5 \
     --dnssec_anchor "$DNS_DIR/anchor.key" "$@"
@@ -116,8 +116,8 @@ cert_agent() {  # the VIP tunnel on HOST with a generated certificate conn, DNSS
   local h=$1 action=$2; shift 2
   local depth=()
   [ "$action" = monitor ] && depth=(--check-level "${DEPTH:-0}")
-  HA_RSCTMP=$LAB/$h/state-cert VIPSEC_RUN_DIR=$LAB/$h/vipsec HA_LOGFILE=$LAB/agent-$h.log \
-    on "$h" "$VIPSEC" "$action" "${depth[@]}" --instance vip-cert --tunnel rwc --vip $VIP \
+  HA_RSCTMP=$LAB/$h/state-cert HA_LOGFILE=$LAB/agent-$h.log \
+    on "$h" "$VIPSEC" "$action" "${depth[@]}" --instance "vip-cert-$h" --tunnel rwc --vip $VIP \
     --confdir "$LAB/$h/ipsec.d" --ctlsocket "$LAB/$h/run/pluto.ctl" --auth cert --cert vip \
     --resolver 192.0.2.5 --dnssec_anchor "$DNS_DIR/anchor.key" "$@"
 }
@@ -186,8 +186,8 @@ scenario_vip_cert_names() {
 
 cert_mesh_agent() {  # cert_mesh_agent HOST NICKNAME ACTION...: the mesh of A and B, by certificate
   local h=$1 nick=$2 action=$3; shift 3
-  HA_RSCTMP=$LAB/$h/state-cmesh VIPSEC_RUN_DIR=$LAB/$h/vipsec HA_LOGFILE=$LAB/agent-$h.log \
-    on "$h" "$VIPSEC" mesh "$action" --instance cmesh --peers "192.0.2.1 192.0.2.2" \
+  HA_RSCTMP=$LAB/$h/state-cmesh HA_LOGFILE=$LAB/agent-$h.log \
+    on "$h" "$VIPSEC" mesh "$action" --instance "cmesh-$h" --peers "192.0.2.1 192.0.2.2" \
     --auth cert --cert "$nick" --ctlsocket "$LAB/$h/run/pluto.ctl" --confdir "$LAB/$h/ipsec.d" \
     --policy use --resolver 192.0.2.5 --dnssec_anchor "$DNS_DIR/anchor.key" "$@"
 }

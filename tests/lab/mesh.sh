@@ -12,8 +12,8 @@ mesh_agent() {
     run=(charon_agent "$h"); daemon=(--ike strongswan --vicisocket "$(vici_socket "$h")")
   fi
   [ "$action" = monitor ] && depth=(--check-level "${DEPTH:-0}")
-  HA_RSCTMP=$LAB/$h/state VIPSEC_RUN_DIR=$LAB/$h/vipsec HA_LOGFILE=$LAB/agent-$h.log \
-    "${run[@]}" mesh "$action" "${depth[@]}" --instance mesh --peers "$MESH_PEERS" \
+  HA_RSCTMP=$LAB/$h/state HA_LOGFILE=$LAB/agent-$h.log \
+    "${run[@]}" mesh "$action" "${depth[@]}" --instance "mesh-$h" --peers "$MESH_PEERS" \
     --secret_file "$LAB/mesh.secret" "${daemon[@]}" \
     --policy "${MESH_POLICY:-require}" --dnssec off "$@"
 }

@@ -16,9 +16,9 @@ vip_agent() {
     run=(charon_agent "$h"); daemon=(--ike strongswan --vicisocket "$(vici_socket "$h")")
   fi
   [ "$action" = monitor ] && depth=(--check-level "${DEPTH:-0}")
-  HA_RSCTMP=$LAB/$h/state VIPSEC_RUN_DIR=$LAB/$h/vipsec HA_LOGFILE=$LAB/agent-$h.log \
+  HA_RSCTMP=$LAB/$h/state HA_LOGFILE=$LAB/agent-$h.log \
     "${run[@]}" "$action" "${depth[@]}" \
-    --instance vip-tunnel --tunnel rw --vip $VIP "${daemon[@]}" \
+    --instance "vip-tunnel-$h" --tunnel rw --vip $VIP "${daemon[@]}" \
     --auth psk --psk_file "$PSK_FILE" ${CLIENTS:+--clients "$CLIENTS"} "$@"
 }
 
