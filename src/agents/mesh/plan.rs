@@ -17,17 +17,76 @@ use crate::ike::{
 use crate::kernel::{addr, route};
 use crate::keys::pair_psk;
 
+/// Where a peer's address came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerOrigin {
+    /// Written in `peers` (state files from before origins were recorded read as this).
+    #[default]
+    Parameter,
+    /// The address Corosync reports for a member it has joined with.
+    CorosyncMember,
+    /// An address written in Corosync's nodelist (the node is not a member now).
+    CorosyncConf,
+    /// A DNS name's answer, under the mesh's DNSSEC rules.
+    ResolvedName,
+}
+
+impl PeerOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerOrigin::Parameter => "parameter",
+            PeerOrigin::CorosyncMember => "corosync-member",
+            PeerOrigin::CorosyncConf => "corosync-conf",
+            PeerOrigin::ResolvedName => "resolved-name",
+        }
+    }
+}
+
+/// A peer to plan for: an address or a name to resolve, how to show it, and where it
+/// came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub spec: PeerSpec,
+    /// Its address or name, or the Corosync node it stands for.
+    pub listed_as: String,
+    pub origin: PeerOrigin,
+}
+
+impl Listed {
+    /// A peer as the `peers` parameter lists it.
+    pub fn parameter(spec: &PeerSpec) -> Listed {
+        Listed {
+            listed_as: spec.to_string(),
+            origin: match spec {
+                PeerSpec::Address(_) => PeerOrigin::Parameter,
+                PeerSpec::Name(_) => PeerOrigin::ResolvedName,
+            },
+            spec: spec.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PlannedPeer {
     pub address: IpAddr,
     pub local: IpAddr,
-    /// How the peer was listed: its address, or the DNS name it came from.
+    /// How the peer was listed: its address, the DNS name it came from, or the Corosync
+    /// node it stands for.
     pub listed_as: String,
     /// Every conn this peer needs (the first is the main, host-to-host one).
     pub conns: Vec<String>,
+    #[serde(default)]
+    pub origin: PeerOrigin,
 }
 
 impl PlannedPeer {
+    /// The same kernel and daemon setup as `other` (address, local end, conns), however
+    /// each was listed: a reload leaves such a peer and its SA alone.
+    pub fn same_conns(&self, other: &PlannedPeer) -> bool {
+        self.address == other.address && self.local == other.local && self.conns == other.conns
+    }
+
     /// The main conn's name ("" for a peer read back from a damaged state file, which
     /// then fails as an unknown conn instead of panicking).
     pub fn main_conn(&self) -> &str {
@@ -121,12 +180,13 @@ pub fn conn_defs(cfg: &MeshConfig, plan: &MeshPlan) -> Vec<ConnDef> {
         .collect();
     conns.extend(plan.peers.iter().flat_map(|p| {
         let mut conns = peer_conns(cfg, p.local, p.address);
-        // A peer listed by name (auth=cert) must present a certificate for that name:
-        // the IKE daemon refuses any other one during IKE_AUTH, so a valid
-        // certificate of the same CA gets no SA from another peer's address, not
-        // even until the next monitor. (Peers listed by address are checked by name
-        // at monitor time: their certificates need carry no address.)
-        if p.listed_as.parse::<IpAddr>().is_err() {
+        // A peer whose address a name resolved to (auth=cert) must present a
+        // certificate for that name: the IKE daemon refuses any other one during
+        // IKE_AUTH, so a valid certificate of the same CA gets no SA from another
+        // peer's address, not even until the next monitor. (Peers listed by address,
+        // and Corosync's nodes by their addresses, are checked by name at monitor time:
+        // their certificates need carry no address.)
+        if p.origin == PeerOrigin::ResolvedName {
             for c in &mut conns {
                 if let ConnAuth::Cert { remote, .. } = &mut c.auth {
                     *remote = Some(Identity::Fqdn(p.listed_as.clone()));
@@ -329,39 +389,41 @@ pub fn resolve_plain(
 /// node being the only one (a one-node cluster) is fine rather than a mistake.
 pub fn build(
     cfg: &MeshConfig,
-    peers: &[PeerSpec],
+    peers: &[Listed],
     from_cluster: bool,
     resolve: &mut dyn FnMut(&[String]) -> Resolved,
     deadline: Instant,
 ) -> Result<MeshPlan> {
     let own: BTreeSet<IpAddr> = addr::local_addresses(deadline)?.into_iter().collect();
     let mut plan = MeshPlan::default();
-    let names: Vec<String> = peers
-        .iter()
-        .filter_map(|p| match p {
-            PeerSpec::Name(n) => Some(n.clone()),
-            PeerSpec::Address(_) => None,
-        })
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for p in peers {
+        if let PeerSpec::Name(n) = &p.spec {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
     let resolved = if names.is_empty() {
         Vec::new()
     } else {
         resolve(&names)
     };
-    // (address, as listed), each address once, this node's own left out.
-    let mut targets: Vec<(IpAddr, String)> = Vec::new();
-    let push = |a: IpAddr, listed: &str, targets: &mut Vec<(IpAddr, String)>| {
-        if !own.contains(&a) && !targets.iter().any(|(t, _)| *t == a) {
-            targets.push((a, listed.to_string()));
+    // (address, as listed, origin), each address once (its first listing), this node's
+    // own left out.
+    let mut targets: Vec<(IpAddr, String, PeerOrigin)> = Vec::new();
+    let mut push = |a: IpAddr, peer: &Listed| {
+        if !own.contains(&a) && !targets.iter().any(|(t, _, _)| *t == a) {
+            targets.push((a, peer.listed_as.clone(), peer.origin));
         }
     };
     for peer in peers {
-        match peer {
-            PeerSpec::Address(a) => push(*a, &a.to_string(), &mut targets),
+        match &peer.spec {
+            PeerSpec::Address(a) => push(*a, peer),
             PeerSpec::Name(n) => match resolved.iter().find(|(name, _)| name == n) {
                 Some((_, Ok(addrs))) if !addrs.is_empty() => {
                     for a in addrs {
-                        push(*a, n, &mut targets);
+                        push(*a, peer);
                     }
                 }
                 Some((_, Err(e))) => plan.skipped.push(Skipped {
@@ -378,15 +440,15 @@ pub fn build(
     // The local end: the configured address of the peer's family, else the kernel's choice.
     let lookups: Vec<IpAddr> = targets
         .iter()
-        .filter(|(a, _)| {
+        .filter(|(a, _, _)| {
             !cfg.local_addresses
                 .iter()
                 .any(|l| l.is_ipv4() == a.is_ipv4())
         })
-        .map(|(a, _)| *a)
+        .map(|(a, _, _)| *a)
         .collect();
     let routed = route::source_addresses(&lookups, deadline)?;
-    for (address, listed_as) in targets {
+    for (address, listed_as, origin) in targets {
         let local = match cfg
             .local_addresses
             .iter()
@@ -404,6 +466,7 @@ pub fn build(
                 local,
                 listed_as,
                 conns: conns_for(cfg, local, address),
+                origin,
             }),
             None => plan.skipped.push(Skipped {
                 peer: address.to_string(),
@@ -443,6 +506,7 @@ mod tests {
             local: l.parse().unwrap(),
             listed_as: a.into(),
             conns: conns_for(&cfg, l.parse().unwrap(), a.parse().unwrap()),
+            origin: PeerOrigin::Parameter,
         };
         let mut plan = MeshPlan {
             peers: vec![
