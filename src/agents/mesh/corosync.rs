@@ -127,19 +127,26 @@ impl Cluster {
                 .or_else(|| node.rings.first().cloned())
                 .or_else(|| node.nodeid.map(|id| format!("nodeid {id}")))
                 .unwrap_or_default();
-            if let Some(m) = joined(node.nodeid) {
-                out.extend(m.addresses.iter().map(|a| Listed {
-                    spec: PeerSpec::Address(*a),
-                    listed_as: label.clone(),
-                    origin: PeerOrigin::CorosyncMember,
-                }));
-                continue;
-            }
             let rings = node
                 .rings
                 .iter()
                 .map(|r| parse_peer(param, r))
                 .collect::<Result<Vec<_>>>()?;
+            // The name the node's certificate is for, under auth=cert: the one Corosync
+            // knows it by, however its address is found.
+            let cert_name = rings.iter().find_map(|r| match r {
+                PeerSpec::Name(n) => Some(n.clone()),
+                PeerSpec::Address(_) => None,
+            });
+            if let Some(m) = joined(node.nodeid) {
+                out.extend(m.addresses.iter().map(|a| Listed {
+                    spec: PeerSpec::Address(*a),
+                    listed_as: label.clone(),
+                    origin: PeerOrigin::CorosyncMember,
+                    cert_name: cert_name.clone(),
+                }));
+                continue;
+            }
             let addresses: Vec<IpAddr> = rings
                 .iter()
                 .filter_map(|r| match r {
@@ -151,6 +158,7 @@ impl Cluster {
                 // Only names: listed as the name, so a DNS outage keeps what it resolved to.
                 out.extend(rings.into_iter().map(|r| Listed {
                     listed_as: r.to_string(),
+                    cert_name: Some(r.to_string()),
                     spec: r,
                     origin: PeerOrigin::ResolvedName,
                 }));
@@ -159,6 +167,7 @@ impl Cluster {
                     spec: PeerSpec::Address(a),
                     listed_as: label.clone(),
                     origin: PeerOrigin::CorosyncConf,
+                    cert_name: cert_name.clone(),
                 }));
             }
         }
@@ -168,6 +177,7 @@ impl Cluster {
                     spec: PeerSpec::Address(*a),
                     listed_as: format!("nodeid {}", m.nodeid),
                     origin: PeerOrigin::CorosyncMember,
+                    cert_name: None,
                 }));
             }
         }
@@ -502,6 +512,11 @@ nodelist.node.1.ring0_addr (str) = nodeb.example.test
                 "node4 2001:db8::10 corosync-conf",
             ]
         );
+        // Under auth=cert a node must present the certificate of the name its entry
+        // writes, whichever address it is reached by.
+        let peers = cluster.peers().unwrap();
+        assert_eq!(peers[2].cert_name.as_deref(), Some("nodeb.example.test"));
+        assert_eq!(peers[0].cert_name, None);
         // A member that left: back to its nodelist entry (here only a name).
         let (nodes, members) = parse_cmap(CMAP_31_LEFT).unwrap();
         assert!(!members[1].joined);
