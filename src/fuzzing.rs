@@ -41,7 +41,7 @@ pub fn daemon_output(data: &[u8]) {
     let _ = crate::ike::libreswan_conf::Version::parse(&text);
 }
 
-/// Corosync: corosync.conf and `corosync-cmapctl -b nodelist.node` output.
+/// Corosync: corosync.conf and `corosync-cmapctl nodelist.node runtime.members` output.
 pub fn corosync(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = crate::agents::mesh::corosync::parse_conf(&text);

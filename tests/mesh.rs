@@ -970,3 +970,206 @@ fn a_peer_listed_by_name_must_present_that_names_certificate() {
     assert_eq!(lab.ocf(1, "stop", &on_n1("node")).code, 0);
     assert_eq!(lab.ocf(0, "stop", &by_name).code, 0);
 }
+
+/// `vipsec mesh monitor --json` on node `i` with the parameters `extra` gives the agent.
+fn monitor_json(lab: &MeshLab, i: usize, extra: &[(&str, &str)]) -> serde_json::Value {
+    let n = &lab.nodes[i];
+    let mut cmd = n.ns.cmd(vipsec_bin());
+    cmd.args(["mesh", "monitor", "--json", "--instance", "mesh"]);
+    for (k, v) in lab.env(n, extra) {
+        match k.strip_prefix("OCF_RESKEY_") {
+            Some(p) if !p.starts_with("CRM_meta") => {
+                cmd.arg(format!("--{p}")).arg(v);
+            }
+            None if k == "HA_RSCTMP" || k == "VIPSEC_RUN_DIR" => {
+                cmd.env(k, v);
+            }
+            _ => {}
+        }
+    }
+    let out = Run::from(cmd.output().unwrap());
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// (address, listed_as, origin) of every peer the monitor reports.
+fn peer_origins(v: &serde_json::Value) -> Vec<(String, String, String)> {
+    v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["peer"].as_str().unwrap().to_string(),
+                p["listed_as"].as_str().unwrap().to_string(),
+                p["origin"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The zero-configuration mesh takes its peers from the addresses Corosync itself uses
+/// for its members, not from what their names resolve to now: with nodelist names that
+/// only Corosync's /etc/hosts knows (`nodeb`), or that DNS — validly signed — maps
+/// elsewhere (`impostor` at 192.0.2.99), the tunnels go to the members' addresses.
+/// Nodes that are not members use the addresses their nodelist entries write; a name is
+/// resolved only when an entry has nothing else, under DNSSEC (require by default: an
+/// unsigned answer gets no conn). With Corosync stopped, corosync.conf is all there is.
+#[test]
+fn zero_config_mesh_takes_corosync_members_addresses_not_their_names() {
+    let lab = MeshLab::new(3);
+    let n0 = &lab.nodes[0];
+    let named = common::named::Named::start_in(Some(&n0.ns));
+    let resolver = format!("127.0.0.1:{}", named.port);
+    let anchor = named.anchor.display().to_string();
+    // As `pcs cluster setup` writes it from what it was given: three running nodes (two
+    // by a name), one more by address, two by a name only (neither running).
+    let nodes = [
+        ("node1", "192.0.2.1"),
+        ("node2", "nodeb.example.test"),
+        ("node3", "impostor.example.test"),
+        ("node4", "192.0.2.4"),
+        ("node5", "good.example.test"),
+        ("node6", "host.unsigned.test"),
+    ];
+    let mut conf = String::from(
+        "totem {\n version: 2\n cluster_name: vipsecmesh\n transport: knet\n crypto_cipher: none\n crypto_hash: none\n}\n\
+logging {\n to_stderr: yes\n to_logfile: no\n to_syslog: no\n}\n\
+quorum {\n provider: corosync_votequorum\n}\nnodelist {\n",
+    );
+    for (i, (name, ring0)) in nodes.iter().enumerate() {
+        conf.push_str(&format!(
+            " node {{\n  name: {name}\n  nodeid: {}\n  ring0_addr: {ring0}\n }}\n",
+            i + 1
+        ));
+    }
+    conf.push_str("}\n");
+    // What Corosync resolves the names with; the agent never sees this file.
+    let hosts =
+        "127.0.0.1 localhost\n192.0.2.2 nodeb.example.test\n192.0.2.3 impostor.example.test\n\
+192.0.2.10 good.example.test\n192.0.2.40 host.unsigned.test\n";
+    let mut corosyncs: Vec<common::cluster::Corosync> = lab
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            common::cluster::Corosync::start(
+                &n.ns,
+                &lab.tmp.path().join(format!("corosync{i}")),
+                &conf,
+                hosts,
+            )
+        })
+        .collect();
+    corosyncs[0].wait_members(&[1, 2, 3], std::time::Duration::from_secs(30));
+    let conf_path = lab.tmp.path().join("corosync0/corosync.conf");
+    let conf_s = conf_path.display().to_string();
+    let authkey = lab.tmp.path().join("authkey");
+    std::fs::write(&authkey, (0..=255u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::set_permissions(
+        &authkey,
+        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+    )
+    .unwrap();
+    let key_s = authkey.display().to_string();
+    let zero = [
+        ("OCF_RESKEY_peers", ""),
+        ("OCF_RESKEY_secret_file", ""),
+        ("OCF_RESKEY_corosync_conf", conf_s.as_str()),
+        ("OCF_RESKEY_corosync_authkey", key_s.as_str()),
+        ("OCF_RESKEY_resolver", resolver.as_str()),
+        ("OCF_RESKEY_dnssec_anchor", anchor.as_str()),
+    ];
+    let r = lab.ocf(0, "start", &zero);
+    assert_eq!(r.code, 0, "{r:?}");
+    let status = n0.pluto.whack("--status");
+    for (peer, why) in [
+        (
+            "192.0.2.2",
+            "a member known by a name only Corosync resolves",
+        ),
+        ("192.0.2.3", "a member whose name DNS maps elsewhere"),
+        (
+            "192.0.2.4",
+            "a node not running, by the address its entry writes",
+        ),
+        ("192.0.2.10", "a name-only node, resolved under DNSSEC"),
+    ] {
+        assert!(
+            status.contains(&format!("\"vm-{peer}\":")),
+            "no conn to {peer} ({why})"
+        );
+    }
+    for (peer, why) in [
+        ("192.0.2.99", "where DNS says a member's name is"),
+        (
+            "192.0.2.40",
+            "a name-only node whose name does not validate",
+        ),
+    ] {
+        assert!(
+            !status.contains(&format!("\"vm-{peer}\":")),
+            "a conn to {peer} ({why})"
+        );
+    }
+    let v = monitor_json(&lab, 0, &zero);
+    assert_eq!(v["peer_source"], "corosync-runtime", "{v}");
+    let o = |a: &str, l: &str, s: &str| (a.to_string(), l.to_string(), s.to_string());
+    let mut origins = peer_origins(&v);
+    origins.sort();
+    assert_eq!(
+        origins,
+        vec![
+            o(
+                "192.0.2.10",
+                "good.example.test (192.0.2.10)",
+                "resolved-name"
+            ),
+            o("192.0.2.2", "node2 (192.0.2.2)", "corosync-member"),
+            o("192.0.2.3", "node3 (192.0.2.3)", "corosync-member"),
+            o("192.0.2.4", "node4 (192.0.2.4)", "corosync-conf"),
+        ],
+        "{v}"
+    );
+    let skipped = v["skipped"].to_string();
+    assert!(
+        skipped.contains("host.unsigned.test") && skipped.contains("refused by DNSSEC"),
+        "{v}"
+    );
+
+    // Corosync stops on this node: corosync.conf is all there is. The address node4's
+    // entry writes stays (its SA untouched); the members' names are now resolved, under
+    // DNSSEC — node2's does not validate (no conn); node3's validated answer is where
+    // DNS says it is (a name is only as true as DNS, which is why members come first).
+    let serial = n0.pluto.conn_serial("vm-192.0.2.4");
+    corosyncs[0].stop();
+    // What the next monitor does on noticing the change (follow_membership).
+    let r = lab.ocf(0, "reload-agent", &zero);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = monitor_json(&lab, 0, &zero);
+    assert_eq!(v["peer_source"], "corosync-conf", "{v}");
+    let mut origins = peer_origins(&v);
+    origins.sort();
+    assert_eq!(
+        origins,
+        vec![
+            o(
+                "192.0.2.10",
+                "good.example.test (192.0.2.10)",
+                "resolved-name"
+            ),
+            o("192.0.2.4", "node4 (192.0.2.4)", "corosync-conf"),
+            o(
+                "192.0.2.99",
+                "impostor.example.test (192.0.2.99)",
+                "resolved-name"
+            ),
+        ],
+        "{v}"
+    );
+    assert!(
+        v["skipped"].to_string().contains("nodeb.example.test"),
+        "{v}"
+    );
+    assert_eq!(n0.pluto.conn_serial("vm-192.0.2.4"), serial);
+    assert_eq!(lab.ocf(0, "stop", &zero).code, 0);
+}

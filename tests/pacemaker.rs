@@ -143,14 +143,15 @@ fn zero_config_mesh_clone_under_pacemaker() {
     std::thread::sleep(Duration::from_secs(12));
     assert_eq!(cluster.resource("mesh"), ("Started".to_string(), false));
     assert_eq!(cluster.fail_count("mesh"), 0);
-    // It says where the peers and the key came from: the running Corosync, the cluster key.
+    // It says where the peers and the key came from: the running Corosync (its member's
+    // address), the cluster key.
     let state = cluster.must("cat /run/resource-agents/vipsec-mesh*.state");
     assert!(
         state.contains("\"peer_source\": \"corosync-runtime\""),
         "{state}"
     );
     assert!(
-        state.contains("\"listed\": [\n    \"127.0.0.1\"\n  ]"),
+        state.contains("\"listed\": [\n    \"node1: 127.0.0.1 (corosync-member)\"\n  ]"),
         "{state}"
     );
     assert!(

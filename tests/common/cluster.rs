@@ -225,3 +225,116 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// A bare Corosync (no Pacemaker) in a namespace, for the mesh's view of a multi-node
+/// cluster. It runs in a mount namespace of its own, with its own /run (Corosync refuses
+/// to start beside another instance's pid file) and `hosts` as /etc/hosts: names only
+/// Corosync can resolve, as `pcs cluster setup` leaves them when /etc/hosts has them.
+/// Its IPC is on abstract sockets, which belong to the network namespace: tools run in
+/// the namespace (corosync-cmapctl) reach it without that mount namespace. Stopped and
+/// waited for on drop.
+pub struct Corosync {
+    child: Option<Child>,
+    exec: String,
+}
+
+impl Corosync {
+    pub fn start(ns: &Netns, dir: &std::path::Path, conf: &str, hosts: &str) -> Corosync {
+        fs::create_dir_all(dir).unwrap();
+        let conf_path = dir.join("corosync.conf");
+        // state_dir: its ring id files, apart from every other node's.
+        fs::write(
+            &conf_path,
+            format!("system {{\n state_dir: {}\n}}\n{conf}", dir.display()),
+        )
+        .unwrap();
+        let hosts_path = dir.join("hosts");
+        fs::write(&hosts_path, hosts).unwrap();
+        let root = ns
+            .root()
+            .map(|r| r.display().to_string())
+            .unwrap_or_default();
+        let chroot = if root.is_empty() {
+            String::new()
+        } else {
+            format!("chroot {root} ")
+        };
+        let log = fs::File::create(dir.join("corosync.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "unshare", "-m", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {hosts} {root}/etc/hosts && mount -t tmpfs tmpfs {root}/run && exec {chroot}corosync -f -c {conf}",
+                hosts = hosts_path.display(),
+                conf = conf_path.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("corosync starts");
+        Corosync {
+            child: Some(child),
+            exec: ns.exec_prefix(),
+        }
+    }
+
+    /// `corosync-cmapctl ARGS` in the namespace: its output, or "" when it fails.
+    pub fn cmap(&self, args: &str) -> String {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{} corosync-cmapctl {args}", self.exec))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        } else {
+            String::new()
+        }
+    }
+
+    /// Waits until this Corosync reports `ids` as joined members.
+    #[track_caller]
+    pub fn wait_members(&self, ids: &[u32], limit: Duration) {
+        let t0 = Instant::now();
+        loop {
+            let members = self.cmap("runtime.members");
+            if ids
+                .iter()
+                .all(|id| members.contains(&format!("runtime.members.{id}.status (str) = joined")))
+            {
+                return;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "members {ids:?} not joined after {limit:?}:\n{members}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `ip netns exec` and `unshare` exec into sh, which execs corosync: the
+            // child is Corosync itself.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let t0 = Instant::now();
+            while !matches!(child.try_wait(), Ok(Some(_))) {
+                if t0.elapsed() > Duration::from_secs(30) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for Corosync {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -165,17 +165,21 @@ fn parse_forward_subnets(text: &str) -> Result<Vec<(IpAddr, Subnet)>> {
     Ok(out)
 }
 
+/// One peer: an address, or a DNS name.
+pub fn parse_peer(param: &str, token: &str) -> Result<PeerSpec> {
+    if token.contains('/') || token.parse::<IpAddr>().is_ok() || token.contains(':') {
+        Ok(PeerSpec::Address(parse_host_address(param, token)?))
+    } else {
+        Ok(PeerSpec::Name(parse_dns_name(param, token)?))
+    }
+}
+
 /// A list of peers (addresses and DNS names); `param` names where it came from.
 pub fn parse_peer_list(param: &str, text: &str) -> Result<Vec<PeerSpec>> {
     let mut peers = Vec::new();
     let mut seen = BTreeSet::new();
     for token in list_items(text) {
-        let peer = if token.contains('/') || token.parse::<IpAddr>().is_ok() || token.contains(':')
-        {
-            PeerSpec::Address(parse_host_address(param, token)?)
-        } else {
-            PeerSpec::Name(parse_dns_name(param, token)?)
-        };
+        let peer = parse_peer(param, token)?;
         if !seen.insert(peer.clone()) {
             return Err(Error::configured(param, format!("{peer} is listed twice")));
         }

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{print_json, Printing, Verb};
 
-use crate::agents::mesh::config::{parse_peer_list, MeshAuth, MeshConfig, PeerSpec, Policy};
-use crate::agents::mesh::plan::{resolve_plain, MeshPlan, Resolved};
+use crate::agents::mesh::config::{MeshAuth, MeshConfig, PeerSpec, Policy};
+use crate::agents::mesh::plan::{resolve_plain, Listed, MeshPlan, Resolved};
 use crate::config::{instance_file_stem, read_secret_file, Context, Secret};
 use crate::dns::{Checker, DnssecMode};
 use crate::error::{Error, Result};
@@ -28,8 +28,9 @@ use corosync::{PeerSource, AUTHKEY_MIN_BYTES};
 
 pub const MASTER_SECRET_MIN_BYTES: usize = 32;
 
-/// The peers to plan for, where they came from, and the list as read.
-pub type PeerListing = (Vec<PeerSpec>, PeerSource, Vec<String>);
+/// The peers to plan for, where the list came from, and the list as read (each peer with
+/// where its address comes from: a change there is a membership change).
+pub type PeerListing = (Vec<Listed>, PeerSource, Vec<String>);
 
 pub struct MeshEnv<'a> {
     pub cfg: &'a MeshConfig,
@@ -95,19 +96,26 @@ impl MeshEnv<'_> {
         }
     }
 
-    /// The peers to plan for: the parameter, or Corosync's nodelist.
+    /// The peers to plan for: the parameter, or Corosync's members and nodelist.
     pub fn peer_list(&self) -> Result<PeerListing> {
         match &self.cfg.peers {
             Some(peers) => Ok((
-                peers.clone(),
+                peers.iter().map(Listed::parameter).collect(),
                 PeerSource::Parameter,
                 peers.iter().map(ToString::to_string).collect(),
             )),
             None => {
-                let (listed, source) =
-                    corosync::nodelist(&self.cfg.corosync_conf, self.path_env, self.deadline)?;
-                let peers = parse_peer_list("corosync_conf", &listed.join(" "))?;
-                Ok((peers, source, listed))
+                let cluster =
+                    corosync::read(&self.cfg.corosync_conf, self.path_env, self.deadline)?;
+                let peers = cluster.peers()?;
+                let listed = peers
+                    .iter()
+                    .map(|p| match p.spec.to_string() {
+                        s if s == p.listed_as => format!("{s} ({})", p.origin.as_str()),
+                        s => format!("{}: {s} ({})", p.listed_as, p.origin.as_str()),
+                    })
+                    .collect();
+                Ok((peers, cluster.source, listed))
             }
         }
     }
@@ -123,7 +131,7 @@ impl MeshEnv<'_> {
         previous: Option<&MeshPlan>,
     ) -> Result<MeshState> {
         let (peers, source, listed) = listing;
-        let has_names = peers.iter().any(|p| matches!(p, PeerSpec::Name(_)));
+        let has_names = peers.iter().any(|p| matches!(p.spec, PeerSpec::Name(_)));
         let mode = self.cfg.dnssec.unwrap_or(
             if has_names || matches!(self.cfg.auth, MeshAuth::Cert { .. }) {
                 DnssecMode::Require
@@ -386,10 +394,11 @@ pub fn run(verb: Verb, printing: Printing, env: &MeshEnv) -> Result<()> {
                     println!("{}: {}", report.state, report.reason);
                     for p in &report.peers {
                         println!(
-                            "  {:<40} policy {:<3} SA {}",
+                            "  {:<40} policy {:<3} SA {:<4} from {}",
                             p.listed_as,
                             if p.policy { "yes" } else { "no" },
-                            if p.sa { "up" } else { "down" }
+                            if p.sa { "up" } else { "down" },
+                            p.origin.as_str()
                         );
                     }
                     for s in &report.skipped {

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::agents::mesh::config::{MeshAuth, Policy};
 use crate::agents::mesh::corosync::PeerSource;
+use crate::agents::mesh::plan::PeerOrigin;
 use crate::agents::peer_names::{self, Claim};
 use crate::dns::DnssecMode;
 use crate::state::LockKind;
@@ -24,6 +25,9 @@ use crate::state::LockKind;
 pub struct PeerReport {
     pub peer: IpAddr,
     pub listed_as: String,
+    /// Where its address came from: parameter, corosync-member, corosync-conf or
+    /// resolved-name.
+    pub origin: PeerOrigin,
     pub local: IpAddr,
     pub conn: String,
     /// The kernel has the out policy for this pair (trap or SA).
@@ -105,9 +109,13 @@ fn follow_membership(env: &MeshEnv) -> Result<()> {
     let Some(state) = env.store.read_json::<MeshState>()? else {
         return Ok(());
     };
-    let Ok((_, _, listed)) = env.peer_list() else {
-        // Neither Corosync nor corosync.conf answers now: keep what is set up.
-        return Ok(());
+    let listed = match env.peer_list() {
+        Ok((_, _, listed)) => listed,
+        Err(e) => {
+            // Neither Corosync nor corosync.conf answers now: keep what is set up.
+            log::warn!("cluster membership not read, keeping the mesh as it is: {e}");
+            return Ok(());
+        }
     };
     if listed == state.listed {
         return Ok(());
@@ -208,6 +216,7 @@ fn check(
             } else {
                 format!("{} ({})", p.listed_as, p.address)
             },
+            origin: p.origin,
             local: p.local,
             conn: p.main_conn().to_string(),
             policy: has_out_policy(&view, p.local, p.address),

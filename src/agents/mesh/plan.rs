@@ -17,17 +17,89 @@ use crate::ike::{
 use crate::kernel::{addr, route};
 use crate::keys::pair_psk;
 
+/// Where a peer's address came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerOrigin {
+    /// Written in `peers` (state files from before origins were recorded read as this).
+    #[default]
+    Parameter,
+    /// The address Corosync reports for a member it has joined with.
+    CorosyncMember,
+    /// An address written in Corosync's nodelist (the node is not a member now).
+    CorosyncConf,
+    /// A DNS name's answer, under the mesh's DNSSEC rules.
+    ResolvedName,
+}
+
+impl PeerOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerOrigin::Parameter => "parameter",
+            PeerOrigin::CorosyncMember => "corosync-member",
+            PeerOrigin::CorosyncConf => "corosync-conf",
+            PeerOrigin::ResolvedName => "resolved-name",
+        }
+    }
+}
+
+/// A peer to plan for: an address or a name to resolve, how to show it, and where it
+/// came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub spec: PeerSpec,
+    /// Its address or name, or the Corosync node it stands for.
+    pub listed_as: String,
+    pub origin: PeerOrigin,
+    /// The DNS name it is known by, if any: under auth=cert, its certificate's name.
+    pub cert_name: Option<String>,
+}
+
+impl Listed {
+    /// A peer as the `peers` parameter lists it.
+    pub fn parameter(spec: &PeerSpec) -> Listed {
+        Listed {
+            listed_as: spec.to_string(),
+            origin: match spec {
+                PeerSpec::Address(_) => PeerOrigin::Parameter,
+                PeerSpec::Name(_) => PeerOrigin::ResolvedName,
+            },
+            cert_name: match spec {
+                PeerSpec::Address(_) => None,
+                PeerSpec::Name(n) => Some(n.clone()),
+            },
+            spec: spec.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PlannedPeer {
     pub address: IpAddr,
     pub local: IpAddr,
-    /// How the peer was listed: its address, or the DNS name it came from.
+    /// How the peer was listed: its address, the DNS name it came from, or the Corosync
+    /// node it stands for.
     pub listed_as: String,
     /// Every conn this peer needs (the first is the main, host-to-host one).
     pub conns: Vec<String>,
+    #[serde(default)]
+    pub origin: PeerOrigin,
+    /// Under auth=cert, the name its certificate must carry (see `conn_defs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_name: Option<String>,
 }
 
 impl PlannedPeer {
+    /// The same kernel and daemon setup as `other` (address, local end, conns, the
+    /// identity it must present), however each was listed: a reload leaves such a peer
+    /// and its SA alone.
+    pub fn same_conns(&self, other: &PlannedPeer) -> bool {
+        self.address == other.address
+            && self.local == other.local
+            && self.conns == other.conns
+            && self.cert_name == other.cert_name
+    }
+
     /// The main conn's name ("" for a peer read back from a damaged state file, which
     /// then fails as an unknown conn instead of panicking).
     pub fn main_conn(&self) -> &str {
@@ -121,15 +193,17 @@ pub fn conn_defs(cfg: &MeshConfig, plan: &MeshPlan) -> Vec<ConnDef> {
         .collect();
     conns.extend(plan.peers.iter().flat_map(|p| {
         let mut conns = peer_conns(cfg, p.local, p.address);
-        // A peer listed by name (auth=cert) must present a certificate for that name:
-        // the IKE daemon refuses any other one during IKE_AUTH, so a valid
-        // certificate of the same CA gets no SA from another peer's address, not
-        // even until the next monitor. (Peers listed by address are checked by name
-        // at monitor time: their certificates need carry no address.)
-        if p.listed_as.parse::<IpAddr>().is_err() {
+        // A peer known by a name (auth=cert) — listed by it, or a Corosync node whose
+        // nodelist entry writes it, whichever address it was reached by — must present
+        // a certificate for that name: the IKE daemon refuses any other one during
+        // IKE_AUTH, so a valid certificate of the same CA gets no SA from another
+        // peer's address, not even until the next monitor. (Peers known only by
+        // address are checked by name at monitor time: their certificates need carry
+        // no address.)
+        if let Some(name) = &p.cert_name {
             for c in &mut conns {
                 if let ConnAuth::Cert { remote, .. } = &mut c.auth {
-                    *remote = Some(Identity::Fqdn(p.listed_as.clone()));
+                    *remote = Some(Identity::Fqdn(name.clone()));
                 }
             }
         }
@@ -329,39 +403,41 @@ pub fn resolve_plain(
 /// node being the only one (a one-node cluster) is fine rather than a mistake.
 pub fn build(
     cfg: &MeshConfig,
-    peers: &[PeerSpec],
+    peers: &[Listed],
     from_cluster: bool,
     resolve: &mut dyn FnMut(&[String]) -> Resolved,
     deadline: Instant,
 ) -> Result<MeshPlan> {
     let own: BTreeSet<IpAddr> = addr::local_addresses(deadline)?.into_iter().collect();
     let mut plan = MeshPlan::default();
-    let names: Vec<String> = peers
-        .iter()
-        .filter_map(|p| match p {
-            PeerSpec::Name(n) => Some(n.clone()),
-            PeerSpec::Address(_) => None,
-        })
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for p in peers {
+        if let PeerSpec::Name(n) = &p.spec {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
     let resolved = if names.is_empty() {
         Vec::new()
     } else {
         resolve(&names)
     };
-    // (address, as listed), each address once, this node's own left out.
-    let mut targets: Vec<(IpAddr, String)> = Vec::new();
-    let push = |a: IpAddr, listed: &str, targets: &mut Vec<(IpAddr, String)>| {
+    // (address, index of its listing in `peers`), each address once (its first
+    // listing), this node's own left out.
+    let mut targets: Vec<(IpAddr, usize)> = Vec::new();
+    let mut push = |a: IpAddr, i: usize| {
         if !own.contains(&a) && !targets.iter().any(|(t, _)| *t == a) {
-            targets.push((a, listed.to_string()));
+            targets.push((a, i));
         }
     };
-    for peer in peers {
-        match peer {
-            PeerSpec::Address(a) => push(*a, &a.to_string(), &mut targets),
+    for (i, peer) in peers.iter().enumerate() {
+        match &peer.spec {
+            PeerSpec::Address(a) => push(*a, i),
             PeerSpec::Name(n) => match resolved.iter().find(|(name, _)| name == n) {
                 Some((_, Ok(addrs))) if !addrs.is_empty() => {
                     for a in addrs {
-                        push(*a, n, &mut targets);
+                        push(*a, i);
                     }
                 }
                 Some((_, Err(e))) => plan.skipped.push(Skipped {
@@ -386,7 +462,8 @@ pub fn build(
         .map(|(a, _)| *a)
         .collect();
     let routed = route::source_addresses(&lookups, deadline)?;
-    for (address, listed_as) in targets {
+    for (address, i) in targets {
+        let listed = &peers[i];
         let local = match cfg
             .local_addresses
             .iter()
@@ -402,8 +479,10 @@ pub fn build(
             Some(local) => plan.peers.push(PlannedPeer {
                 address,
                 local,
-                listed_as,
+                listed_as: listed.listed_as.clone(),
                 conns: conns_for(cfg, local, address),
+                origin: listed.origin,
+                cert_name: listed.cert_name.clone(),
             }),
             None => plan.skipped.push(Skipped {
                 peer: address.to_string(),
@@ -443,6 +522,8 @@ mod tests {
             local: l.parse().unwrap(),
             listed_as: a.into(),
             conns: conns_for(&cfg, l.parse().unwrap(), a.parse().unwrap()),
+            origin: PeerOrigin::Parameter,
+            cert_name: None,
         };
         let mut plan = MeshPlan {
             peers: vec![
@@ -546,6 +627,53 @@ mod tests {
 
         assert!(secrets.contains("192.0.2.1 192.0.2.2 : PSK 0x064a0881b4f73b875cf521f161b6649ceadaee3ab933928ed460b687e71a69d9\n"), "{secrets}");
         assert!(secrets.contains("2001:db8::1 2001:db8::2 : PSK 0x"));
+    }
+
+    /// Under auth=cert, a peer known by a name must present that name's certificate,
+    /// whatever gave its address (a Corosync member's, here); one known only by address
+    /// may present any certificate of the CA (checked by name at monitor time).
+    #[test]
+    fn a_named_node_reached_by_its_member_address_must_present_its_names_certificate() {
+        let mut raw = RawParams::default();
+        raw.set("peers", "192.0.2.1");
+        raw.set("auth", "cert");
+        raw.set("cert", "mesh");
+        let cfg = MeshConfig::parse(&raw).unwrap();
+        let peer = |a: &str, name: Option<&str>| PlannedPeer {
+            address: a.parse().unwrap(),
+            local: "192.0.2.1".parse().unwrap(),
+            listed_as: "node".into(),
+            conns: conns_for(&cfg, "192.0.2.1".parse().unwrap(), a.parse().unwrap()),
+            origin: PeerOrigin::CorosyncMember,
+            cert_name: name.map(String::from),
+        };
+        let plan = MeshPlan {
+            peers: vec![
+                peer("192.0.2.2", Some("nodeb.example.test")),
+                peer("192.0.2.3", None),
+            ],
+            ..Default::default()
+        };
+        let c = render_conns(
+            &conn_defs(&cfg, &plan),
+            Version {
+                major: 4,
+                minor: 10,
+            },
+            None,
+        );
+        let conn = |name: &str| {
+            let start = c.find(&format!("conn {name}\n")).unwrap();
+            c[start..].split("\n\n").next().unwrap().to_string()
+        };
+        assert!(
+            conn("vm-192.0.2.2").contains("\trightid=@nodeb.example.test\n"),
+            "{c}"
+        );
+        assert!(
+            conn("vm-192.0.2.3").contains("\trightid=%fromcert\n"),
+            "{c}"
+        );
     }
 
     #[test]

@@ -33,20 +33,23 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     let fingerprint = master.as_ref().map(crate::keys::fingerprint);
     let rekey = fingerprint != old.key_fingerprint;
     // A peer is unchanged when everything about its conns is: address, local end, names.
+    // How it is listed or where its address came from may change (a Corosync member
+    // that left falls back to the address its nodelist entry writes): its conns and SA
+    // stay, the new state records the new origin.
     let kept: Vec<&PlannedPeer> = if rekey {
         Vec::new()
     } else {
         new_plan
             .peers
             .iter()
-            .filter(|p| old.plan.peers.contains(p))
+            .filter(|p| old.plan.peers.iter().any(|o| o.same_conns(p)))
             .collect()
     };
     let gone: Vec<&PlannedPeer> = old
         .plan
         .peers
         .iter()
-        .filter(|p| !kept.contains(p))
+        .filter(|o| !kept.iter().any(|k| k.same_conns(o)))
         .collect();
     let added: Vec<&PlannedPeer> = new_plan
         .peers
