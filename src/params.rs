@@ -423,8 +423,10 @@ pub const MESH: &[Param] = &[
         longdesc: "IPv4 and IPv6 addresses and/or DNS names of every node of the mesh, \
 separated by spaces or commas; at most 4096 addresses. This node's own addresses are \
 skipped, so the same list serves every node. A name stands for all its addresses. Unset: \
-every ring address of every node in Corosync's nodelist (from the running Corosync, else \
-from corosync_conf), followed as the cluster changes.",
+Corosync's nodes, followed as the cluster changes: a member's addresses as the running \
+Corosync reports them (runtime.members), else the addresses its nodelist entry writes \
+(from the running Corosync, else from corosync_conf), else its names, resolved under the \
+dnssec rules of named peers.",
     },
     Param {
         name: "local_address",
@@ -594,7 +596,7 @@ Default: every nameserver of /etc/resolv.conf.",
         reloadable: false,
         shortdesc: "Corosync configuration to take the peers from",
         longdesc: "Read for the nodelist when peers is unset and Corosync is not running \
-(when it runs, its live nodelist is read with corosync-cmapctl).",
+(when it runs, its members and live nodelist are read with corosync-cmapctl).",
     },
     Param {
         name: "corosync_authkey",
