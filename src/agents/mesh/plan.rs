@@ -25,6 +25,11 @@ pub struct PlannedPeer {
     pub listed_as: String,
     /// Every conn this peer needs (the first is the main, host-to-host one).
     pub conns: Vec<String>,
+    /// The (this node's side, peer's side) selectors of its forwarded traffic's conns
+    /// (`forward_pairs`): what a reload holds with the peer, and a change to them is a
+    /// change to the peer's conns.
+    #[serde(default)]
+    pub forwarded: Vec<(Subnet, Subnet)>,
 }
 
 impl PlannedPeer {
@@ -32,6 +37,19 @@ impl PlannedPeer {
     /// then fails as an unknown conn instead of panicking).
     pub fn main_conn(&self) -> &str {
         self.conns.first().map_or("", String::as_str)
+    }
+
+    /// Every remote end of its traffic, as (address, prefix length): the peer, and the
+    /// subnets forwarded through it.
+    pub fn remote_ends(&self) -> Vec<(IpAddr, u8)> {
+        let mut ends = vec![(self.address, if self.address.is_ipv4() { 32 } else { 128 })];
+        for (_, theirs) in &self.forwarded {
+            let end = (theirs.addr, theirs.len);
+            if !ends.contains(&end) {
+                ends.push(end);
+            }
+        }
+        ends
     }
 }
 
@@ -270,13 +288,15 @@ fn pass_conns(cfg: &MeshConfig, local: IpAddr) -> Vec<ConnDef> {
     };
     let mut conns = Vec::new();
     if cfg.exclude_ssh {
-        let (ssh, tcp) = (ProtoPort::new("tcp", Some(22)), ProtoPort::new("tcp", None));
+        // Incoming SSH only. A passthrough conn is installed both ways: one for this
+        // node's own SSH would admit, inbound, anything from source port 22 to any port
+        // (pcsd, Corosync...) ahead of every pair's policy. That one is vipsec's, with
+        // narrower inbound selectors (guard_rules).
         conns.push(pass(
             format!("vm-pass-{tag}-ssh-in"),
-            ssh.clone(),
-            tcp.clone(),
+            ProtoPort::new("tcp", Some(22)),
+            ProtoPort::new("tcp", None),
         ));
-        conns.push(pass(format!("vm-pass-{tag}-ssh-out"), tcp, ssh));
     }
     if cfg.exclude_icmp {
         let any = ProtoPort::new(icmp, None);
@@ -404,6 +424,7 @@ pub fn build(
                 local,
                 listed_as,
                 conns: conns_for(cfg, local, address),
+                forwarded: forward_pairs(cfg, local, address),
             }),
             None => plan.skipped.push(Skipped {
                 peer: address.to_string(),
@@ -443,6 +464,7 @@ mod tests {
             local: l.parse().unwrap(),
             listed_as: a.into(),
             conns: conns_for(&cfg, l.parse().unwrap(), a.parse().unwrap()),
+            forwarded: Vec::new(),
         };
         let mut plan = MeshPlan {
             peers: vec![
@@ -632,11 +654,7 @@ mod tests {
         );
         assert_eq!(
             pass_conns_for(&req, "192.0.2.1".parse().unwrap()),
-            vec![
-                "vm-pass-192.0.2.1-ssh-in",
-                "vm-pass-192.0.2.1-ssh-out",
-                "vm-pass-192.0.2.1-icmp"
-            ]
+            vec!["vm-pass-192.0.2.1-ssh-in", "vm-pass-192.0.2.1-icmp"]
         );
         raw.set("policy", "disable");
         assert!(pass_conns_for(&MeshConfig::parse(&raw).unwrap(), v6).is_empty());
