@@ -11,7 +11,7 @@
 //!
 //! The policies are recognised by their priorities, far below (numerically above)
 //! anything pluto installs (pluto's are around 1-2 million; its passthrough conns 100),
-//! and the replies of this node's own SSH (`PASS_PRIORITY`), ahead of everything.
+//! and the replies of this node's own SSH (`SSH_PRIORITY`), ahead of everything.
 //!
 //! XFRM policies are stateless: "the replies of outgoing connections" can only be said
 //! as "from this source port, to a local port that only outgoing connections use". That
@@ -42,7 +42,7 @@ pub const AHEAD_BLOCK_PRIORITY: u32 = 99_999;
 /// the IKE daemons' pass conns (100), so SSH to another node keeps working whatever
 /// happens to IKE. Inbound it admits only replies (source port 22 to an ephemeral port
 /// nothing listens on), never a service.
-pub const PASS_PRIORITY: u32 = 99;
+pub const SSH_PRIORITY: u32 = 99;
 
 /// Where the guard's policies rank. Last of all suits pluto: its own policies all come
 /// first. charon's bypass-lan plugin (loaded on Debian) installs pass policies for the
@@ -54,7 +54,7 @@ pub const PASS_PRIORITY: u32 = 99;
 pub enum Tier {
     Last,
     AheadOfPass,
-    /// Allow rules only, in both directions: see PASS_PRIORITY.
+    /// Allow rules only, in both directions: see SSH_PRIORITY.
     Pass,
 }
 
@@ -64,7 +64,7 @@ impl Tier {
         match self {
             Tier::Last => (ALLOW_PRIORITY, BLOCK_PRIORITY),
             Tier::AheadOfPass => (AHEAD_ALLOW_PRIORITY, AHEAD_BLOCK_PRIORITY),
-            Tier::Pass => (PASS_PRIORITY, PASS_PRIORITY),
+            Tier::Pass => (SSH_PRIORITY, SSH_PRIORITY),
         }
     }
 

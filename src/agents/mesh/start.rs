@@ -30,8 +30,9 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     }
     // Recorded first: if loading fails half-way, monitor says failed and stop cleans up.
     env.store.write_json(&state)?;
-    if env.cfg.policy == crate::agents::mesh::config::Policy::Require {
-        crate::kernel::guard::hold(&state.blocked_ends(), env.deadline)?;
+    let blocked = state.blocked_ends();
+    if env.cfg.policy == crate::agents::mesh::config::Policy::Require && !blocked.is_empty() {
+        crate::kernel::guard::hold(&blocked, env.deadline)?;
     }
     let files = env.files();
     env.write_conns(&state.plan, master.as_ref(), &files)?;
