@@ -136,7 +136,9 @@ scenario_mesh_require() {
     on a timeout 20 nc -l 192.0.2.1 "$lo" > "$LAB/orx-$sp" 2>/dev/null &
     on a timeout 20 nc -l 192.0.2.1 "$hi" > "$LAB/orxh-$sp" 2>/dev/null &
     on a timeout 20 nc -u -l 192.0.2.1 "$u" > "$LAB/orxu-$sp" 2>/dev/null &
-    sleep 0.5
+    # All three listening before the monitor reads the sockets (under emulation a
+    # listener has not always started half a second later).
+    expect "A listens on $lo, $hi and UDP $u" wait_for 15 mesh_listening a "$lo" "$hi" "$u"
     mesh_agent a monitor >/dev/null 2>&1 || true
     for p in "$lo" "$hi"; do
       echo "from port $sp" | on o timeout 4 nc -N -w 3 -p "$sp" 192.0.2.1 "$p" >/dev/null 2>&1 || true
@@ -229,6 +231,12 @@ scenario_mesh_monitor_truth() {
   for h in a b; do mesh_agent "$h" stop >/dev/null 2>&1; expect_code 0 "start on ${h^^}" mesh_agent "$h" start; done
   expect "every node's monitor back to 0" wait_for 90 mesh_poke_all_up
   done_scenario
+}
+
+# mesh_listening HOST PORT...: a TCP listener or an unconnected UDP socket on every PORT.
+mesh_listening() {
+  local h=$1 p; shift
+  for p in "$@"; do on "$h" ss -Hltun "sport = :$p" | grep -q . || return 1; done
 }
 
 mesh_teardown() {
