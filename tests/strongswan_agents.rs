@@ -538,7 +538,10 @@ fn a_mixed_require_mesh_agrees_on_pair_keys() {
     std::thread::sleep(Duration::from_millis(500));
     let hits = std::fs::read_to_string(&log).unwrap();
     assert!(
-        !opened.contains("open") && !hits.lines().any(|l| !l.starts_with("tcp 22 ")),
+        !opened.contains("open")
+            && !hits
+                .lines()
+                .any(|l| l.contains(" from ") && !l.starts_with("tcp 22 ")),
         "clear text from the outsider reached a service on charon's node:\n{opened}\n{hits}\n{}",
         must(&format!("ip -n {} xfrm policy", m.n0.name))
     );
