@@ -3,6 +3,7 @@
 //! leaves unchanged peers alone, and ocf-tester.
 
 mod common;
+use common::probe::{probe, Listener};
 use common::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -219,18 +220,23 @@ fn require_mesh_policies_monitor_and_teardown() {
             conf.contains("\tfailureshunt=drop\n\tnegotiationshunt=hold\n"),
             "{conf}"
         );
-        // SSH and ICMP stay outside the policy, before everything else.
+        // SSH and ICMP stay outside the policy, before everything else: this node's own
+        // SSH is vipsec's (priority 99), sshd's the IKE daemon's pass conn (100).
         assert!(
             has(
                 &pol,
                 &[&format!(
-                    "src {}/32 dst 0.0.0.0/0 proto tcp dport 22 dir out priority 100",
+                    "{}/32 dst 0.0.0.0/0 proto tcp dport 22 dir out priority 99",
                     n.addr
                 )]
-            ) || has(
+            ),
+            "{pol:#?}"
+        );
+        assert!(
+            has(
                 &pol,
                 &[&format!(
-                    "{}/32 dst 0.0.0.0/0 proto tcp dport 22 dir out priority 100",
+                    "{}/32 dst 0.0.0.0/0 proto tcp sport 22 dir out priority 100",
                     n.addr
                 )]
             ),
@@ -755,8 +761,9 @@ fn dnssec_decides_which_named_peers_get_a_conn() {
 }
 
 /// Replays `ip xfrm monitor policy` output over the policies present before it started:
-/// after every event, each peer in `watched` must still have an outbound policy (pluto's
-/// ESP policy or vipsec's hold). Returns the moments it had none.
+/// after every event, each remote end in `watched` ("address/prefix": a peer, or a
+/// subnet forwarded through it) must still have an outbound policy (pluto's ESP policy
+/// or vipsec's hold). Returns the moments one had none.
 fn out_policy_gaps(before: &str, events: &str, watched: &[&str]) -> Vec<String> {
     // A policy is its selector line ("src A/32 dst B/32 …") and its direction.
     fn blocks(text: &str) -> Vec<(bool, String, String)> {
@@ -786,14 +793,31 @@ fn out_policy_gaps(before: &str, events: &str, watched: &[&str]) -> Vec<String> 
         .into_iter()
         .map(|(_, sel, dir)| (sel, dir))
         .collect();
-    let covered = |present: &std::collections::BTreeSet<(String, String)>, peer: &str| {
-        present
-            .iter()
-            .any(|(sel, dir)| dir == "out" && sel.contains(&format!(" dst {peer}/32")))
+    let has = |present: &std::collections::BTreeSet<(String, String)>,
+               end: &str,
+               key: &str,
+               want: &str| {
+        present.iter().any(|(sel, dir)| {
+            dir == want
+                && sel
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .windows(2)
+                    .any(|w| w == [key, end])
+        })
+    };
+    // Inbound ones are not watched: the IKE daemon installs them with the SA only.
+    let missing = |present: &std::collections::BTreeSet<(String, String)>, end: &str| {
+        [("dst", "out")]
+            .into_iter()
+            .filter(|(key, dir)| !has(present, end, key, dir))
+            .map(|(_, dir)| dir)
+            .collect::<Vec<_>>()
     };
     let mut gaps = Vec::new();
     for w in watched {
-        assert!(covered(&present, w), "{w} had no out policy to begin with");
+        let m = missing(&present, w);
+        assert!(m.is_empty(), "{w} had no {m:?} policy to begin with");
     }
     for (i, (deleted, sel, dir)) in blocks(events).into_iter().enumerate() {
         if deleted {
@@ -802,9 +826,10 @@ fn out_policy_gaps(before: &str, events: &str, watched: &[&str]) -> Vec<String> 
             present.insert((sel.clone(), dir.clone()));
         }
         for w in watched {
-            if !covered(&present, w) {
+            let m = missing(&present, w);
+            if !m.is_empty() {
                 gaps.push(format!(
-                    "event {i} ({} {sel} dir {dir}): no out policy toward {w}",
+                    "event {i} ({} {sel} dir {dir}): no {m:?} policy for {w}",
                     if deleted { "deleted" } else { "added" }
                 ));
             }
@@ -814,15 +839,19 @@ fn out_policy_gaps(before: &str, events: &str, watched: &[&str]) -> Vec<String> 
 }
 
 /// Under require, a reload that swaps a pair's conns (a new master secret, a membership
-/// change) never leaves a moment where that pair has no outbound policy: its traffic is
+/// change) never leaves a moment where that pair, or a subnet forwarded through it, has
+/// no outbound policy: its traffic is
 /// held (blocked) from before the old conns go until the new ones are routed. Watched
 /// event by event over netlink (`ip xfrm monitor`).
 #[test]
 fn reload_under_require_leaves_no_moment_without_an_out_policy() {
     let lab = MeshLab::new(2);
+    const FORWARDED: &str =
+        "192.0.2.1=198.51.100.0/24 192.0.2.2=203.0.113.0/25 192.0.2.9=203.0.113.128/25";
     let peers = [
         ("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2 192.0.2.9"),
         ("OCF_RESKEY_policy", "require"),
+        ("OCF_RESKEY_forward_subnets", FORWARDED),
     ];
     lab.all("start", &peers, 0);
     let ns = &lab.nodes[0].ns;
@@ -863,17 +892,23 @@ fn reload_under_require_leaves_no_moment_without_an_out_policy() {
     watch(
         "new master secret",
         &|| assert_eq!(lab.ocf(0, "reload-agent", &peers).code, 0),
-        &["192.0.2.2", "192.0.2.9"],
+        &[
+            "192.0.2.2/32",
+            "192.0.2.9/32",
+            "203.0.113.0/25",
+            "203.0.113.128/25",
+        ],
     );
     // A membership change: 192.0.2.9 leaves, 192.0.2.7 joins; 192.0.2.2 is untouched.
     let changed = [
         ("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2 192.0.2.7"),
         ("OCF_RESKEY_policy", "require"),
+        ("OCF_RESKEY_forward_subnets", FORWARDED),
     ];
     watch(
         "membership change",
         &|| assert_eq!(lab.ocf(0, "reload-agent", &changed).code, 0),
-        &["192.0.2.2"],
+        &["192.0.2.2/32", "203.0.113.0/25"],
     );
     // Nothing held afterwards: the holds are gone, the new pair has its ESP policy.
     let pol = policies(ns);
@@ -1172,4 +1207,187 @@ quorum {\n provider: corosync_votequorum\n}\nnodelist {\n",
     );
     assert_eq!(n0.pluto.conn_serial("vm-192.0.2.4"), serial);
     assert_eq!(lab.ocf(0, "stop", &zero).code, 0);
+}
+
+/// The guard under require with the default exclusions, tried by an outsider on the
+/// LAN who is also the node's resolver (so it can send from the resolver's address and
+/// port): it reaches sshd and ping, and nothing else — no listening TCP or UDP port,
+/// whatever the source port (22, 53, the resolver's), a service started after the mesh
+/// included. This node's own SSH and DNS (to a resolver on a port of its own) work.
+#[test]
+fn require_guard_admits_ssh_and_ping_and_nothing_else_from_an_outsider() {
+    let lab = MeshLab::new(2);
+    let outsider = Netns::new("mo");
+    outsider.link_to(&lab._switch, "eth0", "po");
+    must(&format!(
+        "ip -n {} link set po master br0",
+        lab._switch.name
+    ));
+    outsider.ip("addr add 192.0.2.50/24 dev eth0");
+    outsider.ip("addr add 192.0.2.51/24 dev eth0");
+    let named = common::named::Named::start_on(Some(&outsider), "192.0.2.50");
+    let resolver = format!("192.0.2.50:{}", named.port);
+    let n0 = &lab.nodes[0];
+    let node_log = lab.tmp.path().join("node-listener.log");
+    // sshd's stand-in, pcsd, pacemaker-remote, Corosync, and ports inside the ephemeral
+    // range (where the replies' allow rules are): dual-stack TCP, UDP.
+    let _services = Listener::start(
+        &n0.ns,
+        &node_log,
+        &[
+            "tcp:0.0.0.0:22",
+            "tcp:0.0.0.0:2224",
+            "tcp:0.0.0.0:3121",
+            "tcp:192.0.2.1:5405",
+            "udp:192.0.2.1:5405",
+            "tcp:dual:45000",
+            "udp:0.0.0.0:45001",
+        ],
+    );
+    let out_log = lab.tmp.path().join("outsider-listener.log");
+    let _outsider_sshd = Listener::start(&outsider, &out_log, &["tcp:192.0.2.51:22"]);
+    let params = [
+        ("OCF_RESKEY_peers", "192.0.2.1 192.0.2.2"),
+        ("OCF_RESKEY_policy", "require"),
+        ("OCF_RESKEY_resolver", resolver.as_str()),
+    ];
+    let r = lab.ocf(0, "start", &params);
+    assert_eq!(r.code, 0, "{r:?}");
+    // A service started after the mesh: carved out of the replies' ports at monitor.
+    let late_log = lab.tmp.path().join("late-listener.log");
+    let _late = Listener::start(&n0.ns, &late_log, &["tcp:192.0.2.1:45002"]);
+    let r = lab.ocf(0, "monitor", &params);
+    assert!(r.code == 0 || r.code == 190, "{r:?}");
+
+    // Allowed: sshd from any source port, ping.
+    assert_eq!(
+        probe(&outsider, "192.0.2.50", "192.0.2.1", "0", "22", "").trim(),
+        "open 0 22",
+        "the outsider cannot reach sshd"
+    );
+    assert!(
+        sh(&format!(
+            "ip netns exec {} ping -c1 -W2 192.0.2.1",
+            outsider.name
+        ))
+        .status
+        .success(),
+        "the outsider cannot ping the node"
+    );
+    // This node's own SSH to the outsider, and DNS from its resolver, on its own port,
+    // over UDP and TCP.
+    assert_eq!(
+        probe(&n0.ns, "192.0.2.1", "192.0.2.51", "0", "22", "").trim(),
+        "open 0 22",
+        "this node's SSH to a non-peer does not work:\n{:#?}",
+        policies(&n0.ns)
+    );
+    for tcp in ["+notcp", "+tcp"] {
+        let answer = Run::from(
+            n0.ns
+                .host_cmd("dig")
+                .args(["+short", "+time=2", "+tries=1", tcp, "-p"])
+                .arg(named.port.to_string())
+                .args(["@192.0.2.50", "good.example.test", "A"])
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(
+            answer.stdout.trim(),
+            "192.0.2.10",
+            "DNS {tcp} from the resolver on port {} blocked: {answer:?}",
+            named.port
+        );
+    }
+    // Nothing else, from the reply ports the guard knows of (the resolver's own once
+    // named has let go of it).
+    let resolver_port = named.port;
+    drop(named);
+    let sports = format!("22,53,{resolver_port}");
+    let opened = probe(
+        &outsider,
+        "192.0.2.50",
+        "192.0.2.1",
+        &sports,
+        "2224,3121,5405,45000,45002",
+        "5405,45001",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let hits: Vec<String> = std::fs::read_to_string(&node_log)
+        .unwrap()
+        .lines()
+        .chain(std::fs::read_to_string(&late_log).unwrap().lines())
+        .filter(|l| l.contains("192.0.2.50:") && !l.starts_with("tcp 22 "))
+        .map(String::from)
+        .collect();
+    assert!(
+        !opened.contains("open") && hits.is_empty(),
+        "clear text from the outsider reached services:\n{opened}\n{hits:#?}\n{:#?}",
+        policies(&n0.ns)
+    );
+
+    assert_eq!(lab.ocf(0, "stop", &params).code, 0);
+}
+
+/// Under require, a named peer whose name stops resolving to it (here a secure NXDOMAIN:
+/// its records removed from the signed zone) loses its conns at reload, but not its
+/// protection: its last address stays blocked both ways (recorded in the state, kept
+/// across reloads), and nothing is sent to it in clear. Stop lets it go.
+#[test]
+fn a_refused_named_peer_stays_blocked_not_in_clear() {
+    let lab = MeshLab::new(2);
+    let (n0, n1) = (&lab.nodes[0], &lab.nodes[1]);
+    let named = common::named::Named::start_in(Some(&n0.ns));
+    let resolver = format!("127.0.0.1:{}", named.port);
+    let anchor = named.anchor.display().to_string();
+    let params = [
+        ("OCF_RESKEY_peers", "n1.example.test n2.example.test"),
+        ("OCF_RESKEY_policy", "require"),
+        ("OCF_RESKEY_resolver", resolver.as_str()),
+        ("OCF_RESKEY_dnssec_anchor", anchor.as_str()),
+    ];
+    let r = lab.ocf(0, "start", &params);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(n0.pluto.whack("--status").contains("\"vm-192.0.2.2\":"));
+    // n1 takes anything (it runs no mesh): what reaches it was sent in clear.
+    let log = lab.tmp.path().join("n1-listener.log");
+    let _listener = Listener::start(&n1.ns, &log, &["udp:192.0.2.2:7777"]);
+    let blocked_out = |pol: &[String]| {
+        pol.iter().any(|p| {
+            p.contains("0.0.0.0/0 dst 192.0.2.2/32")
+                && p.contains("dir out")
+                && p.contains("priority 1000 ")
+                && p.contains("action block")
+        })
+    };
+
+    named.remove_records("example.test", "n2");
+    for round in ["reload", "reload again"] {
+        let r = lab.ocf(0, "reload-agent", &params);
+        assert_eq!(r.code, 0, "{round}: {r:?}");
+        assert!(
+            !n0.pluto.whack("--status").contains("\"vm-192.0.2.2\":"),
+            "{round}: the refused peer kept its conn"
+        );
+        let pol = policies(&n0.ns);
+        assert!(
+            blocked_out(&pol),
+            "{round}: nothing blocks traffic to the refused peer's last address: {pol:#?}"
+        );
+        let sent = probe(&n0.ns, "192.0.2.1", "192.0.2.2", "0", "", "7777");
+        assert!(sent.contains("refused 0 7777"), "{round}: {sent}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let hits = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !hits.contains("from 192.0.2.1:"),
+        "clear text reached the refused peer: {hits}"
+    );
+    let r = lab.ocf(0, "monitor", &params);
+    assert_eq!(r.code, 190, "{r:?}");
+    assert_eq!(lab.ocf(0, "stop", &params).code, 0);
+    assert!(
+        !blocked_out(&policies(&n0.ns)),
+        "the block outlived the mesh"
+    );
 }

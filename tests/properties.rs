@@ -676,6 +676,9 @@ fn mesh_generated(raw: &RawParams) -> Option<Vec<ConnDef>> {
                 local,
                 listed_as: address.to_string(),
                 conns: plan::conns_for(&cfg, local, address),
+                origin: plan::PeerOrigin::Parameter,
+                cert_name: None,
+                forwarded: plan::forward_pairs(&cfg, local, address),
             })
             .collect(),
         skipped: Vec::new(),

@@ -535,6 +535,27 @@ fn a_mixed_require_mesh_agrees_on_pair_keys() {
         "an outsider's clear text reached a require node: {}",
         must(&format!("ip -n {} xfrm policy", m.n0.name))
     );
+    // It reaches sshd, and no other service, not even from the source ports of SSH's or
+    // DNS's replies (22, 53).
+    let log = m.tmp.path().join("n0-listener.log");
+    let _services = common::probe::Listener::start(
+        &m.n0,
+        &log,
+        &["tcp:0.0.0.0:22", "tcp:0.0.0.0:2224", "udp:0.0.0.0:5405"],
+    );
+    let ssh = common::probe::probe(&m.n1, "192.0.2.9", "192.0.2.1", "0", "22", "");
+    assert_eq!(ssh.trim(), "open 0 22", "the outsider cannot reach sshd");
+    let opened = common::probe::probe(&m.n1, "192.0.2.9", "192.0.2.1", "22,53", "2224", "5405");
+    std::thread::sleep(Duration::from_millis(500));
+    let hits = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !opened.contains("open")
+            && !hits
+                .lines()
+                .any(|l| l.contains(" from ") && !l.starts_with("tcp 22 ")),
+        "clear text from the outsider reached a service on charon's node:\n{opened}\n{hits}\n{}",
+        must(&format!("ip -n {} xfrm policy", m.n0.name))
+    );
     // Policies in place, no SA (no ESP in this kernel): the pair is degraded.
     let r = m.ocf(0, "monitor", &require);
     assert_eq!(r.code, 190, "{r:?}");

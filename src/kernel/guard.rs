@@ -9,15 +9,23 @@
 //! on-demand negotiation stops working. Why only inbound: outbound is already held or
 //! dropped by the conns' shunts, and an outbound block would stop the kernel's acquires.
 //!
-//! The policies are recognised by their two priorities, far below (numerically above)
-//! anything pluto installs (pluto's are around 1-2 million; its passthrough conns 100).
+//! The policies are recognised by their priorities, far below (numerically above)
+//! anything pluto installs (pluto's are around 1-2 million; its passthrough conns 100),
+//! and the replies of this node's own SSH (`SSH_PRIORITY`), ahead of everything.
+//!
+//! XFRM policies are stateless: "the replies of outgoing connections" can only be said
+//! as "from this source port, to a local port that only outgoing connections use". That
+//! is the kernel's ephemeral range less every port a local socket listens on, as aligned
+//! blocks (a selector's port has a mask): see `port_blocks`.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Instant;
 
 use futures_util::TryStreamExt;
-use netlink_packet_xfrm::{XFRM_POLICY_ALLOW, XFRM_POLICY_BLOCK, XFRM_POLICY_IN};
+use netlink_packet_xfrm::{
+    XFRM_POLICY_ALLOW, XFRM_POLICY_BLOCK, XFRM_POLICY_FWD, XFRM_POLICY_IN, XFRM_POLICY_OUT,
+};
 use serde::Serialize;
 
 use super::block_on_until;
@@ -30,6 +38,11 @@ pub const BLOCK_PRIORITY: u32 = 0x7fff_0000;
 /// The same two ahead of pass policies (see Tier::AheadOfPass).
 pub const AHEAD_ALLOW_PRIORITY: u32 = 99_998;
 pub const AHEAD_BLOCK_PRIORITY: u32 = 99_999;
+/// This node's own SSH, both ways (exclude_ssh): ahead of every pair's policies and of
+/// the IKE daemons' pass conns (100), so SSH to another node keeps working whatever
+/// happens to IKE. Inbound it admits only replies (source port 22 to an ephemeral port
+/// nothing listens on), never a service.
+pub const SSH_PRIORITY: u32 = 99;
 
 /// Where the guard's policies rank. Last of all suits pluto: its own policies all come
 /// first. charon's bypass-lan plugin (loaded on Debian) installs pass policies for the
@@ -41,6 +54,8 @@ pub const AHEAD_BLOCK_PRIORITY: u32 = 99_999;
 pub enum Tier {
     Last,
     AheadOfPass,
+    /// Allow rules only, in both directions: see SSH_PRIORITY.
+    Pass,
 }
 
 impl Tier {
@@ -49,12 +64,13 @@ impl Tier {
         match self {
             Tier::Last => (ALLOW_PRIORITY, BLOCK_PRIORITY),
             Tier::AheadOfPass => (AHEAD_ALLOW_PRIORITY, AHEAD_BLOCK_PRIORITY),
+            Tier::Pass => (SSH_PRIORITY, SSH_PRIORITY),
         }
     }
 
     /// The tier and kind (allow?) of a guard policy's priority; `None`: not the guard's.
     fn of(priority: u32) -> Option<(Tier, bool)> {
-        [Tier::Last, Tier::AheadOfPass]
+        [Tier::Last, Tier::AheadOfPass, Tier::Pass]
             .into_iter()
             .find_map(|t| match t.priorities() {
                 (allow, _) if allow == priority => Some((t, true)),
@@ -74,7 +90,9 @@ pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_ICMPV6: u8 = 58;
 
-/// One inbound policy of the guard. Ports are 0 for any; for ICMP `sport` is the type.
+/// One policy of the guard (inbound unless `out`). Ports are 0 for any; for ICMP `sport`
+/// is the type. `dport_mask`: the bits of `dport` that must match (0: any port, 0xffff:
+/// exactly `dport`, fewer: an aligned block of ports).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Rule {
     pub src: IpAddr,
@@ -84,7 +102,9 @@ pub struct Rule {
     pub proto: u8,
     pub sport: u16,
     pub dport: u16,
+    pub dport_mask: u16,
     pub allow: bool,
+    pub out: bool,
     pub tier: Tier,
 }
 
@@ -98,7 +118,9 @@ impl Rule {
             proto: 0,
             sport: 0,
             dport: 0,
+            dport_mask: 0,
             allow: false,
+            out: false,
             tier: Tier::Last,
         }
     }
@@ -122,8 +144,46 @@ impl Rule {
             proto,
             sport,
             dport,
+            dport_mask: if dport == 0 { 0 } else { u16::MAX },
             allow: true,
+            out: false,
             tier: Tier::Last,
+        }
+    }
+
+    /// Allows `proto` from `src/src_len` port `sport` to `dst`'s ports `block` (a port and
+    /// its mask, from `port_blocks`): the replies to this node's own connections.
+    pub fn allow_replies(
+        src: IpAddr,
+        src_len: u8,
+        dst: IpAddr,
+        proto: u8,
+        sport: u16,
+        (dport, dport_mask): (u16, u16),
+    ) -> Rule {
+        Rule {
+            src,
+            src_len,
+            dport,
+            dport_mask,
+            ..Rule::allow_proto(dst, proto, sport, 0)
+        }
+    }
+
+    /// This node's own address in the rule: the destination of an inbound one.
+    fn local(&self) -> IpAddr {
+        if self.out {
+            self.src
+        } else {
+            self.dst
+        }
+    }
+
+    fn direction(&self) -> u8 {
+        if self.out {
+            XFRM_POLICY_OUT
+        } else {
+            XFRM_POLICY_IN
         }
     }
 
@@ -157,15 +217,15 @@ fn nl_err(what: &'static str) -> impl Fn(xfrmnetlink::Error) -> Error {
     move |e| Error::Generic(format!("XFRM netlink: {what}: {e}"))
 }
 
-/// The guard's rules now in the kernel (recognised by priority), for destinations in
-/// `locals` (an empty `locals`: every destination).
+/// The guard's rules now in the kernel (recognised by priority), for this node's
+/// addresses in `locals` (an empty `locals`: every address).
 pub fn installed(locals: &[IpAddr], deadline: Instant) -> Result<Vec<Rule>> {
     Ok(dump(deadline)?
         .into_iter()
         .filter(|(r, dir, prio)| {
-            *dir == XFRM_POLICY_IN
+            (*dir == XFRM_POLICY_IN || *dir == XFRM_POLICY_OUT)
                 && Tier::of(*prio).is_some()
-                && (locals.is_empty() || locals.contains(&r.dst))
+                && (locals.is_empty() || locals.contains(&r.local()))
         })
         .map(|(r, _, _)| r)
         .collect())
@@ -198,7 +258,9 @@ fn dump(deadline: Instant) -> Result<Vec<(Rule, u8, u32)>> {
                 proto: sel.proto,
                 sport: sel.sport,
                 dport: sel.dport,
+                dport_mask: sel.dport_mask,
                 allow: info.action == XFRM_POLICY_ALLOW,
+                out: info.direction == XFRM_POLICY_OUT,
                 tier: Tier::of(info.priority).map_or(Tier::Last, |(t, _)| t),
             };
             rules.push((rule, info.direction, info.priority));
@@ -236,8 +298,8 @@ pub fn apply(locals: &[IpAddr], desired: &[Rule], deadline: Instant) -> Result<(
         rules
             .into_iter()
             .map(|r| {
-                let p = r.priority();
-                (r, XFRM_POLICY_IN, p)
+                let (dir, p) = (r.direction(), r.priority());
+                (r, dir, p)
             })
             .collect()
     };
@@ -280,8 +342,9 @@ fn change_policies(
                 if r.sport != 0 {
                     req = req.selector_protocol_src_port(r.sport);
                 }
-                if r.dport != 0 {
-                    req = req.selector_protocol_dst_port(r.dport);
+                if r.dport_mask != 0 {
+                    let sel = &mut req.message_mut().user_policy_info.selector;
+                    (sel.dport, sel.dport_mask) = (r.dport, r.dport_mask);
                 }
             }
             match req.execute().await {
@@ -310,8 +373,9 @@ fn change_policies(
                 if r.sport != 0 {
                     req = req.selector_protocol_src_port(r.sport);
                 }
-                if r.dport != 0 {
-                    req = req.selector_protocol_dst_port(r.dport);
+                if r.dport_mask != 0 {
+                    let sel = &mut req.message_mut().user_policy_id.selector;
+                    (sel.dport, sel.dport_mask) = (r.dport, r.dport_mask);
                 }
             }
             match req.execute().await {
@@ -335,12 +399,13 @@ fn change_policies(
 /// of pluto's (about 1-2 million), behind the SSH/ICMP passthrough conns (100).
 pub const HOLD_PRIORITY: u32 = 1000;
 
-/// The two policies that block everything between this node and `peer`, both ways. Their
+/// The policies that block everything between this node and `remote` (a peer, or a
+/// subnet forwarded through it), every way: out to it, in and forwarded from it. Their
 /// selectors (any address of this node) differ from pluto's (the conn's own address), so
 /// they can sit beside pluto's and win by priority.
-fn hold_rules(peer: IpAddr) -> [(Rule, u8, u32); 2] {
-    let any = unspecified(peer);
-    let block = |src, src_len, dst, dst_len| Rule {
+fn hold_rules((remote, len): (IpAddr, u8)) -> [(Rule, u8, u32); 3] {
+    let any = unspecified(remote);
+    let block = |src, src_len, dst, dst_len, out| Rule {
         src,
         src_len,
         dst,
@@ -348,29 +413,37 @@ fn hold_rules(peer: IpAddr) -> [(Rule, u8, u32); 2] {
         proto: 0,
         sport: 0,
         dport: 0,
+        dport_mask: 0,
         allow: false,
+        out,
         // Its priority is HOLD_PRIORITY, given with it.
         tier: Tier::Last,
     };
     [
         (
-            block(any, 0, peer, host_len(peer)),
-            netlink_packet_xfrm::XFRM_POLICY_OUT,
+            block(any, 0, remote, len, true),
+            XFRM_POLICY_OUT,
             HOLD_PRIORITY,
         ),
         (
-            block(peer, host_len(peer), any, 0),
+            block(remote, len, any, 0, false),
             XFRM_POLICY_IN,
+            HOLD_PRIORITY,
+        ),
+        (
+            block(remote, len, any, 0, false),
+            XFRM_POLICY_FWD,
             HOLD_PRIORITY,
         ),
     ]
 }
 
 /// Make-before-break under `require`: while a peer's conns are deleted and loaded again
-/// (a new key, a changed address), nothing to or from it may pass in clear. `hold` blocks
-/// the peers' traffic both ways; `release` lets it go once their new conns are in place.
-pub fn hold(peers: &[IpAddr], deadline: Instant) -> Result<()> {
-    let rules: Vec<_> = peers.iter().flat_map(|p| hold_rules(*p)).collect();
+/// (a new key, a changed address), nothing to or from it, or the subnets forwarded
+/// through it, may pass in clear. `hold` blocks that traffic every way; `release` lets
+/// it go once the new conns are in place. Each remote is (address, prefix length).
+pub fn hold(remotes: &[(IpAddr, u8)], deadline: Instant) -> Result<()> {
+    let rules: Vec<_> = remotes.iter().flat_map(|r| hold_rules(*r)).collect();
     change_policies(
         "holding traffic while conns are swapped",
         &rules,
@@ -391,7 +464,74 @@ pub fn release_all(deadline: Instant) -> Result<()> {
     change_policies("releasing held traffic", &[], &held, deadline)
 }
 
-pub fn release(peers: &[IpAddr], deadline: Instant) -> Result<()> {
-    let rules: Vec<_> = peers.iter().flat_map(|p| hold_rules(*p)).collect();
+pub fn release(remotes: &[(IpAddr, u8)], deadline: Instant) -> Result<()> {
+    let rules: Vec<_> = remotes.iter().flat_map(|r| hold_rules(*r)).collect();
     change_policies("releasing held traffic", &[], &rules, deadline)
+}
+
+/// The ports `lo..=hi` less `taken`, as few aligned (port, mask) blocks as cover them
+/// exactly: a selector matches a port p when `p & mask == port`.
+pub fn port_blocks(lo: u16, hi: u16, taken: &std::collections::BTreeSet<u16>) -> Vec<(u16, u16)> {
+    let mut blocks = Vec::new();
+    let mut start = u32::from(lo);
+    let end = u32::from(hi);
+    while start <= end {
+        if taken.contains(&(start as u16)) {
+            start += 1;
+            continue;
+        }
+        // The free run from `start`.
+        let run_end = taken
+            .range(start as u16..=hi)
+            .next()
+            .map_or(end, |t| u32::from(*t) - 1);
+        while start <= run_end {
+            // The largest block aligned at `start` that fits in the run.
+            let mut size = if start == 0 {
+                1 << 16
+            } else {
+                1u32 << start.trailing_zeros()
+            };
+            while start + size - 1 > run_end {
+                size >>= 1;
+            }
+            blocks.push((start as u16, !(size - 1) as u16));
+            start += size;
+        }
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn covered(blocks: &[(u16, u16)]) -> BTreeSet<u16> {
+        (0..=u16::MAX)
+            .filter(|p| blocks.iter().any(|(v, m)| p & m == *v))
+            .collect()
+    }
+
+    #[test]
+    fn port_blocks_cover_the_range_less_what_is_taken_exactly() {
+        let taken: BTreeSet<u16> = [32768, 40000, 40001, 45000, 60999].into();
+        for (lo, hi) in [
+            (32768, 60999),
+            (1024, 65535),
+            (0, 65535),
+            (5, 5),
+            (40000, 40001),
+        ] {
+            let blocks = port_blocks(lo, hi, &taken);
+            let want: BTreeSet<u16> = (lo..=hi).filter(|p| !taken.contains(p)).collect();
+            assert_eq!(covered(&blocks), want, "{lo}-{hi}: {blocks:?}");
+            for (v, m) in &blocks {
+                assert_eq!(v & !m, 0, "{v}/{m:#x} not aligned");
+            }
+        }
+        // Linux's default range, nothing taken: 7 blocks.
+        assert_eq!(port_blocks(32768, 60999, &BTreeSet::new()).len(), 7);
+        assert_eq!(port_blocks(0, 65535, &BTreeSet::new()), vec![(0, 0)]);
+    }
 }

@@ -59,7 +59,8 @@ const NLMSG_DONE: u16 = 3;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
-const TCP_LISTEN: u32 = 10;
+/// The state a listening socket is in (TCP's numbering, which unix_diag uses too).
+const LISTEN_STATE: u32 = 10;
 const UDIAG_SHOW_VFS: u32 = 0x2;
 const UDIAG_SHOW_UID: u32 = 0x40;
 const UNIX_DIAG_VFS: u16 = 1;
@@ -114,7 +115,7 @@ fn unix_diag_request() -> Vec<u8> {
     r.extend_from_slice(&1u32.to_ne_bytes()); // seq
     r.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
     r.extend_from_slice(&[libc_af_unix(), 0, 0, 0]); // family, protocol, pad
-    r.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes()); // states
+    r.extend_from_slice(&(1u32 << LISTEN_STATE).to_ne_bytes()); // states
     r.extend_from_slice(&0u32.to_ne_bytes()); // ino: all
     r.extend_from_slice(&(UDIAG_SHOW_VFS | UDIAG_SHOW_UID).to_ne_bytes());
     r.extend_from_slice(&[0xff; 8]); // cookie: none
@@ -201,27 +202,122 @@ pub fn udp_bound_to_any(addrs: &[IpAddr], ports: &[u16]) -> bool {
         .is_ok_and(|t| parse_udp_bound(&t).any(|(a, p)| addrs.contains(&a) && ports.contains(&p)))
 }
 
-/// Local (address, port) of every socket in a /proc/net/udp or udp6 table. Addresses are
-/// hex 32-bit words in host byte order.
+/// Local (address, port) of every socket in a /proc/net/udp or udp6 table.
 pub fn parse_udp_bound(table: &str) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
-    table.lines().skip(1).filter_map(|line| {
-        let local = line.split_whitespace().nth(1)?;
-        let (hex, port) = local.split_once(':')?;
-        let port = u16::from_str_radix(port, 16).ok()?;
-        let word = |i: usize| u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok();
-        let addr = match hex.len() {
-            8 => IpAddr::V4(Ipv4Addr::from(word(0)?.to_ne_bytes())),
-            32 => {
-                let mut b = [0u8; 16];
-                for i in 0..4 {
-                    b[i * 4..i * 4 + 4].copy_from_slice(&word(i)?.to_ne_bytes());
-                }
-                IpAddr::V6(Ipv6Addr::from(b))
+    parse_table(table).map(|s| s.local)
+}
+
+/// One socket of a /proc/net/{tcp,udp}{,6} table.
+pub struct TableSocket {
+    pub local: (IpAddr, u16),
+    pub remote: (IpAddr, u16),
+    /// The kernel's TCP state number (UDP sockets use the same numbers).
+    pub state: u8,
+}
+
+/// TCP_LISTEN; TCP_CLOSE, which a UDP socket not connected to a peer is in.
+const TCP_LISTEN: u8 = 0x0a;
+const TCP_CLOSE: u8 = 0x07;
+
+/// An "address:port" of the tables: hex 32-bit words in host byte order, hex port.
+fn parse_endpoint(text: &str) -> Option<(IpAddr, u16)> {
+    let (hex, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok();
+    let addr = match hex.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(word(0)?.to_ne_bytes())),
+        32 => {
+            let mut b = [0u8; 16];
+            for i in 0..4 {
+                b[i * 4..i * 4 + 4].copy_from_slice(&word(i)?.to_ne_bytes());
             }
-            _ => return None,
-        };
-        Some((addr, port))
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+        _ => return None,
+    };
+    Some((addr, port))
+}
+
+/// Every socket of a /proc/net/{tcp,udp}{,6} table.
+pub fn parse_table(table: &str) -> impl Iterator<Item = TableSocket> + '_ {
+    table.lines().skip(1).filter_map(|line| {
+        let mut f = line.split_whitespace().skip(1);
+        let local = parse_endpoint(f.next()?)?;
+        let remote = parse_endpoint(f.next()?)?;
+        let state = u8::from_str_radix(f.next()?, 16).ok()?;
+        Some(TableSocket {
+            local,
+            remote,
+            state,
+        })
     })
+}
+
+/// The ports on which a socket of this namespace takes `proto` (6 TCP, 17 UDP) from
+/// anyone at `addr`: TCP listeners, UDP sockets not connected to one peer, bound to
+/// `addr`, to a wildcard address (an IPv6 one takes IPv4 too) or to `addr` mapped into
+/// IPv6. A table that cannot be read counts as every port taken.
+pub fn open_ports(proto: u8, addr: IpAddr) -> std::collections::BTreeSet<u16> {
+    let (name, wanted) = match proto {
+        6 => ("tcp", TCP_LISTEN),
+        _ => ("udp", TCP_CLOSE),
+    };
+    let mapped = match addr {
+        IpAddr::V4(a) => Some(IpAddr::V6(a.to_ipv6_mapped())),
+        IpAddr::V6(_) => None,
+    };
+    let mut ports = std::collections::BTreeSet::new();
+    for file in [format!("/proc/net/{name}"), format!("/proc/net/{name}6")] {
+        let Ok(table) = std::fs::read_to_string(&file) else {
+            log::warn!("cannot read {file}: treating every port as listened on");
+            return (0..=u16::MAX).collect();
+        };
+        ports.extend(
+            parse_table(&table)
+                .filter(|s| s.state == wanted && (proto == 6 || s.remote.1 == 0))
+                .filter(|s| {
+                    let bound = s.local.0;
+                    bound == addr || bound.is_unspecified() || Some(bound) == mapped
+                })
+                .map(|s| s.local.1),
+        );
+    }
+    ports
+}
+
+/// The kernel's ephemeral ports (net.ipv4.ip_local_port_range, which IPv6 uses too),
+/// and the ones it never hands out (ip_local_reserved_ports): the ports replies to this
+/// node's own connections come back to, and those it must leave alone.
+pub fn ephemeral_ports() -> (u16, u16, std::collections::BTreeSet<u16>) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| parse_port_range(&t));
+    let (lo, hi) = range.unwrap_or_else(|| {
+        log::warn!("cannot read net.ipv4.ip_local_port_range: assuming Linux's 32768-60999");
+        (32768, 60999)
+    });
+    let reserved = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports")
+        .map(|t| parse_reserved_ports(&t))
+        .unwrap_or_default();
+    (lo, hi, reserved)
+}
+
+fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut it = text.split_whitespace().map(str::parse::<u16>);
+    let (lo, hi) = (it.next()?.ok()?, it.next()?.ok()?);
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// "8080,9000-9100" → every port listed.
+fn parse_reserved_ports(text: &str) -> std::collections::BTreeSet<u16> {
+    text.trim()
+        .split(',')
+        .filter_map(|part| {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            Some(lo.trim().parse::<u16>().ok()?..=hi.trim().parse::<u16>().ok()?)
+        })
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]
@@ -313,6 +409,30 @@ mod tests {
         std::fs::write(&plain, "").unwrap();
         assert_eq!(listening_unix_socket(&plain), None);
         assert_eq!(listening_unix_socket(&dir.path().join("missing")), None);
+    }
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:08B0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100A8C0:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
+   2: 0100A8C0:D431 0200A8C0:0016 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
+";
+
+    #[test]
+    fn open_ports_and_their_states() {
+        let s: Vec<_> = parse_table(TCP).collect();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].local, ("0.0.0.0".parse().unwrap(), 2224));
+        assert_eq!(s[1].local, ("192.168.0.1".parse().unwrap(), 40000));
+        assert_eq!(s[0].state, TCP_LISTEN);
+        assert_eq!(s[2].remote, ("192.168.0.2".parse().unwrap(), 22));
+        assert_eq!(s[2].state, 1);
+        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
+        assert_eq!(parse_port_range("9 2"), None);
+        assert_eq!(
+            parse_reserved_ports("8080,9000-9002\n"),
+            [8080, 9000, 9001, 9002].into()
+        );
+        assert!(parse_reserved_ports("\n").is_empty());
     }
 
     #[test]

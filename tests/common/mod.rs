@@ -5,6 +5,7 @@
 pub mod charon;
 pub mod cluster;
 pub mod named;
+pub mod probe;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

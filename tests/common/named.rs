@@ -69,6 +69,11 @@ impl Named {
 
     /// named on 127.0.0.1 of `netns` (the host's when None).
     pub fn start_in(netns: Option<&Netns>) -> Named {
+        Named::start_on(netns, "127.0.0.1")
+    }
+
+    /// named on `listen` (an IPv4 address of `netns`), on a port of its own.
+    pub fn start_on(netns: Option<&Netns>, listen: &str) -> Named {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let many: String = (1..=100)
@@ -124,7 +129,7 @@ impl Named {
 
         let port = free_port();
         let conf = format!(
-            "options {{ directory \"{dir}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; pid-file none; }};\n\
+            "options {{ directory \"{dir}\"; listen-on port {port} {{ {listen}; }}; listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; pid-file none; }};\n\
 zone \"example.test\" {{ type primary; file \"{dir}/keys-example.test/signed\"; }};\n\
 zone \"expired.test\" {{ type primary; file \"{dir}/keys-expired.test/signed\"; }};\n\
 zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n{other_zones}",
@@ -157,11 +162,49 @@ zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n{othe
             .as_ref()
             .map(|n| format!("ip netns exec {n} "))
             .unwrap_or_default();
-        while !sh(&format!("{prefix}dig +short +time=1 +tries=1 -p {port} @127.0.0.1 good.example.test A | grep -q 192.0.2.10")).status.success() {
+        while !sh(&format!("{prefix}dig +short +time=1 +tries=1 -p {port} @{listen} good.example.test A | grep -q 192.0.2.10")).status.success() {
             assert!(t0.elapsed() < Duration::from_secs(15), "named did not come up:\n{}", std::fs::read_to_string(named.dir.path().join("named.log")).unwrap_or_default());
             std::thread::sleep(Duration::from_millis(100));
         }
         named
+    }
+
+    /// Removes `owner`'s records from the signed `zone`, signs it again with its own keys
+    /// and has named load it: a secure NXDOMAIN from then on. (named on 127.0.0.1.)
+    pub fn remove_records(&self, zone: &str, owner: &str) {
+        let keys = self.dir.path().join(format!("keys-{zone}"));
+        let text = std::fs::read_to_string(keys.join("zone")).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{owner} ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            kept.lines().count() < text.lines().count(),
+            "{owner} not in {zone}"
+        );
+        // A higher serial, so named sees a new zone.
+        std::fs::write(keys.join("zone"), kept.replacen(" 1 3600 ", " 7 3600 ", 1)).unwrap();
+        must(&format!("cd {} && cat zone K*.key > tosign && dnssec-signzone -q -K . -o {zone} -N INCREMENT -f signed tosign >/dev/null", keys.display()));
+        must(&format!("kill -HUP {}", self.child.id()));
+        let prefix = self
+            .netns
+            .as_ref()
+            .map(|n| format!("ip netns exec {n} "))
+            .unwrap_or_default();
+        let t0 = Instant::now();
+        while !must(&format!(
+            "{prefix}dig +time=1 +tries=1 -p {} @127.0.0.1 {owner}.{zone} A || true",
+            self.port
+        ))
+        .contains("NXDOMAIN")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "named did not reload {zone}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn check(

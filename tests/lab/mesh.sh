@@ -125,6 +125,38 @@ scenario_mesh_require() {
   expect "O reaches A's SSH port (excluded)" test -s "$LAB/osh"
   expect "O pings A (ICMP excluded)" on o ping -c 2 -i 0.2 -W 2 192.0.2.1
   expect "O pings A over IPv6 (ICMPv6 excluded)" on o ping -c 2 -i 0.2 -W 2 2001:db8::1
+  # ...and nothing else, not even from the source ports of SSH's or DNS's replies (22, 53):
+  # not a service outside the ephemeral range (7023, 7054), not one inside it (TCP 45022,
+  # 45053, UDP 45122, 45153;
+  # started after the mesh, so carved out of the replies' ports at the next monitor).
+  # Each round on ports of its own: a listener of the last one may still be there.
+  local sp lo hi u
+  for sp in 22 53; do
+    lo=$((7001 + sp)); hi=$((45000 + sp)); u=$((45100 + sp))
+    on a timeout 20 nc -l 192.0.2.1 "$lo" > "$LAB/orx-$sp" 2>/dev/null &
+    on a timeout 20 nc -l 192.0.2.1 "$hi" > "$LAB/orxh-$sp" 2>/dev/null &
+    on a timeout 20 nc -u -l 192.0.2.1 "$u" > "$LAB/orxu-$sp" 2>/dev/null &
+    # All three listening before the monitor reads the sockets (under emulation a
+    # listener has not always started half a second later).
+    expect "A listens on $lo, $hi and UDP $u" wait_for 15 mesh_listening a "$lo" "$hi" "$u"
+    mesh_agent a monitor >/dev/null 2>&1 || true
+    for p in "$lo" "$hi"; do
+      echo "from port $sp" | on o timeout 4 nc -N -w 3 -p "$sp" 192.0.2.1 "$p" >/dev/null 2>&1 || true
+    done
+    echo "from port $sp" | on o timeout 3 nc -u -w 1 -p "$sp" 192.0.2.1 "$u" >/dev/null 2>&1 || true
+    sleep 1
+    expect "O's TCP from port $sp to A:$lo is dropped" test ! -s "$LAB/orx-$sp"
+    expect "O's TCP from port $sp to A:$hi (ephemeral range) is dropped" test ! -s "$LAB/orxh-$sp"
+    expect "O's UDP from port $sp to A:$u (ephemeral range) is dropped" test ! -s "$LAB/orxu-$sp"
+  done
+  # A's own SSH works: to O (in clear), and to B, another node, whatever IKE does.
+  for p in o:192.0.2.5 b:192.0.2.2; do
+    on "${p%%:*}" timeout 8 nc -l "${p#*:}" 22 > "$LAB/assh" 2>/dev/null & l=$!
+    sleep 0.3
+    echo "ssh from A" | on a timeout 4 nc -N -w 3 "${p#*:}" 22 >/dev/null 2>&1 || true
+    wait $l 2>/dev/null || true
+    expect "A's SSH to ${p%%:*} works" test -s "$LAB/assh"
+  done
   # A node whose policy is use (not require) is open to O.
   done_scenario
 }
@@ -199,6 +231,12 @@ scenario_mesh_monitor_truth() {
   for h in a b; do mesh_agent "$h" stop >/dev/null 2>&1; expect_code 0 "start on ${h^^}" mesh_agent "$h" start; done
   expect "every node's monitor back to 0" wait_for 90 mesh_poke_all_up
   done_scenario
+}
+
+# mesh_listening HOST PORT...: a TCP listener or an unconnected UDP socket on every PORT.
+mesh_listening() {
+  local h=$1 p; shift
+  for p in "$@"; do on "$h" ss -Hltun "sport = :$p" | grep -q . || return 1; done
 }
 
 mesh_teardown() {

@@ -59,6 +59,31 @@ pub struct MeshState {
     pub key_fingerprint: Option<String>,
     pub daemon_instance: Option<u64>,
     pub started_at: u64,
+    /// Under require: named peers now refused (or not resolved) and the addresses they
+    /// had, whose traffic stays blocked both ways (kernel::guard's hold) instead of going
+    /// in clear. Released when the peer comes back, leaves the list, or the mesh stops.
+    #[serde(default)]
+    pub blocked: Vec<Blocked>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub listed_as: String,
+    pub address: IpAddr,
+}
+
+impl MeshState {
+    /// The remote ends whose traffic stays blocked, as guard::hold wants them.
+    pub fn blocked_ends(&self) -> Vec<(IpAddr, u8)> {
+        let mut ends: Vec<(IpAddr, u8)> = self
+            .blocked
+            .iter()
+            .map(|b| (b.address, guard::host_len(b.address)))
+            .collect();
+        ends.sort();
+        ends.dedup();
+        ends
+    }
 }
 
 impl MeshEnv<'_> {
@@ -121,15 +146,18 @@ impl MeshEnv<'_> {
     }
 
     /// Plans from the current peer list; the state records where it came from.
-    /// `previous`: the running mesh's plan. A named peer whose lookup gets no answer now
+    /// `previous`: the running mesh's state. A named peer whose lookup gets no answer now
     /// (a DNS outage, not a refusal) keeps the addresses it had there: an outage must not
-    /// drop a pair's protection, nor cut Corosync's traffic to it.
+    /// drop a pair's protection, nor cut Corosync's traffic to it. Under require, one
+    /// that gets no conn now (refused, unresolvable) stays blocked at the addresses it
+    /// had: never nothing, which would let its traffic go in clear.
     pub fn plan(
         &self,
         master: Option<&Secret>,
         listing: PeerListing,
-        previous: Option<&MeshPlan>,
+        previous_state: Option<&MeshState>,
     ) -> Result<MeshState> {
+        let previous = previous_state.map(|s| &s.plan);
         let (peers, source, listed) = listing;
         let has_names = peers.iter().any(|p| matches!(p.spec, PeerSpec::Name(_)));
         let mode = self.cfg.dnssec.unwrap_or(
@@ -217,6 +245,9 @@ impl MeshEnv<'_> {
         let mut state = self.state(plan, master);
         state.peer_source = source;
         state.listed = listed;
+        if let (Some(prev), Policy::Require) = (previous_state, self.cfg.policy) {
+            state.blocked = still_blocked(prev, &state.plan);
+        }
         Ok(state)
     }
 
@@ -247,21 +278,73 @@ impl MeshEnv<'_> {
             key_fingerprint: master.map(keys::fingerprint),
             daemon_instance: None,
             started_at: crate::state::now_secs(),
+            blocked: Vec::new(),
         }
     }
 
-    /// The inbound guard a `require` mesh keeps on its local addresses (none otherwise):
-    /// see kernel::guard. Returns the guarded addresses and the rules.
+    /// The policies vipsec keeps itself on the mesh's local addresses (see
+    /// kernel::guard): this node's own SSH both ways (exclude_ssh; any policy but
+    /// disable), and under `require` the inbound guard. Returns the addresses and rules.
+    ///
+    /// Replies can only be told by their ports: the source port of the service asked
+    /// (22, a name server's), to a port of the kernel's ephemeral range that no local
+    /// socket listens on (read now: a service started later is carved out at the next
+    /// monitor). Never "from port 22 (or 53) to anything": that reaches every service.
     pub fn guard_rules(&self, plan: &MeshPlan) -> (Vec<IpAddr>, Vec<guard::Rule>) {
-        if self.cfg.policy != Policy::Require {
+        if self.cfg.policy == Policy::Disable {
             return (Vec::new(), Vec::new());
         }
-        let mut servers = crate::dns::system_nameservers();
-        servers.extend(self.cfg.resolver.iter().map(|s| s.ip()));
+        let require = self.cfg.policy == Policy::Require;
         let locals: Vec<IpAddr> = plan.locals().into_iter().collect();
+        let (lo, hi, reserved) = crate::kernel::sockets::ephemeral_ports();
+        let reply_ports = |proto: u8, local: IpAddr| {
+            let mut taken = crate::kernel::sockets::open_ports(proto, local);
+            taken.extend(&reserved);
+            guard::port_blocks(lo, hi, &taken)
+        };
+        // Each name server from the port it answers on: resolv.conf's on 53, resolver='s
+        // on theirs.
+        let mut servers: Vec<std::net::SocketAddr> = crate::dns::system_nameservers()
+            .into_iter()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+            .collect();
+        servers.extend(self.cfg.resolver.iter().copied());
         let mut rules = Vec::new();
         for &local in &locals {
             let same = |a: &IpAddr| a.is_ipv4() == local.is_ipv4();
+            let any = if local.is_ipv4() {
+                IpAddr::from([0u8; 4])
+            } else {
+                IpAddr::from([0u16; 8])
+            };
+            let tcp_replies = reply_ports(guard::IPPROTO_TCP, local);
+            let first = rules.len();
+            if self.cfg.exclude_ssh {
+                // This node's SSH to anyone, another node included, in clear: out to port
+                // 22, and the replies back.
+                let mut out = guard::Rule::allow_proto(any, guard::IPPROTO_TCP, 0, 22);
+                (out.src, out.src_len, out.dst, out.dst_len, out.out) =
+                    (local, guard::host_len(local), any, 0, true);
+                rules.push(out);
+                for &block in &tcp_replies {
+                    rules.push(guard::Rule::allow_replies(
+                        any,
+                        0,
+                        local,
+                        guard::IPPROTO_TCP,
+                        22,
+                        block,
+                    ));
+                }
+            }
+            for r in &mut rules[first..] {
+                r.tier = guard::Tier::Pass;
+            }
+            if !require {
+                continue;
+            }
+            let tier = self.ike.guard_tier();
+            let first = rules.len();
             rules.push(guard::Rule::block_all_to(local));
             for peer in plan.peers.iter().filter(|p| p.local == local) {
                 rules.push(guard::Rule::allow_from(
@@ -273,19 +356,27 @@ impl MeshEnv<'_> {
             for net in self.cfg.clear_from.iter().filter(|n| same(&n.addr)) {
                 rules.push(guard::Rule::allow_from(net.addr, net.len, local));
             }
-            for &server in servers.iter().filter(|a| same(a)) {
-                for proto in [guard::IPPROTO_UDP, guard::IPPROTO_TCP] {
-                    rules.push(guard::Rule {
-                        src: server,
-                        src_len: guard::host_len(server),
-                        sport: 53,
-                        ..guard::Rule::allow_proto(local, proto, 0, 0)
-                    });
+            let udp_replies = reply_ports(guard::IPPROTO_UDP, local);
+            for server in servers.iter().filter(|s| same(&s.ip())) {
+                for (proto, blocks) in [
+                    (guard::IPPROTO_UDP, &udp_replies),
+                    (guard::IPPROTO_TCP, &tcp_replies),
+                ] {
+                    for &block in blocks {
+                        rules.push(guard::Rule::allow_replies(
+                            server.ip(),
+                            guard::host_len(server.ip()),
+                            local,
+                            proto,
+                            server.port(),
+                            block,
+                        ));
+                    }
                 }
             }
             if self.cfg.exclude_ssh {
+                // Incoming SSH (sshd); its replies leave by the IKE daemon's ssh-in conn.
                 rules.push(guard::Rule::allow_proto(local, guard::IPPROTO_TCP, 0, 22));
-                rules.push(guard::Rule::allow_proto(local, guard::IPPROTO_TCP, 22, 0));
             }
             let icmp = if local.is_ipv4() {
                 guard::IPPROTO_ICMP
@@ -300,16 +391,17 @@ impl MeshEnv<'_> {
                     rules.push(guard::Rule::allow_proto(local, icmp, nd_type, 0));
                 }
             }
+            for r in &mut rules[first..] {
+                r.tier = tier;
+            }
         }
-        rules.dedup();
-        let tier = self.ike.guard_tier();
-        for r in &mut rules {
-            r.tier = tier;
-        }
+        let mut seen = std::collections::HashSet::new();
+        rules.retain(|r| seen.insert(r.clone()));
         (locals, rules)
     }
 
-    /// Brings the kernel's inbound guard in line with `plan` (removes it unless require).
+    /// Brings the policies of `guard_rules` in line with `plan` (removes what the policy
+    /// no longer wants). A diff: cheap when nothing changed.
     pub fn apply_guard(&self, plan: &MeshPlan) -> Result<()> {
         let (mut locals, rules) = self.guard_rules(plan);
         if locals.is_empty() {
@@ -321,7 +413,7 @@ impl MeshEnv<'_> {
         }
         let (added, removed) = guard::apply(&locals, &rules, self.deadline)?;
         if added + removed > 0 {
-            log::info!("inbound guard: {added} policies added, {removed} removed");
+            log::info!("guard: {added} policies added, {removed} removed");
         }
         Ok(())
     }
@@ -376,6 +468,31 @@ impl MeshEnv<'_> {
                 .collect()
         })
     }
+}
+
+/// The named peers `plan` skips that `previous` had addresses for (conns, or a block),
+/// at those addresses: each address once, none that `plan` has a conn to.
+fn still_blocked(previous: &MeshState, plan: &MeshPlan) -> Vec<Blocked> {
+    let had = previous
+        .plan
+        .peers
+        .iter()
+        .map(|p| (&p.listed_as, p.address))
+        .chain(previous.blocked.iter().map(|b| (&b.listed_as, b.address)));
+    let mut blocked: Vec<Blocked> = Vec::new();
+    for (name, address) in had {
+        let skipped = plan.skipped.iter().any(|s| &s.peer == name);
+        let planned = plan.peers.iter().any(|p| p.address == address);
+        let seen = blocked.iter().any(|b| b.address == address);
+        if skipped && !planned && !seen && name.parse::<IpAddr>().is_err() {
+            log::warn!("peer {name}: no conn now; its traffic to {address} stays blocked");
+            blocked.push(Blocked {
+                listed_as: name.clone(),
+                address,
+            });
+        }
+    }
+    blocked
 }
 
 /// Runs one verb.

@@ -269,6 +269,11 @@ fn check(
             )));
         }
     }
+    if state.policy != Policy::Disable {
+        // The replies' ports leave out every port a local socket listens on, read now:
+        // a service started since is carved out here (a diff: nothing changes otherwise).
+        env.apply_guard(&state.plan)?;
+    }
     if state.policy == Policy::Disable {
         // Switched off on purpose: traffic goes in clear, and that is what was asked for.
         return Ok(());

@@ -87,6 +87,11 @@ pub struct PlannedPeer {
     /// Under auth=cert, the name its certificate must carry (see `conn_defs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_name: Option<String>,
+    /// The (this node's side, peer's side) selectors of its forwarded traffic's conns
+    /// (`forward_pairs`): what a reload holds with the peer, and a change to them is a
+    /// change to the peer's conns.
+    #[serde(default)]
+    pub forwarded: Vec<(Subnet, Subnet)>,
 }
 
 impl PlannedPeer {
@@ -104,6 +109,19 @@ impl PlannedPeer {
     /// then fails as an unknown conn instead of panicking).
     pub fn main_conn(&self) -> &str {
         self.conns.first().map_or("", String::as_str)
+    }
+
+    /// Every remote end of its traffic, as (address, prefix length): the peer, and the
+    /// subnets forwarded through it.
+    pub fn remote_ends(&self) -> Vec<(IpAddr, u8)> {
+        let mut ends = vec![(self.address, if self.address.is_ipv4() { 32 } else { 128 })];
+        for (_, theirs) in &self.forwarded {
+            let end = (theirs.addr, theirs.len);
+            if !ends.contains(&end) {
+                ends.push(end);
+            }
+        }
+        ends
     }
 }
 
@@ -344,13 +362,15 @@ fn pass_conns(cfg: &MeshConfig, local: IpAddr) -> Vec<ConnDef> {
     };
     let mut conns = Vec::new();
     if cfg.exclude_ssh {
-        let (ssh, tcp) = (ProtoPort::new("tcp", Some(22)), ProtoPort::new("tcp", None));
+        // Incoming SSH only. A passthrough conn is installed both ways: one for this
+        // node's own SSH would admit, inbound, anything from source port 22 to any port
+        // (pcsd, Corosync...) ahead of every pair's policy. That one is vipsec's, with
+        // narrower inbound selectors (guard_rules).
         conns.push(pass(
             format!("vm-pass-{tag}-ssh-in"),
-            ssh.clone(),
-            tcp.clone(),
+            ProtoPort::new("tcp", Some(22)),
+            ProtoPort::new("tcp", None),
         ));
-        conns.push(pass(format!("vm-pass-{tag}-ssh-out"), tcp, ssh));
     }
     if cfg.exclude_icmp {
         let any = ProtoPort::new(icmp, None);
@@ -483,6 +503,7 @@ pub fn build(
                 conns: conns_for(cfg, local, address),
                 origin: listed.origin,
                 cert_name: listed.cert_name.clone(),
+                forwarded: forward_pairs(cfg, local, address),
             }),
             None => plan.skipped.push(Skipped {
                 peer: address.to_string(),
@@ -524,6 +545,7 @@ mod tests {
             conns: conns_for(&cfg, l.parse().unwrap(), a.parse().unwrap()),
             origin: PeerOrigin::Parameter,
             cert_name: None,
+            forwarded: Vec::new(),
         };
         let mut plan = MeshPlan {
             peers: vec![
@@ -646,6 +668,7 @@ mod tests {
             conns: conns_for(&cfg, "192.0.2.1".parse().unwrap(), a.parse().unwrap()),
             origin: PeerOrigin::CorosyncMember,
             cert_name: name.map(String::from),
+            forwarded: Vec::new(),
         };
         let plan = MeshPlan {
             peers: vec![
@@ -760,11 +783,7 @@ mod tests {
         );
         assert_eq!(
             pass_conns_for(&req, "192.0.2.1".parse().unwrap()),
-            vec![
-                "vm-pass-192.0.2.1-ssh-in",
-                "vm-pass-192.0.2.1-ssh-out",
-                "vm-pass-192.0.2.1-icmp"
-            ]
+            vec!["vm-pass-192.0.2.1-ssh-in", "vm-pass-192.0.2.1-icmp"]
         );
         raw.set("policy", "disable");
         assert!(pass_conns_for(&MeshConfig::parse(&raw).unwrap(), v6).is_empty());

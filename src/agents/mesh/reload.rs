@@ -28,7 +28,7 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     if !env.ike.daemon_running() {
         return Err(env.daemon_not_running());
     }
-    let mut state = env.plan(master.as_ref(), listing, Some(&old.plan))?;
+    let mut state = env.plan(master.as_ref(), listing, Some(&old))?;
     let new_plan = state.plan.clone();
     let fingerprint = master.as_ref().map(crate::keys::fingerprint);
     let rekey = fingerprint != old.key_fingerprint;
@@ -60,11 +60,17 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     let old_pass: BTreeSet<&String> = old.plan.pass_conns.iter().collect();
 
     // Under require nothing may pass in clear while a pair's conns are swapped: its
-    // traffic is held (blocked both ways) from before its old conns go until its new ones
-    // are routed. If a step fails, the hold stays: fail closed, and the failure is
-    // reported (stop releases it).
-    let mut held: Vec<std::net::IpAddr> =
-        gone.iter().chain(added.iter()).map(|p| p.address).collect();
+    // traffic, and that of the subnets forwarded through it, is held (blocked every way)
+    // from before its old conns go until its new ones are routed. If a step fails, the
+    // hold stays: fail closed, and the failure is reported (stop releases it). A named
+    // peer that gets no conn now stays held (state.blocked).
+    let mut held: Vec<(std::net::IpAddr, u8)> = gone
+        .iter()
+        .chain(added.iter())
+        .flat_map(|p| p.remote_ends())
+        .collect();
+    let blocked = state.blocked_ends();
+    held.extend(blocked.iter().copied());
     held.sort();
     held.dedup();
     let holding = env.cfg.policy == Policy::Require && !held.is_empty();
@@ -99,8 +105,14 @@ pub fn run(env: &MeshEnv) -> Result<()> {
         )?;
     }
     env.apply_guard(&new_plan)?;
-    if holding {
-        crate::kernel::guard::release(&held, env.deadline)?;
+    // Released: what was swapped, and peers blocked before that are not any more.
+    let mut release: Vec<(std::net::IpAddr, u8)> = held;
+    release.extend(old.blocked_ends());
+    release.retain(|end| !blocked.contains(end));
+    release.sort();
+    release.dedup();
+    if env.cfg.policy == Policy::Require && !release.is_empty() {
+        crate::kernel::guard::release(&release, env.deadline)?;
     }
     log::info!(
         "mesh reloaded: {} peers kept, {} removed, {} added{}",

@@ -13,7 +13,8 @@ pub fn run(env: &MeshEnv) -> Result<()> {
     if !env.ike.daemon_running() {
         return Err(env.daemon_not_running());
     }
-    if let Ok(Some(state)) = env.store.read_json::<MeshState>() {
+    let previous = env.store.read_json::<MeshState>().ok().flatten();
+    if let Some(state) = &previous {
         if state.daemon_instance.is_some() && state.daemon_instance == env.ike.daemon_instance() {
             // Already started with this pluto: bring it in line with the parameters.
             log::info!("mesh already started; applying the parameters as a reload would");
@@ -21,12 +22,18 @@ pub fn run(env: &MeshEnv) -> Result<()> {
             return super::reload::run(env);
         }
     }
-    let mut state = env.plan(master.as_ref(), listing, None)?;
+    // A previous state (the IKE daemon restarted under a started mesh): peers it knew
+    // keep their addresses through a DNS outage, and refused ones stay blocked.
+    let mut state = env.plan(master.as_ref(), listing, previous.as_ref())?;
     for s in &state.plan.skipped {
         log::warn!("peer {}: {}", s.peer, s.reason);
     }
     // Recorded first: if loading fails half-way, monitor says failed and stop cleans up.
     env.store.write_json(&state)?;
+    let blocked = state.blocked_ends();
+    if env.cfg.policy == crate::agents::mesh::config::Policy::Require && !blocked.is_empty() {
+        crate::kernel::guard::hold(&blocked, env.deadline)?;
+    }
     let files = env.files();
     env.write_conns(&state.plan, master.as_ref(), &files)?;
     env.ike.load_all(&files.conn, env.deadline)?;
