@@ -320,7 +320,11 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
                 proof: Proof::Insecure,
                 ..
             })) => insecure = true,
-            // Bogus, unverifiable, unanswered, refused, garbled: cannot tell.
+            Err(NetError::Dns(DnsError::DnssecBogus)) => unknown.push(
+                "the answer is bogus (signatures missing, expired, or not made by the keys the chain leads to)"
+                    .into(),
+            ),
+            // Unverifiable, unanswered, refused, garbled: cannot tell.
             Err(e) => unknown.push(e.to_string()),
         }
     }
