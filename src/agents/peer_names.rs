@@ -227,3 +227,32 @@ fn refuse(
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(identity: &str, address: &str, at: u64) -> Validated {
+        Validated {
+            identity: identity.into(),
+            name: "client.example.test".into(),
+            address: address.parse().unwrap(),
+            at,
+        }
+    }
+
+    /// A peer is who it presented and where from, whatever SA carried it and whenever it
+    /// validated; it is trusted without DNS for TRUSTED_WITHOUT_DNS, not a second more.
+    #[test]
+    fn a_validated_peer_is_what_it_is_for_a_bounded_time() {
+        let bound = TRUSTED_WITHOUT_DNS.as_secs();
+        let then = v("@client.example.test", "192.0.2.41", 1_000);
+        assert!(then.is(&v("@client.example.test", "192.0.2.41", 9_999)));
+        assert!(!then.is(&v("@client.example.test", "192.0.2.42", 1_000)));
+        assert!(!then.is(&v("@impostor.example.test", "192.0.2.41", 1_000)));
+        assert!(still_trusted(&then, 1_000 + bound));
+        assert!(!still_trusted(&then, 1_000 + bound + 1));
+        // A clock set back is no time passed, not a negative age.
+        assert!(still_trusted(&then, 10));
+    }
+}
