@@ -1,8 +1,12 @@
 //! DNSSEC-checked names: a peer's name must resolve, with a validated (secure) answer, to
-//! the address it uses. hickory-resolver validates from a trust anchor; insecure (unsigned
-//! zone), bogus (bad or expired signatures, wrong anchor), missing names and a resolver
-//! that does not answer in time are all refusals. Both families are asked; a family with
-//! no records is not an error by itself.
+//! the address it uses. hickory-resolver validates from a trust anchor. Only a validated
+//! answer may say no: a secure NXDOMAIN or NODATA, secure records that do not hold the
+//! address, or a zone a validated chain proves unsigned (an insecure delegation). Anything
+//! else — a bogus answer (signatures stripped, expired, made with a key the chain does not
+//! lead to), one that cannot be verified, a timeout, SERVFAIL, REFUSED, an I/O error — is
+//! "cannot tell" (inconclusive): an on-path attacker who can damage answers but not forge
+//! them must not be able to make every node refuse its peers. Both families are asked; a
+//! family with no records is not an error by itself.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -84,12 +88,17 @@ pub struct Answer {
     pub name: String,
     /// Every address returned, both families.
     pub addresses: Vec<IpAddr>,
+    /// The addresses of the families whose answer validated to the trust anchor: what a
+    /// peer's address may be accepted against even when the other family could not be
+    /// checked.
+    pub validated: Vec<IpAddr>,
     /// Every returned record validated to the trust anchor.
     pub secure: bool,
     /// Why the answer cannot be trusted, if it cannot.
     pub problem: Option<String>,
-    /// The resolver gave no usable answer (no reply in time, no connection, SERVFAIL):
-    /// the name was neither confirmed nor refused.
+    /// No validated answer said no, and none said yes: the resolver did not answer, or
+    /// what it gave could not be validated (bogus, unverifiable). The name was neither
+    /// confirmed nor refused.
     #[serde(default)]
     pub inconclusive: bool,
 }
@@ -185,6 +194,7 @@ impl Checker {
                     Err(_) => Answer {
                         name: name.clone(),
                         addresses: Vec::new(),
+                        validated: Vec::new(),
                         secure: false,
                         problem: Some(format!("the resolver did not answer within {budget:?}")),
                         inconclusive: true,
@@ -220,6 +230,12 @@ impl Checker {
 
 pub fn verdict(answer: &Answer, address: IpAddr) -> Verdict {
     let (accepted, reason) = match &answer.problem {
+        // A family that validated holds the address: what the other one did changes
+        // nothing.
+        _ if answer.validated.contains(&address) => (
+            true,
+            format!("{} securely resolves to {address}", answer.name),
+        ),
         Some(p) => (false, p.clone()),
         None if !answer.addresses.contains(&address) => (
             false,
@@ -252,6 +268,7 @@ pub fn verdict(answer: &Answer, address: IpAddr) -> Verdict {
 }
 
 async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer {
+    use hickory_resolver::net::{DnsError, NetError};
     let fqdn = if name.ends_with('.') {
         name.to_string()
     } else {
@@ -262,63 +279,70 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
         resolver.lookup(fqdn.as_str(), RecordType::AAAA)
     );
     let mut addresses = Vec::new();
+    let mut validated = Vec::new();
     let mut insecure = false;
-    let mut problems = Vec::new();
+    // Why a family's answer cannot be judged: neither a yes nor a no.
+    let mut unknown = Vec::new();
     let mut nx = 0;
-    let mut unanswered = false;
     let question = Name::from_ascii(&fqdn).ok();
     for result in [v4, v6] {
         match result {
             Ok(lookup) => {
                 let Some(question) = &question else {
-                    problems.push(format!("{name:?} is not a DNS name"));
+                    unknown.push(format!("{name:?} is not a DNS name"));
                     continue;
                 };
                 match bound_addresses(question, lookup.answers()) {
-                    Ok((ips, secure)) => {
-                        insecure |= !secure;
+                    Ok((ips, proof)) => {
+                        match proof {
+                            Proof::Secure => validated.extend(ips.clone()),
+                            // Only a validated chain (no DS at a signed parent) says so.
+                            Proof::Insecure => insecure = true,
+                            Proof::Bogus | Proof::Indeterminate => unknown.push(format!(
+                                "the records of {name} could not be validated ({proof})"
+                            )),
+                        }
                         for ip in ips {
                             if !addresses.contains(&ip) {
                                 addresses.push(ip);
                             }
                         }
                     }
-                    Err(e) => problems.push(e),
+                    Err(e) => unknown.push(e),
                 }
             }
+            // NoRecordsFound is only returned once its denial validated (or its zone is
+            // proven unsigned); an unproven one comes back as DnssecBogus or Nsec.
             Err(e) if e.is_nx_domain() => nx += 1,
             // No records of this family (NODATA): not an error by itself.
             Err(e) if e.is_no_records_found() => {}
-            Err(e) => {
-                use hickory_resolver::net::{DnsError, NetError};
-                use hickory_resolver::proto::op::ResponseCode;
-                unanswered |= matches!(
-                    &e,
-                    NetError::Timeout
-                        | NetError::NoConnections
-                        | NetError::Busy
-                        | NetError::Io(_)
-                        | NetError::Dns(DnsError::ResponseCode(
-                            ResponseCode::ServFail | ResponseCode::Refused
-                        ))
-                );
-                problems.push(e.to_string())
-            }
+            Err(NetError::Dns(DnsError::Nsec {
+                proof: Proof::Insecure,
+                ..
+            })) => insecure = true,
+            Err(NetError::Dns(DnsError::DnssecBogus)) => unknown.push(
+                "the answer is bogus (signatures missing, expired, or not made by the keys the chain leads to)"
+                    .into(),
+            ),
+            // Unverifiable, unanswered, refused, garbled: cannot tell.
+            Err(e) => unknown.push(e.to_string()),
         }
     }
-    let problem = if !problems.is_empty() {
+    validated.sort();
+    validated.dedup();
+    let problem = if !unknown.is_empty() {
         Some(format!(
-            "DNSSEC validation or lookup failed: {}",
-            problems.join("; ")
+            "DNSSEC validation or lookup could not tell: {}",
+            unknown.join("; ")
         ))
     } else if nx > 0 {
         Some(format!("{name} does not exist"))
-    } else if addresses.is_empty() {
-        Some(format!("{name} has no A or AAAA records"))
     } else if insecure {
         Some(format!(
-            "{name}'s answer is not DNSSEC-validated (insecure)"
+            "{name}'s zone is proven unsigned: its answer is not DNSSEC-validated (insecure)"
         ))
+    } else if addresses.is_empty() {
+        Some(format!("{name} has no A or AAAA records"))
     } else {
         None
     };
@@ -326,24 +350,26 @@ async fn lookup(resolver: &Resolver<TokioRuntimeProvider>, name: &str) -> Answer
         name: name.to_string(),
         secure: problem.is_none(),
         addresses,
-        // Only when nothing else decided it: an answer that said no is a no.
-        inconclusive: unanswered && nx == 0,
+        validated,
+        // A validated no from one family still leaves the other's doubt: no means no only
+        // when every family's answer was judged.
+        inconclusive: !unknown.is_empty(),
         problem,
     }
 }
 
-/// The addresses an answer gives for `question`, and whether every record they rest on
-/// is DNSSEC-secure. Only records owned by the question count, or by the end of a chain
+/// The addresses an answer gives for `question`, and the weakest DNSSEC proof of the
+/// records they rest on (Secure > Insecure > Bogus > Indeterminate). Only records owned by the question count, or by the end of a chain
 /// of CNAMEs that starts at it (each link a record of the answer, each secure): a
 /// resolver that adds another name's records — even validly signed ones of the same zone
 /// — cannot make the question resolve to them.
 pub fn bound_addresses(
     question: &Name,
     records: &[Record],
-) -> std::result::Result<(Vec<IpAddr>, bool), String> {
+) -> std::result::Result<(Vec<IpAddr>, Proof), String> {
     const MAX_CHAIN: usize = 8;
     let mut owner = question.clone();
-    let mut secure = true;
+    let mut proof = Proof::Secure;
     for _ in 0..=MAX_CHAIN {
         // (the link, its target) of every CNAME owned by the name reached so far.
         let cnames: Vec<(&Record, &Name)> = records
@@ -363,7 +389,7 @@ pub fn bound_addresses(
                         RData::AAAA(a) => IpAddr::V6(a.0),
                         _ => continue,
                     };
-                    secure &= r.proof == Proof::Secure;
+                    proof = proof.min(r.proof);
                     if !ips.contains(&ip) {
                         ips.push(ip);
                     }
@@ -377,10 +403,10 @@ pub fn bound_addresses(
                         );
                     }
                 }
-                return Ok((ips, secure));
+                return Ok((ips, proof));
             }
             [(link, target)] => {
-                secure &= link.proof == Proof::Secure;
+                proof = proof.min(link.proof);
                 owner = (*target).clone();
             }
             _ => return Err(format!("{owner} has several CNAMEs in the answer")),
@@ -448,8 +474,12 @@ mod tests {
         question: &str,
         records: &[Record],
     ) -> std::result::Result<(Vec<String>, bool), String> {
-        bound_addresses(&Name::from_ascii(question).unwrap(), records)
-            .map(|(ips, s)| (ips.iter().map(ToString::to_string).collect(), s))
+        bound_addresses(&Name::from_ascii(question).unwrap(), records).map(|(ips, p)| {
+            (
+                ips.iter().map(ToString::to_string).collect(),
+                p == Proof::Secure,
+            )
+        })
     }
 
     #[test]
@@ -485,6 +515,30 @@ mod tests {
         assert_eq!(
             bound("good.example.", &[v6]),
             Ok((vec!["2001:db8::10".into()], true))
+        );
+    }
+
+    /// The weakest proof on the chain is the answer's: a bogus record is not made
+    /// "proven unsigned" by an insecure link, nor secure by secure ones.
+    #[test]
+    fn the_weakest_proof_on_the_chain_is_the_answers() {
+        let mut bogus = a("host.example.", "192.0.2.20", true);
+        bogus.proof = Proof::Bogus;
+        let q = Name::from_ascii("alias.example.").unwrap();
+        let insecure_link = cname("alias.example.", "host.example.", false);
+        assert_eq!(
+            bound_addresses(&q, &[insecure_link.clone(), bogus.clone()]).map(|r| r.1),
+            Ok(Proof::Bogus)
+        );
+        let secure_link = cname("alias.example.", "host.example.", true);
+        assert_eq!(
+            bound_addresses(&q, &[secure_link, bogus]).map(|r| r.1),
+            Ok(Proof::Bogus)
+        );
+        let target = a("host.example.", "192.0.2.20", true);
+        assert_eq!(
+            bound_addresses(&q, &[insecure_link, target]).map(|r| r.1),
+            Ok(Proof::Insecure)
         );
     }
 

@@ -19,6 +19,10 @@ use crate::error::{Error, Result};
 
 pub const STATE_FORMAT: u32 = 1;
 
+/// The sibling file of the peers whose names DNSSEC validated (agents::peer_names): part
+/// of the instance's state, removed with it, so a peer is not trusted across a stop.
+pub const VALIDATED_PEERS: &str = "validated";
+
 pub struct StateStore {
     dir: PathBuf,
     stem: String,
@@ -133,15 +137,21 @@ impl StateStore {
     }
 
     pub fn remove(&self) -> Result<()> {
-        let path = self.path();
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Generic(format!(
-                "cannot remove {}: {e}",
-                path.display()
-            ))),
+        // The validated peers first: a state without them is a fresh start, never the
+        // other way round.
+        for path in [self.sibling(VALIDATED_PEERS), self.path()] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Generic(format!(
+                        "cannot remove {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
         }
+        Ok(())
     }
 
     /// The instance whose state records `tunnel`, so a monitor by hand finds the state the

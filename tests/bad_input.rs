@@ -329,6 +329,29 @@ const CASES: &[Case] = &[
         names: "peer_id",
     },
     Case {
+        name: "dnssec=require with the conn in confdir (nothing to check)",
+        params: &[("dnssec", "require")],
+        code: 6,
+        names: "dnssec",
+    },
+    Case {
+        name: "dnssec=require with auth=psk and no peer_id",
+        params: &[("auth", "psk"), ("psk_file", "@PSK@"), ("dnssec", "require")],
+        code: 6,
+        names: "dnssec",
+    },
+    Case {
+        name: "dnssec=require with auth=psk and an address peer_id",
+        params: &[
+            ("auth", "psk"),
+            ("psk_file", "@PSK@"),
+            ("peer_id", "192.0.2.41"),
+            ("dnssec", "require"),
+        ],
+        code: 6,
+        names: "dnssec",
+    },
+    Case {
         name: "mode without a generated conn",
         params: &[("mode", "tunnel")],
         code: 6,
@@ -1002,6 +1025,11 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
             "confdir missing",
             vec![("confdir", "/nonexistent/ipsec.d")],
             "confdir",
+        ),
+        (
+            "dnssec=require with peers by address and auth=psk (nothing to check)",
+            vec![("dnssec", "require")],
+            "dnssec",
         ),
     ];
     for (i, (name, overrides, names)) in cases.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! DNSSEC checks against a real signed zone: Debian's named on 127.0.0.1 (high port),
 //! zones signed at test time with dnssec-keygen/dnssec-signzone, the zones' own keys as
-//! trust anchor. Each case asserts the verdict and the exit code of `vipsec check-dns`.
+//! trust anchor. Each case asserts the verdict and the exit code of `vipsec check-dns`, and
+//! whether it is a validated no or a "cannot tell" (only a validated answer may say no).
 
 mod common;
 use common::named::Named;
@@ -12,13 +13,16 @@ use std::time::{Duration, Instant};
 fn verdicts_against_a_signed_zone() {
     let named = Named::start();
     let a = named.anchor.clone();
-    let cases: &[(&str, &str, &str, &Path, bool, &str)] = &[
+    // (what, name, address, anchor, accepted, cannot tell, what the reason says)
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a Path, bool, bool, &'a str);
+    let cases: &[Case] = &[
         (
             "secure and matching",
             "good.example.test",
             "192.0.2.10",
             &a,
             true,
+            false,
             "securely resolves to 192.0.2.10",
         ),
         (
@@ -27,6 +31,7 @@ fn verdicts_against_a_signed_zone() {
             "2001:db8::10",
             &a,
             true,
+            false,
             "securely resolves",
         ),
         (
@@ -35,6 +40,7 @@ fn verdicts_against_a_signed_zone() {
             "2001:db8::20",
             &a,
             true,
+            false,
             "securely resolves",
         ),
         (
@@ -42,6 +48,7 @@ fn verdicts_against_a_signed_zone() {
             "elsewhere.example.test",
             "192.0.2.10",
             &a,
+            false,
             false,
             "securely resolves to 192.0.2.99, not to 192.0.2.10",
         ),
@@ -51,7 +58,8 @@ fn verdicts_against_a_signed_zone() {
             "192.0.2.40",
             &a,
             false,
-            "",
+            false,
+            "proven unsigned",
         ),
         (
             "expired signatures",
@@ -59,6 +67,7 @@ fn verdicts_against_a_signed_zone() {
             "192.0.2.50",
             &a,
             false,
+            true,
             "",
         ),
         (
@@ -67,6 +76,7 @@ fn verdicts_against_a_signed_zone() {
             "192.0.2.31",
             &a,
             false,
+            true,
             "",
         ),
         (
@@ -75,6 +85,7 @@ fn verdicts_against_a_signed_zone() {
             "192.0.2.10",
             &named.wrong_anchor,
             false,
+            true,
             "",
         ),
         (
@@ -83,13 +94,15 @@ fn verdicts_against_a_signed_zone() {
             "192.0.2.10",
             &a,
             false,
+            false,
             "",
         ),
     ];
-    for (what, name, addr, anchor, accepted, says) in cases {
+    for (what, name, addr, anchor, accepted, cannot_tell, says) in cases {
         let (run, v) = named.check(name, addr, anchor, None);
         assert_eq!(run.code, if *accepted { 0 } else { 1 }, "{what}: {run:?}");
         assert_eq!(v["accepted"], *accepted, "{what}: {run:?}");
+        assert_eq!(v["inconclusive"], *cannot_tell, "{what}: {run:?}");
         assert!(
             v["reason"].as_str().unwrap_or("").contains(says),
             "{what}: {run:?}"
@@ -289,6 +302,63 @@ fn a_hostile_resolver_cannot_lend_a_name_another_hosts_records() {
     let (r, v) = named.check("client.example.test", "192.0.2.99", a, via.clone());
     assert_eq!(r.code, 1, "{v}");
     // A CNAME that is part of the signed zone is followed: alias -> good.
+    let (r, v) = named.check("alias.example.test", "192.0.2.10", a, via);
+    assert_eq!(r.code, 0, "{v} {}", r.stderr);
+}
+
+/// An on-path resolver strips the signatures (it can damage answers, not forge them):
+/// the records are the real ones, but nothing proves them, so `check-dns` says "cannot
+/// tell" — neither accepted nor refused — for a name that resolves to the address, one
+/// that resolves elsewhere and one that does not exist. The same questions asked of the
+/// real server get their validated answers.
+#[test]
+fn a_resolver_that_strips_signatures_gets_cannot_tell_not_no() {
+    use common::named::{Forgery, HostileResolver};
+    let named = Named::start();
+    let hostile = HostileResolver::start(
+        named.port,
+        vec![
+            Forgery::StripSignatures("good.example.test"),
+            Forgery::StripSignatures("elsewhere.example.test"),
+            Forgery::StripSignatures("nope.example.test"),
+        ],
+    );
+    let via = Some(format!("127.0.0.1:{}", hostile.port));
+    let a = &named.anchor;
+    // The forger really strips them: the records come, no RRSIG with them.
+    let dig = common::must(&format!(
+        "dig +dnssec +norec -p {} @127.0.0.1 good.example.test A",
+        hostile.port
+    ));
+    assert!(
+        dig.contains("192.0.2.10") && !dig.contains("RRSIG"),
+        "{dig}"
+    );
+    for (name, addr, says_directly) in [
+        (
+            "good.example.test",
+            "192.0.2.10",
+            "securely resolves to 192.0.2.10",
+        ),
+        ("elsewhere.example.test", "192.0.2.10", "not to 192.0.2.10"),
+        ("nope.example.test", "192.0.2.10", "does not exist"),
+    ] {
+        let (r, v) = named.check(name, addr, a, via.clone());
+        assert_eq!(r.code, 1, "{name}: {v} {}", r.stderr);
+        assert_eq!(
+            (&v["accepted"], &v["inconclusive"]),
+            (&serde_json::json!(false), &serde_json::json!(true)),
+            "{name}: a stripped answer was taken as a verdict: {v}"
+        );
+        assert_eq!(r.reasons().len(), 1, "{name}: {r:?}");
+        let (_, v) = named.check(name, addr, a, None);
+        assert_eq!(v["inconclusive"], false, "{name}: {v}");
+        assert!(
+            v["reason"].as_str().unwrap_or("").contains(says_directly),
+            "{name}: {v}"
+        );
+    }
+    // Names it leaves alone still validate through it.
     let (r, v) = named.check("alias.example.test", "192.0.2.10", a, via);
     assert_eq!(r.code, 0, "{v} {}", r.stderr);
 }

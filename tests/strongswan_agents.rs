@@ -1063,6 +1063,102 @@ fn dnssec_judges_the_names_charons_clients_claim() {
     }
 }
 
+/// A DNS outage across an IKE rekey on charon (VICI `rekey` of the client's IKE SA, a new
+/// unique id at the VIP): the client that validated is remembered by what it is
+/// (identity, name, address), not by the IKE SA that carried it, so the rekeyed SA stays,
+/// degraded (190), rather than being deleted as a never-validated peer. 5.x only, as
+/// above (charon 6.0 keeps no IKE SA without its Child SA here).
+#[test]
+fn dnssec_outage_across_an_ike_rekey_on_charon_keeps_the_validated_client() {
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let a = Netns::in_root("ssr", &root);
+    let c = Netns::in_root("ssq", &root);
+    a.link_to(&c, "a0", "c0");
+    a.ip("addr add 192.0.2.1/24 dev a0");
+    a.ip(&format!("addr add {VIP}/24 dev a0"));
+    c.ip("addr add 192.0.2.41/24 dev c0");
+    let tmp = vip_dir(&["a", "c"]);
+    let ca = Charon::start(&a, &root, &tmp.path().join("a"));
+    let cc = Charon::start(&c, &root, &tmp.path().join("c"));
+    if !ca.log().contains("strongSwan 5.") {
+        println!("skipped: charon 6 drops an IKE SA without its Child SA (no ESP here)");
+        return;
+    }
+    let named = common::named::Named::start_in(Some(&a));
+    let agent = OcfAgent::new();
+    let mut env = vip_env(tmp.path(), &ca.socket);
+    env.insert("OCF_RESKEY_peer_id".into(), "@client.example.test".into());
+    env.insert(
+        "OCF_RESKEY_dnssec_anchor".into(),
+        named.anchor.display().to_string(),
+    );
+    let real = format!("127.0.0.1:{}", named.port);
+    // Nothing answers there.
+    let silent = "127.0.0.1:9".to_string();
+    let ocf = |action: &str, resolver: &str| {
+        let mut env = env.clone();
+        env.insert("OCF_RESKEY_resolver".into(), resolver.into());
+        Run::from(
+            ocf_command(&agent.path, action, Some(&a), &env)
+                .output()
+                .unwrap(),
+        )
+    };
+    let r = ocf("start", &real);
+    assert_eq!(r.code, 0, "{r:?}");
+    let id = "@client.example.test";
+    load_key(&cc, KEY, &[id, VIP]);
+    load(
+        &cc,
+        user_conn("c", ("192.0.2.41", Some(id)), (VIP, Some(VIP)), "psk"),
+    );
+    initiate(&cc, "c");
+    let ids = |charon: &Charon, conn: &str| -> Vec<String> {
+        ike_sas(charon, conn)
+            .iter()
+            .filter_map(|m| m.section(conn)?.str("uniqueid").map(String::from))
+            .collect()
+    };
+    assert!(
+        wait_for("the client's IKE SA", Duration::from_secs(15), || {
+            authenticated(&ca, "client.example.test")
+        }),
+        "charon A:\n{}",
+        ca.log()
+    );
+    let r = ocf("monitor", &real);
+    assert_eq!(r.code, 0, "monitor, client validated: {r:?}");
+    let before = ids(&ca, "rw");
+    assert_eq!(before.len(), 1, "{before:?}");
+    let r = ocf("monitor", &silent);
+    assert_eq!(r.code, 190, "monitor, DNS down, before the rekey: {r:?}");
+    cc.client()
+        .request("rekey", Message::new().with("ike", "c"), soon())
+        .unwrap();
+    let mut after = Vec::new();
+    assert!(
+        wait_for("the rekeyed IKE SA", Duration::from_secs(15), || {
+            after = ids(&ca, "rw");
+            !after.is_empty() && after.iter().all(|u| !before.contains(u))
+        }),
+        "IKE SAs at A: {after:?} (before {before:?})\ncharon A:\n{}",
+        ca.log()
+    );
+    let r = ocf("monitor", &silent);
+    assert_eq!(r.code, 190, "monitor, DNS down, after the rekey: {r:?}");
+    assert!(r.stderr.contains("kept: it validated before"), "{r:?}");
+    assert_eq!(
+        ids(&ca, "rw"),
+        after,
+        "the rekeyed SA of the validated client was deleted during the outage"
+    );
+    let r = ocf("monitor", &real);
+    assert_eq!(r.code, 0, "monitor once DNS is back: {r:?}");
+    assert_eq!(ocf("stop", &real).code, 0);
+}
+
 /// `pcs resource create … ocf:vipsec:ipsec ike=strongswan` (and the mesh as a clone) in a
 /// real Pacemaker cluster
 /// (corosync + pacemakerd from the strongSwan root, started without systemd in the

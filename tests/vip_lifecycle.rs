@@ -609,6 +609,239 @@ fn dnssec_checks_the_address_peers_connect_from() {
     expect(&lab.ocf("stop", &bad), 0, "stop");
 }
 
+/// A VIP whose peers must present @client.example.test, with named (the signed zones) in
+/// its namespace, and a client at 192.0.2.41 that connects presenting that name.
+/// (Fields drop in order: the client's pluto before its namespace, named before the lab.)
+struct DnsVip {
+    cpluto: Pluto,
+    _ctmp: tempfile::TempDir,
+    client: Netns,
+    named: common::named::Named,
+    lab: Lab,
+    psk: String,
+}
+
+impl DnsVip {
+    const VIP: &'static str = "192.0.2.40";
+    const KEY: &'static str = "dnssec-rekey-key-not-secret-0123456789";
+
+    fn new() -> DnsVip {
+        let lab = Lab::new(Self::VIP);
+        std::fs::remove_file(lab.pluto.confdir.join("rw.conf")).unwrap();
+        let named = common::named::Named::start_in(Some(&lab.ns));
+        let client = lab.linked_client("vk", "192.0.2.41");
+        let ctmp = tempfile::tempdir().unwrap();
+        let cpluto = Pluto::start(&client, ctmp.path());
+        let hex: String = Self::KEY.bytes().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(
+            cpluto.confdir.join("c.secrets"),
+            format!("@client.example.test {} : PSK 0x{hex}\n", Self::VIP),
+        )
+        .unwrap();
+        cpluto.add_conn_file(
+            "c.conf",
+            &format!("conn c\n\tleft=192.0.2.41\n\tleftid=@client.example.test\n\tright={vip}\n\trightid={vip}\n\tauthby=secret\n\tikev2=insist\n\ttype=transport\n\tike=aes_gcm256-sha2_256-dh19\n\tesp=aes_gcm256\n\tauto=ignore\n", vip = Self::VIP),
+        );
+        cpluto.whack("--rereadsecrets");
+        let psk = lab.psk_file(Self::KEY);
+        DnsVip {
+            cpluto,
+            _ctmp: ctmp,
+            client,
+            named,
+            lab,
+            psk,
+        }
+    }
+
+    /// The resource's parameters, asking DNS at `resolver`.
+    fn params(&self, resolver: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("OCF_RESKEY_auth", "psk".into()),
+            ("OCF_RESKEY_psk_file", self.psk.clone()),
+            ("OCF_RESKEY_peer_id", "@client.example.test".into()),
+            ("OCF_RESKEY_resolver", resolver.into()),
+            (
+                "OCF_RESKEY_dnssec_anchor",
+                self.named.anchor.display().to_string(),
+            ),
+        ]
+    }
+
+    fn ocf(&self, action: &str, resolver: &str) -> Run {
+        let p = self.params(resolver);
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.lab.ocf(action, &p)
+    }
+
+    fn real_dns(&self) -> String {
+        format!("127.0.0.1:{}", self.named.port)
+    }
+
+    /// The VIP's established IKE SAs, by serial.
+    fn ike_serials(&self) -> Vec<String> {
+        self.lab
+            .pluto
+            .whack("--showstates")
+            .lines()
+            .filter(|l| l.contains("ESTABLISHED_IKE_SA"))
+            .filter_map(|l| l.split(':').next())
+            .map(|s| s.trim().trim_start_matches('#').to_string())
+            .collect()
+    }
+
+    /// The client (re)connects; returns once the VIP has an IKE SA with it.
+    fn connect(&self) {
+        let _ = sh(&format!(
+            "{} ipsec whack --ctlsocket {} --name c --delete",
+            self.client.exec_prefix(),
+            self.cpluto.ctlsocket.display()
+        ));
+        self.cpluto.add_and_initiate("c.conf", "c");
+        self.wait_for(|serials| !serials.is_empty(), "an IKE SA with the client");
+    }
+
+    fn wait_for(&self, done: impl Fn(&[String]) -> bool, what: &str) -> Vec<String> {
+        let t0 = std::time::Instant::now();
+        loop {
+            let serials = self.ike_serials();
+            if done(&serials) {
+                return serials;
+            }
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "no {what}:\n{}",
+                self.lab.pluto.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+/// An on-path resolver strips the signatures from the answers for the client's name (it
+/// can damage answers, not forge them): that is "cannot tell", not "no". The client that
+/// validated before stays (190, with the reason, its IKE SA kept): whoever sits between
+/// the nodes and their resolver cannot take the VIP down on every node. A client that
+/// never validated is not let in while DNS cannot tell (its IKE SA deleted), and the
+/// resource is degraded, not failed.
+#[test]
+fn dnssec_stripped_signatures_keep_a_validated_client_and_refuse_a_new_one() {
+    use common::named::{Forgery, HostileResolver};
+    let v = DnsVip::new();
+    let hostile = HostileResolver::start_in(
+        Some(&v.lab.ns),
+        v.named.port,
+        vec![Forgery::StripSignatures("client.example.test")],
+    );
+    let stripping = format!("127.0.0.1:{}", hostile.port);
+    expect(&v.ocf("start", &v.real_dns()), 0, "start");
+    v.connect();
+    expect(
+        &v.ocf("monitor", &v.real_dns()),
+        0,
+        "monitor, client validated",
+    );
+    let before = v.ike_serials();
+    let r = v.ocf("monitor", &stripping);
+    expect(
+        &r,
+        190,
+        "monitor through the stripping resolver, client validated before",
+    );
+    assert!(
+        r.reasons()[0].contains("kept: it validated before")
+            && r.reasons()[0].contains("the answer is bogus"),
+        "{r:?}"
+    );
+    assert_eq!(
+        v.ike_serials(),
+        before,
+        "the validated client was disconnected by stripped signatures"
+    );
+    expect(
+        &v.ocf("monitor", &v.real_dns()),
+        0,
+        "monitor with the real answers again",
+    );
+    expect(&v.ocf("stop", &v.real_dns()), 0, "stop");
+
+    // After a stop nothing is remembered: the same client is new, and not let in.
+    expect(&v.ocf("start", &v.real_dns()), 0, "start");
+    v.connect();
+    let serials = v.ike_serials();
+    let r = v.ocf("monitor", &stripping);
+    expect(
+        &r,
+        190,
+        "monitor through the stripping resolver, new client",
+    );
+    assert!(
+        r.reasons()[0].contains("was deleted until DNS answers"),
+        "{r:?}"
+    );
+    let states = v.lab.pluto.whack("--showstates");
+    for s in &serials {
+        assert!(
+            !states.contains(&format!("#{s}: ")),
+            "the new client keeps IKE SA #{s} though nothing validated it:\n{states}"
+        );
+    }
+    expect(&v.ocf("stop", &v.real_dns()), 0, "stop");
+}
+
+/// A DNS outage across an IKE rekey: the validated client is remembered by what it is
+/// (identity, name, address), not by the IKE SA that carried it, so the rekeyed SA (a new
+/// serial) is kept, degraded, not deleted as a never-validated peer.
+#[test]
+fn dnssec_outage_across_an_ike_rekey_keeps_the_validated_client() {
+    let v = DnsVip::new();
+    // Nothing answers there.
+    let silent = "127.0.0.1:9";
+    expect(&v.ocf("start", &v.real_dns()), 0, "start");
+    v.connect();
+    expect(
+        &v.ocf("monitor", &v.real_dns()),
+        0,
+        "monitor, client validated",
+    );
+    let before = v.ike_serials();
+    expect(
+        &v.ocf("monitor", silent),
+        190,
+        "monitor, DNS down, before the rekey",
+    );
+    // pluto 5.2 may report an exchange still in flight on the old SA (an expectation
+    // failure, non-zero exit) while rekeying it anyway: what counts is the new serial at
+    // the VIP, waited for below.
+    let rekey = sh(&format!(
+        "{} ipsec whack --ctlsocket {} --rekey-ike --name c",
+        v.client.exec_prefix(),
+        v.cpluto.ctlsocket.display()
+    ));
+    println!("rekey: {}", String::from_utf8_lossy(&rekey.stdout));
+    let after = v.wait_for(
+        |serials| !serials.is_empty() && serials.iter().all(|s| !before.contains(s)),
+        "rekeyed IKE SA",
+    );
+    let r = v.ocf("monitor", silent);
+    expect(&r, 190, "monitor, DNS down, after the rekey");
+    assert!(
+        r.reasons()[0].contains("kept: it validated before"),
+        "{r:?}"
+    );
+    assert_eq!(
+        v.ike_serials(),
+        after,
+        "the rekeyed SA of the validated client was deleted during the outage (before: {before:?})"
+    );
+    expect(
+        &v.ocf("monitor", &v.real_dns()),
+        0,
+        "monitor once DNS is back",
+    );
+    expect(&v.ocf("stop", &v.real_dns()), 0, "stop");
+}
+
 /// The known clients' SAs are judged as the tunnel's are: a known client that presents a
 /// name which securely resolves elsewhere is disconnected and the monitor fails, one whose
 /// name resolves to its address keeps its SA. (libreswan 4.x reports a plain conn's SAs

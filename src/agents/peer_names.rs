@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::dns::{Checker, DnssecMode};
 use crate::error::Result;
@@ -24,25 +24,47 @@ pub struct Claim {
     pub shown: String,
 }
 
-/// A connected peer whose name validated: kept through a later DNS outage (a lookup
-/// that gets no answer does not disconnect it; one that says no does).
+/// How long a peer that validated stays trusted while DNS cannot tell (no answer, or one
+/// that does not validate): a day after its last recorded validation. Long enough to ride
+/// out a resolver outage or an attacker damaging answers across IKE rekeys (hours), short
+/// enough that a name moved elsewhere in the meantime is not honoured for days; the
+/// monitor says degraded (190) the whole time, so someone is told.
+pub const TRUSTED_WITHOUT_DNS: Duration = Duration::from_secs(24 * 3600);
+
+/// A validation newer than this is not recorded again: most monitors find the same peers,
+/// and the file need not be rewritten every time.
+const RECORD_EVERY: u64 = 60;
+
+/// A peer whose name validated, remembered by what it is — the identity it presented,
+/// the name, the address it connected from — and when, not by the IKE SA that carried it:
+/// a rekey or a reconnect of the same peer during a DNS outage keeps it; a lookup that
+/// says no does not.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Validated {
-    pub ike_serial: u64,
-    pub address: IpAddr,
+    /// The identity as presented (`@NAME`, a DN).
+    pub identity: String,
     pub name: String,
+    pub address: IpAddr,
+    /// When DNSSEC last confirmed it, seconds since the epoch.
+    pub at: u64,
 }
 
-/// The peers that validated at the last monitor, kept beside the instance's state.
+impl Validated {
+    fn is(&self, other: &Validated) -> bool {
+        (&self.identity, &self.name, self.address) == (&other.identity, &other.name, other.address)
+    }
+}
+
+/// The peers that validated, kept beside the instance's state (removed with it at stop).
 fn validated_before(store: &crate::state::StateStore) -> Vec<Validated> {
-    std::fs::read_to_string(store.sibling("validated"))
+    std::fs::read_to_string(store.sibling(crate::state::VALIDATED_PEERS))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
 }
 
 fn remember_validated(store: &crate::state::StateStore, validated: &[Validated]) {
-    let path = store.sibling("validated");
+    let path = store.sibling(crate::state::VALIDATED_PEERS);
     let text = serde_json::to_string(validated).unwrap_or_default();
     if let Err(e) = crate::state::write_atomic(&path, text.as_bytes(), 0o600) {
         log::warn!("{}", e.reason());
@@ -82,7 +104,8 @@ pub fn judge(
     deadline: Instant,
 ) -> Result<Outcome> {
     let earlier = validated_before(store);
-    let outcome = judge_claims(ike, anchor, resolver, mode, claims, &earlier, deadline)?;
+    let now = crate::state::now_secs();
+    let outcome = judge_claims(ike, anchor, resolver, mode, claims, &earlier, now, deadline)?;
     // Written only when it changed: most monitors find the same peers.
     if outcome.validated != earlier {
         remember_validated(store, &outcome.validated);
@@ -90,6 +113,7 @@ pub fn judge(
     Ok(outcome)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn judge_claims(
     ike: &dyn IkeBackend,
     anchor: &Path,
@@ -97,6 +121,7 @@ fn judge_claims(
     mode: DnssecMode,
     mut claims: Vec<Claim>,
     validated_before: &[Validated],
+    now: u64,
     deadline: Instant,
 ) -> Result<Outcome> {
     // One IKE SA may carry several Child SAs: one verdict each.
@@ -123,24 +148,38 @@ fn judge_claims(
         };
         let verdict = checker.check(&name, c.address, deadline);
         let this = Validated {
-            ike_serial: c.ike_serial,
-            address: c.address,
+            identity: c.shown.clone(),
             name,
+            address: c.address,
+            at: now,
         };
+        let before = validated_before.iter().find(|v| v.is(&this));
+        // Several SAs of one peer: one record.
+        if outcome.validated.iter().any(|v| v.is(&this)) {
+            continue;
+        }
         if verdict.accepted {
-            outcome.validated.push(this);
+            outcome.validated.push(match before {
+                Some(b) if now.saturating_sub(b.at) < RECORD_EVERY => b.clone(),
+                _ => this,
+            });
             continue;
         }
         let what = format!(
             "peer {} presented {}, but {}",
             c.address, c.shown, verdict.reason
         );
-        if verdict.inconclusive && validated_before.contains(&this) {
+        let trusted = before.filter(|b| still_trusted(b, now));
+        if let (true, Some(b)) = (verdict.inconclusive, trusted) {
             outcome.unverified.push(format!(
-                "peer {} ({}) could not be checked again ({}); kept: it validated before",
-                c.address, c.shown, verdict.reason
+                "peer {} ({}) could not be checked again ({}); kept: it validated before ({} s ago; trusted without DNS for {} h)",
+                c.address,
+                c.shown,
+                verdict.reason,
+                now.saturating_sub(b.at),
+                TRUSTED_WITHOUT_DNS.as_secs() / 3600
             ));
-            outcome.validated.push(this);
+            outcome.validated.push(b.clone());
             continue;
         }
         if verdict.inconclusive && mode == DnssecMode::Require {
@@ -156,6 +195,12 @@ fn judge_claims(
         refuse(ike, mode, &mut deleted, &mut outcome, &c, what, deadline)?;
     }
     Ok(outcome)
+}
+
+/// A peer that validated at `v.at` is trusted without DNS until TRUSTED_WITHOUT_DNS
+/// later (a clock set back counts as no time passed).
+fn still_trusted(v: &Validated, now: u64) -> bool {
+    now.saturating_sub(v.at) <= TRUSTED_WITHOUT_DNS.as_secs()
 }
 
 /// A claim DNS said no to: under require its IKE SA is deleted (once per SA) and the
@@ -181,4 +226,33 @@ fn refuse(
         what: format!("{what}; its IKE SA #{} was deleted", c.ike_serial),
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(identity: &str, address: &str, at: u64) -> Validated {
+        Validated {
+            identity: identity.into(),
+            name: "client.example.test".into(),
+            address: address.parse().unwrap(),
+            at,
+        }
+    }
+
+    /// A peer is who it presented and where from, whatever SA carried it and whenever it
+    /// validated; it is trusted without DNS for TRUSTED_WITHOUT_DNS, not a second more.
+    #[test]
+    fn a_validated_peer_is_what_it_is_for_a_bounded_time() {
+        let bound = TRUSTED_WITHOUT_DNS.as_secs();
+        let then = v("@client.example.test", "192.0.2.41", 1_000);
+        assert!(then.is(&v("@client.example.test", "192.0.2.41", 9_999)));
+        assert!(!then.is(&v("@client.example.test", "192.0.2.42", 1_000)));
+        assert!(!then.is(&v("@impostor.example.test", "192.0.2.41", 1_000)));
+        assert!(still_trusted(&then, 1_000 + bound));
+        assert!(!still_trusted(&then, 1_000 + bound + 1));
+        // A clock set back is no time passed, not a negative age.
+        assert!(still_trusted(&then, 10));
+    }
 }

@@ -33,7 +33,12 @@ pub fn run(raw: &RawParams, json: bool, deadline: Instant) -> Result<()> {
     } else {
         println!(
             "{}: {} (addresses found: {}; chain {})",
-            if v.accepted { "accepted" } else { "refused" },
+            match (v.accepted, v.inconclusive) {
+                (true, _) => "accepted",
+                // No validated answer said no: what the agents keep a validated peer on.
+                (false, true) => "cannot tell",
+                (false, false) => "refused",
+            },
             v.reason,
             if v.addresses.is_empty() {
                 "none".into()

@@ -1,6 +1,8 @@
 //! A real DNS server for tests: Debian's named on 127.0.0.1 (high port) serving zones
 //! signed at test time (one tampered after signing, one with expired signatures) and an
-//! unsigned one, with the signed zones' keys as trust anchor (and a wrong anchor).
+//! unsigned one, all delegated from a signed parent `test.` (DS records for the signed
+//! zones, none for the unsigned one: a validated chain proves it unsigned), with the
+//! zones' keys as trust anchor (and a wrong anchor).
 
 use super::*;
 use std::net::{TcpListener, UdpSocket};
@@ -110,6 +112,25 @@ impl Named {
         let text = std::fs::read_to_string(&signed).unwrap();
         assert!(text.contains("192.0.2.30"));
         std::fs::write(&signed, text.replace("192.0.2.30", "192.0.2.31")).unwrap();
+        // The parent: a delegation (with DS, from each child's key-signing key) to every
+        // signed zone, and one without DS to unsigned.test — its NSEC proves no DS there.
+        let mut parent = String::new();
+        for zone in ["example.test", "expired.test", "unsigned.test"]
+            .into_iter()
+            .chain(OTHER_ZONES.iter().map(|z| z.0))
+        {
+            parent.push_str(&format!(
+                "{zone}. IN NS ns.{zone}.\nns.{zone}. IN A 127.0.0.1\n"
+            ));
+            if zone != "unsigned.test" {
+                parent.push_str(&must(&format!(
+                    "cd {}/keys-{zone} && for k in K*.key; do grep -q 'DNSKEY 257' $k && dnssec-dsfromkey -2 $k; done; true",
+                    d.display()
+                )));
+                parent.push('\n');
+            }
+        }
+        anchor.push_str(&sign(d, "test", &parent, ""));
         std::fs::write(d.join("unsigned.zone"), "$TTL 300\n@ IN SOA ns.unsigned.test. a.unsigned.test. 1 3600 600 86400 300\n@ IN NS ns.unsigned.test.\nns IN A 127.0.0.1\nhost IN A 192.0.2.40\nn3 IN A 192.0.2.3\n").unwrap();
         let anchor_path = d.join("anchor.key");
         std::fs::write(&anchor_path, &anchor).unwrap();
@@ -130,6 +151,7 @@ impl Named {
         let port = free_port();
         let conf = format!(
             "options {{ directory \"{dir}\"; listen-on port {port} {{ {listen}; }}; listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; pid-file none; }};\n\
+zone \"test\" {{ type primary; file \"{dir}/keys-test/signed\"; }};\n\
 zone \"example.test\" {{ type primary; file \"{dir}/keys-example.test/signed\"; }};\n\
 zone \"expired.test\" {{ type primary; file \"{dir}/keys-expired.test/signed\"; }};\n\
 zone \"unsigned.test\" {{ type primary; file \"{dir}/unsigned.zone\"; }};\n{other_zones}",
@@ -248,10 +270,15 @@ pub enum Forgery {
     /// Answers for `.0` start with an unsigned CNAME to `.1`, followed by `.1`'s real,
     /// signed records.
     UnsignedCname(&'static str, &'static str),
+    /// Answers for `.0` lose every RRSIG (in every section): the records
+    /// are the real ones, but nothing proves it — an attacker who can damage answers but
+    /// not forge them.
+    StripSignatures(&'static str),
 }
 
 /// A resolver between vipsec and the real named that forges answers (the README says a
-/// resolver need not validate: vipsec must not trust it). UDP only; stops on drop.
+/// resolver need not validate: vipsec must not trust it). UDP only, on 127.0.0.1 of the
+/// host or of a namespace (with the named it forwards to); stops on drop.
 pub struct HostileResolver {
     pub port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -260,12 +287,18 @@ pub struct HostileResolver {
 
 impl HostileResolver {
     pub fn start(upstream: u16, forgeries: Vec<Forgery>) -> HostileResolver {
+        HostileResolver::start_in(None, upstream, forgeries)
+    }
+
+    pub fn start_in(
+        netns: Option<&Netns>,
+        upstream: u16,
+        forgeries: Vec<Forgery>,
+    ) -> HostileResolver {
         use hickory_resolver::proto::op::{Edns, Message, Query};
         use hickory_resolver::proto::rr::{rdata::CNAME, Name, RData, Record};
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let port = sock.local_addr().unwrap().port();
+        let netns = netns.map(|n| format!("/var/run/netns/{}", n.name));
+        let (tx, rx) = std::sync::mpsc::channel();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = stop.clone();
         let ask = move |bytes: &[u8]| -> Option<Vec<u8>> {
@@ -294,6 +327,15 @@ impl HostileResolver {
                 .unwrap_or_default()
         };
         let thread = std::thread::spawn(move || {
+            // This thread (and the sockets it opens) in the namespace: setns is per thread.
+            if let Some(path) = netns {
+                let file = std::fs::File::open(path).unwrap();
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            }
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            tx.send(sock.local_addr().unwrap().port()).unwrap();
             let mut buf = vec![0u8; 65535];
             while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
                 let Ok((n, from)) = sock.recv_from(&mut buf) else {
@@ -332,6 +374,11 @@ impl HostileResolver {
                                 forged.extend(records_of(other, &q));
                                 answer.answers = forged;
                             }
+                            Forgery::StripSignatures(target) if asked == *target => {
+                                answer.answers.retain(|r| !r.record_type().is_rrsig());
+                                answer.authorities.retain(|r| !r.record_type().is_rrsig());
+                                answer.additionals.retain(|r| !r.record_type().is_rrsig());
+                            }
                             _ => {}
                         }
                     }
@@ -340,6 +387,9 @@ impl HostileResolver {
                 let _ = sock.send_to(&bytes, from);
             }
         });
+        let port = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the hostile resolver is listening");
         HostileResolver {
             port,
             stop,

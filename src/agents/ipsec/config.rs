@@ -238,6 +238,25 @@ impl IpsecConfig {
             }
         }
         let clients = parse_clients(&tunnel, vip, raw.get("clients").unwrap_or(""))?;
+        let dnssec = raw
+            .get("dnssec")
+            .map(|v| crate::dns::DnssecMode::parse("dnssec", v))
+            .transpose()?;
+        // DNSSEC checks a name the peers present: peer_id=@NAME, or their certificates'.
+        // Without either, `require` would be silently empty: refused, not ignored.
+        let names_a_host = matches!(peer_id, Some(Identity::Fqdn(_)));
+        if dnssec == Some(crate::dns::DnssecMode::Require)
+            && !names_a_host
+            && !matches!(auth, Auth::Cert(_))
+        {
+            return Err(Error::configured(
+                "dnssec",
+                match auth {
+                    Auth::Existing => "require has nothing to check: the conn in confdir is not generated (set auth=psk with peer_id=@NAME, or auth=cert; or unset dnssec)",
+                    _ => "require has nothing to check: auth=psk names no host without peer_id=@NAME (set it, or use auth=cert, or unset dnssec)",
+                },
+            ));
+        }
         Ok(IpsecConfig {
             clients,
             tunnel,
@@ -249,10 +268,7 @@ impl IpsecConfig {
             psk_file,
             peer_id,
             mode,
-            dnssec: raw
-                .get("dnssec")
-                .map(|v| crate::dns::DnssecMode::parse("dnssec", v))
-                .transpose()?,
+            dnssec,
             dnssec_anchor: absolute_path(
                 "dnssec_anchor",
                 raw.get("dnssec_anchor")

@@ -304,6 +304,24 @@ impl MeshConfig {
                 ))
             }
         };
+        let dnssec = raw
+            .get("dnssec")
+            .map(|v| DnssecMode::parse("dnssec", v))
+            .transpose()?;
+        // Peers listed only by address, authenticated by a shared key: no name anywhere
+        // for DNSSEC to confirm. `require` would be silently empty: refused, not ignored.
+        let only_addresses = peers
+            .as_ref()
+            .is_some_and(|p| p.iter().all(|p| matches!(p, PeerSpec::Address(_))));
+        if dnssec == Some(DnssecMode::Require)
+            && only_addresses
+            && matches!(auth, MeshAuth::Psk { .. })
+        {
+            return Err(Error::configured(
+                "dnssec",
+                "require has nothing to check: every peer is listed by address and auth=psk names none (list peers by name, use auth=cert, or unset dnssec)",
+            ));
+        }
         Ok(MeshConfig {
             peers,
             local_addresses,
@@ -318,10 +336,7 @@ impl MeshConfig {
             ike,
             corosync_conf: path("corosync_conf", DEFAULT_COROSYNC_CONF)?,
             corosync_authkey: path("corosync_authkey", DEFAULT_COROSYNC_AUTHKEY)?,
-            dnssec: raw
-                .get("dnssec")
-                .map(|v| DnssecMode::parse("dnssec", v))
-                .transpose()?,
+            dnssec,
             dnssec_anchor: path("dnssec_anchor", crate::dns::DEFAULT_ANCHOR)?,
             resolver: raw
                 .get("resolver")
