@@ -217,6 +217,7 @@ fn check_peer_names(
                 address,
                 name: Some(name.to_string()),
                 shown: format!("@{name}"),
+                ambiguous: false,
             })
             .collect(),
         (None, Auth::Cert(_)) => {
@@ -236,6 +237,7 @@ fn check_peer_names(
                     // Messages quote the name, or the identity itself when it names none.
                     shown: p.claimed_name.clone().unwrap_or(p.shown),
                     name: p.claimed_name,
+                    ambiguous: p.ambiguous,
                 });
             }
             claims
