@@ -195,10 +195,9 @@ fn tunnel_status(env: &Env) -> Result<ConnStatus> {
 /// peer_id, the name in the identity each peer authenticated with (its certificate's,
 /// as the daemon reports it: an FQDN, or a DN's CN where the print has one reading —
 /// charon's DNs mostly have not, and claim no name: "cannot tell"). Under require a peer
-/// that fails is
-/// disconnected (its IKE SA deleted) and the monitor fails: for the VIP tunnel that peer
-/// is the service's whole purpose, and an impostor holding the tunnel is a failure, not a
-/// degradation.
+/// that fails is disconnected (its IKE SA deleted) and the monitor fails: for the VIP
+/// tunnel that peer is the service's whole purpose, and an impostor holding the tunnel
+/// is a failure, not a degradation.
 /// Returns why the check is degraded (DNS did not answer), if it is.
 fn check_peer_names(
     env: &Env,
