@@ -420,22 +420,8 @@ impl Pluto {
     /// Imports a certificate (with its private key) issued by `ca` into this pluto's NSS
     /// database under `nickname`, and trusts the CA.
     pub fn import_cert(&self, ca: &TestCa, nickname: &str, cn: &str) {
-        self.import_p12(ca, &ca.issue(nickname, cn));
-    }
-
-    /// The same for `cn` with its address `ip` as a SAN too (what a mesh peer listed by
-    /// address must present).
-    pub fn import_cert_with_ip(&self, ca: &TestCa, nickname: &str, cn: &str, ip: &str) {
-        let p12 = ca.issue_with(
-            nickname,
-            &format!("/O=vipsec test/CN={cn}"),
-            &format!("DNS:{cn},IP:{ip}"),
-        );
-        self.import_p12(ca, &p12);
-    }
-
-    fn import_p12(&self, ca: &TestCa, p12: &Path) {
         let nss = self.dir.join("nss");
+        let p12 = ca.issue(nickname, cn);
         let (certutil, pk12util) = (distro_sh("certutil"), distro_sh("pk12util"));
         must(&format!(
             "{certutil} -A -d sql:{nss} -n 'vipsec test CA' -t CT,, -i {ca} 2>/dev/null || true; {pk12util} -i {p12} -d sql:{nss} -W '' >/dev/null",

@@ -283,14 +283,12 @@ fn check(
     Ok(())
 }
 
-/// With auth=cert each conn binds the identity its peer is listed as (plan.rs): the IKE
-/// daemon enforced it during IKE_AUTH. A peer listed by address presented a certificate
-/// carrying that address, which the CA vouches for: DNS has nothing to add. A peer
-/// listed by name presented a certificate for that name, which must still securely
-/// resolve to the address the SA is with (the name is the plan's, never read back from
-/// the daemon's print of the identity). Under require a peer that fails is disconnected
-/// (its IKE SA deleted) and named: one peer of a mesh is degraded, not this node's
-/// failure. Returns those peers.
+/// With auth=cert any certificate of the mesh's CA is accepted from any peer address
+/// (rightid=%fromcert), so a node could present its own valid certificate from another
+/// node's address. Each established SA's identity (its certificate's name, as pluto
+/// reports it) must therefore securely resolve to the address the SA is with. Under
+/// require a peer that fails is disconnected (its IKE SA deleted) and named: one peer of
+/// a mesh is degraded, not this node's failure. Returns those peers.
 /// (peer, why) of the peers refused by DNSSEC, and why others could not be checked.
 type NameCheck = (Vec<(IpAddr, String)>, Vec<String>);
 
@@ -303,17 +301,11 @@ fn check_certificate_names(
     if !matches!(env.cfg.auth, MeshAuth::Cert { .. }) || mode == DnssecMode::Off {
         return Ok((Vec::new(), Vec::new()));
     }
-    // conn -> (peer address, the name it is listed under)
-    let conns: BTreeMap<&str, (IpAddr, &str)> = state
+    let conns: BTreeMap<&str, IpAddr> = state
         .plan
         .peers
         .iter()
-        .filter(|p| p.listed_as.parse::<IpAddr>().is_err())
-        .flat_map(|p| {
-            p.conns
-                .iter()
-                .map(move |c| (c.as_str(), (p.address, p.listed_as.as_str())))
-        })
+        .flat_map(|p| p.conns.iter().map(move |c| (c.as_str(), p.address)))
         .collect();
     let claims: Vec<Claim> = env
         .ike
@@ -321,16 +313,17 @@ fn check_certificate_names(
         .into_iter()
         .filter_map(|p| {
             // The mesh's conns each have one peer: the plan says which.
-            let (address, name) = *conns.get(p.conn.as_str())?;
+            let address = *conns.get(p.conn.as_str())?;
             if p.address.is_some_and(|a| a != address) {
                 return None;
             }
             Some(Claim {
                 ike_serial: p.ike_serial,
                 address,
-                shown: format!("@{name}"),
-                name: Some(name.to_ascii_lowercase()),
-                ambiguous: false,
+                // Messages quote the name, or the identity itself when it names none.
+                shown: p.claimed_name.clone().unwrap_or(p.shown),
+                name: p.claimed_name,
+                ambiguous: p.ambiguous,
             })
         })
         .collect();
