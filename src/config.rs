@@ -31,6 +31,30 @@ impl RawParams {
             .filter(|v| !v.is_empty())
     }
 
+    /// Refuses a control character in any value, before anything parses one: values reach
+    /// daemons' configuration files (a newline in `confdir` would start a conn line of the
+    /// attacker's in the generated include file) and name paths. Checked here, over every
+    /// value given, so that a parameter added later is covered without asking. Only the
+    /// list parameters may use tabs and newlines, as separators (their items are then parsed
+    /// as addresses, names or ports, which admit none).
+    pub fn refuse_control_characters(&self) -> Result<()> {
+        for (name, value) in &self.values {
+            let separator =
+                |c: char| LIST_PARAMS.contains(&name.as_str()) && matches!(c, '\t' | '\n');
+            if let Some(c) = value.chars().find(|&c| c.is_control() && !separator(c)) {
+                return Err(Error::configured(
+                    name,
+                    format!(
+                        "contains the control character U+{:04X}; values are single lines of \
+                         printable text",
+                        u32::from(c)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The parameters of `agent` from `OCF_RESKEY_<name>`; names the agent does not know
     /// are returned separately so the caller can warn about them.
     pub fn from_env(agent: Agent, env: &BTreeMap<String, String>) -> (RawParams, Vec<String>) {
@@ -236,6 +260,18 @@ pub fn required<'a>(raw: &'a RawParams, name: &str) -> Result<&'a str> {
         )
     })
 }
+
+/// The parameters read with `list_items` (or, `resolver`, the same separators): the only
+/// ones whose values may hold tabs and newlines.
+pub const LIST_PARAMS: &[&str] = &[
+    "clients",
+    "peers",
+    "local_address",
+    "secure_ports",
+    "forward_subnets",
+    "clear_from",
+    "resolver",
+];
 
 /// The items of a list parameter: separated by spaces, commas, tabs or newlines.
 pub fn list_items(value: &str) -> impl Iterator<Item = &str> {
@@ -522,6 +558,29 @@ mod tests {
             r.set(k, *v);
         }
         r
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_parameter() {
+        let refused = |k: &str, v: &str| match raw(&[(k, v)]).refuse_control_characters() {
+            Err(e) => e.reason().starts_with(&format!("{k}:")),
+            Ok(()) => false,
+        };
+        assert!(refused("confdir", "/tmp/x\nconn evil"));
+        assert!(refused("peer_id", "@a.example\r"));
+        // A parameter no list knows of, as a future one would be.
+        assert!(refused("some_future_path", "/tmp/\u{1b}x"));
+        // Lists keep their separators, and nothing else.
+        assert!(!refused("peers", "192.0.2.1\n192.0.2.2\t192.0.2.3"));
+        assert!(refused("peers", "192.0.2.1\r192.0.2.2"));
+        assert!(!refused("confdir", "/etc/ipsec.d/ with space"));
+        // Every list named is a parameter of an agent.
+        for name in LIST_PARAMS {
+            let known = [Agent::Ipsec, Agent::Mesh]
+                .iter()
+                .any(|a| a.params().iter().any(|p| p.name == *name));
+            assert!(known, "{name}");
+        }
     }
 
     #[test]

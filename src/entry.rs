@@ -338,6 +338,8 @@ fn execute(
         }
         _ => {}
     }
+    // Before any value is used, by an agent or a tool.
+    inv.raw.refuse_control_characters()?;
     let timeout = match &inv.timeout {
         Some(t) => config::parse_duration_ms("timeout (OCF_RESKEY_CRM_meta_timeout)", t)?,
         None => default_timeout(inv.agent, inv.action),

@@ -55,6 +55,7 @@ pub fn identities(data: &[u8]) {
         let _ = id.claimed_name();
     }
     let _ = crate::ike::Identity::Dn(text.to_string()).claimed_name();
+    let _ = crate::ike::strongswan_status::read_identity(&text);
     let _ = crate::config::parse_dns_name("peer", &text);
     let _ = crate::agents::mesh::config::parse_peer_list("peers", &text);
 }

@@ -485,6 +485,58 @@ const CASES: &[Case] = &[
         code: 6,
         names: "psk_file",
     },
+    // Control characters: values reach pluto's configuration (the generated include
+    // file names confdir's files) and name paths. A confdir that exists, with a newline
+    // and a conn line of its own in its name (anyone can make one in /tmp): refused, and
+    // nothing written into it.
+    Case {
+        name: "confdir with a newline, existing",
+        params: &[("auth", "psk"), ("psk_file", "@PSK@"), ("confdir", "@NLDIR@")],
+        code: 6,
+        names: "confdir",
+    },
+    Case {
+        name: "psk_file with a newline",
+        params: &[("auth", "psk"), ("psk_file", "@PSK@\n")],
+        code: 6,
+        names: "psk_file",
+    },
+    Case {
+        name: "cert nickname with an escape sequence",
+        params: &[("auth", "cert"), ("cert", "vip\u{1b}[2J")],
+        code: 6,
+        names: "cert",
+    },
+    Case {
+        name: "ctlsocket with a carriage return",
+        params: &[("ctlsocket", "/run/pluto/pluto.ctl\r")],
+        code: 6,
+        names: "ctlsocket",
+    },
+    Case {
+        name: "vicisocket with a newline",
+        params: &[("ike", "strongswan"), ("vicisocket", "/run/charon.vici\nx")],
+        code: 6,
+        names: "vicisocket",
+    },
+    Case {
+        name: "dnssec_anchor with a tab",
+        params: &[("dnssec_anchor", "/usr/share/dns/root.key\t")],
+        code: 6,
+        names: "dnssec_anchor",
+    },
+    Case {
+        name: "peer_id with a newline",
+        params: &[("auth", "psk"), ("psk_file", "@PSK@"), ("peer_id", "@c.example\nx")],
+        code: 6,
+        names: "peer_id",
+    },
+    Case {
+        name: "clients with a control character",
+        params: &[("clients", "192.0.2.3\u{7}")],
+        code: 6,
+        names: "clients",
+    },
     Case {
         name: "generated conn clashes with confdir",
         params: &[("auth", "psk"), ("psk_file", "@PSK@")],
@@ -492,6 +544,9 @@ const CASES: &[Case] = &[
         names: "tunnel",
     },
 ];
+
+/// A directory whose name would add a conn line to a generated include file.
+const NL_DIR: &str = "ipsec.d\nconn evil\n\tleftupdown=evil";
 
 struct Fixture {
     tmp: tempfile::TempDir,
@@ -508,6 +563,7 @@ impl Fixture {
         )
         .unwrap();
         std::fs::write(tmp.path().join("a-file"), "").unwrap();
+        std::fs::create_dir(tmp.path().join(NL_DIR)).unwrap();
         use std::os::unix::fs::PermissionsExt;
         for (name, content, mode) in [
             ("psk", "a-pre-shared-key-of-enough-length-0123", 0o600),
@@ -551,7 +607,8 @@ impl Fixture {
                     .replace("@PSKLINK@", &at("psk-link"))
                     .replace("@PSKFIFO@", &at("psk-fifo"))
                     .replace("@PSK@", &at("psk"))
-                    .replace("@DIR@", &at("ipsec.d"));
+                    .replace("@DIR@", &at("ipsec.d"))
+                    .replace("@NLDIR@", &at(NL_DIR));
                 p.push((k.to_string(), v));
             }
         }
@@ -633,6 +690,10 @@ fn every_bad_input_is_refused_before_anything_is_touched() {
             check(case, &format!("CLI {action}"), &run, &state, &rundir);
         }
     }
+    assert!(
+        files_under(&fx.tmp.path().join(NL_DIR)).is_empty(),
+        "a file was written into the newline confdir"
+    );
 }
 
 #[test]
@@ -843,6 +904,9 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
     std::os::unix::fs::symlink(&good, &link).unwrap();
     std::fs::create_dir(tmp.path().join("ipsec.d")).unwrap();
     let confdir = tmp.path().join("ipsec.d").display().to_string();
+    std::fs::create_dir(tmp.path().join(NL_DIR)).unwrap();
+    let nl_confdir = tmp.path().join(NL_DIR).display().to_string();
+    let good_nl = format!("{good}\n");
     let many: Vec<String> = (1..=4097).map(|i| format!("2001:db8::{i:x}")).collect();
     let many = many.join(" ");
     // (what, parameters, what the reason must say)
@@ -1031,6 +1095,31 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
             vec![("dnssec", "require")],
             "dnssec",
         ),
+        (
+            "confdir with a newline, existing",
+            vec![("confdir", nl_confdir.as_str())],
+            "confdir",
+        ),
+        (
+            "secret_file with a newline",
+            vec![("secret_file", good_nl.as_str())],
+            "secret_file",
+        ),
+        (
+            "corosync_conf with an escape sequence",
+            vec![("corosync_conf", "/etc/corosync/corosync.conf\u{1b}")],
+            "corosync_conf",
+        ),
+        (
+            "cert with a newline",
+            vec![("auth", "cert"), ("secret_file", ""), ("cert", "node1\nx")],
+            "cert",
+        ),
+        (
+            "peers with a control character",
+            vec![("peers", "192.0.2.1 192.0.2.2\u{1}")],
+            "peers",
+        ),
     ];
     for (i, (name, overrides, names)) in cases.iter().enumerate() {
         for action in ["validate-all", "start"] {
@@ -1072,6 +1161,7 @@ fn mesh_bad_inputs_are_refused_before_anything_is_applied() {
                     .is_none(),
                 "{ctx}"
             );
+            assert!(files_under(&tmp.path().join(NL_DIR)).is_empty(), "{ctx}");
         }
     }
 }

@@ -1489,3 +1489,190 @@ fn a_reload_on_charon_leaves_unchanged_peers_alone() {
     assert_eq!(sa_ids(), before, "the unchanged pair's IKE SA was replaced");
     m.both("stop", &base);
 }
+
+/// What charon prints for the identity a client's certificate authenticates with, and
+/// what the VIP's monitor makes of it (auth=cert, no peer_id, dnssec=require; a real
+/// signed zone where client.example.test is 192.0.2.41, the client's address). charon
+/// prints an FQDN without `@` and a DN's values unescaped (5.9 and 6.0 alike): a client
+/// with an FQDN identity is accepted, and a certificate with no CN whose O is
+/// `x, CN=client.example.test` — printed exactly as O `x` plus CN `client.example.test`
+/// — claims no name: "cannot tell", so its IKE SA is deleted until it presents an FQDN
+/// identity. An address or an e-mail identity names no host: refused. The prints are
+/// the ones the unit tests of strongswan_status.rs read. charon 6.0 drops an IKE SA
+/// whose Child SA it cannot install (no ESP here): there only the prints are checked.
+#[test]
+fn charon_prints_identities_as_these_tests_read_them() {
+    use vipsec::ike::strongswan_status::{peer_identities, read_identity};
+    let Some(root) = strongswan_root() else {
+        return;
+    };
+    let ca = TestCa::new("ec");
+    let vip_crt = ca.issue("vip", "vip.example.com").with_extension("crt");
+    // (case, subject, subjectAltName, the client's id (None: its subject), what charon
+    // prints, the name it claims, ambiguous, the monitor's code on 5.9)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        Option<&'a str>,
+        bool,
+        i32,
+    );
+    let cases: [Case; 5] = [
+        (
+            "fqdn",
+            "/O=vipsec test/CN=client.example.test",
+            "DNS:client.example.test",
+            Some("@client.example.test"),
+            "client.example.test",
+            Some("client.example.test"),
+            false,
+            0,
+        ),
+        (
+            "o-trick",
+            "/O=x, CN=client.example.test",
+            "",
+            None,
+            "O=x, CN=client.example.test",
+            None,
+            true,
+            190,
+        ),
+        (
+            "dn",
+            "/O=vipsec test/CN=client.example.test",
+            "DNS:client.example.test",
+            None,
+            "O=vipsec test, CN=client.example.test",
+            None,
+            true,
+            190,
+        ),
+        (
+            "ip",
+            "/O=vipsec test/CN=c41",
+            "IP:192.0.2.41",
+            Some("192.0.2.41"),
+            "192.0.2.41",
+            None,
+            false,
+            1,
+        ),
+        (
+            "email",
+            "/O=vipsec test/CN=c41",
+            "email:user@client.example.test",
+            Some("user@client.example.test"),
+            "user@client.example.test",
+            None,
+            false,
+            1,
+        ),
+    ];
+    for (case, subject, san, id, printed, name, ambiguous, want) in cases {
+        let a = Netns::in_root("ssi", &root);
+        let c = Netns::in_root("ssj", &root);
+        a.link_to(&c, "a0", "c0");
+        a.ip("addr add 192.0.2.1/24 dev a0");
+        a.ip(&format!("addr add {VIP}/24 dev a0"));
+        c.ip("addr add 192.0.2.41/24 dev c0");
+        let tmp = vip_dir(&["a", "c"]);
+        let ca_d = Charon::start(&a, &root, &tmp.path().join("a"));
+        let cc = Charon::start(&c, &root, &tmp.path().join("c"));
+        let v5 = ca_d.log().contains("strongSwan 5.");
+        let named = common::named::Named::start_in(Some(&a));
+        let client_crt = ca.issue_with(case, subject, san).with_extension("crt");
+        load_creds(&ca_d, &ca, &vip_crt);
+        load_creds(&cc, &ca, &client_crt);
+        let mut local = Message::new()
+            .with("auth", "pubkey")
+            .with_list("certs", [std::fs::read(&client_crt).unwrap()]);
+        if let Some(id) = id {
+            local = local.with("id", id);
+        }
+        load(
+            &cc,
+            Message::new().with_section(
+                case,
+                Message::new()
+                    .with_list("local_addrs", ["192.0.2.41"])
+                    .with_list("remote_addrs", [VIP])
+                    .with("version", "2")
+                    .with_section("local", local)
+                    .with_section(
+                        "remote",
+                        Message::new().with("auth", "pubkey").with("id", "%any"),
+                    )
+                    .with_section(
+                        "children",
+                        Message::new().with_section(case, Message::new().with("mode", "transport")),
+                    ),
+            ),
+        );
+        let mut env = vip_env(tmp.path(), &ca_d.socket);
+        let crt = vip_crt.display().to_string();
+        let resolver = format!("127.0.0.1:{}", named.port);
+        let anchor = named.anchor.display().to_string();
+        for (k, v) in [
+            ("resolver", resolver.as_str()),
+            ("dnssec_anchor", anchor.as_str()),
+            ("dnssec", "require"),
+            ("auth", "cert"),
+            ("cert", crt.as_str()),
+            ("clients", ""),
+        ] {
+            env.insert(format!("OCF_RESKEY_{k}"), v.to_string());
+        }
+        env.remove("OCF_RESKEY_psk_file");
+        let agent = OcfAgent::new();
+        let ocf = |action: &str| {
+            Run::from(
+                ocf_command(&agent.path, action, Some(&a), &env)
+                    .output()
+                    .unwrap(),
+            )
+        };
+        let r = ocf("start");
+        assert_eq!(r.code, 0, "{case}: {r:?}\n{}", ca_d.log());
+        initiate(&cc, case);
+        let line = format!("authentication of '{printed}' with");
+        assert!(
+            wait_for(
+                &format!("{case}: A prints {printed}"),
+                Duration::from_secs(15),
+                || {
+                    ca_d.log()
+                        .lines()
+                        .any(|l| l.contains(&line) && l.contains("successful"))
+                }
+            ),
+            "{case}: charon A:\n{}",
+            ca_d.log()
+        );
+        let read = read_identity(printed);
+        assert_eq!(
+            (read.name.as_deref(), read.ambiguous),
+            (name, ambiguous),
+            "{case}"
+        );
+        if v5 {
+            // The same print in list-sas, read the same way by the backend.
+            let events = ike_sas(&ca_d, "rw");
+            let ids = peer_identities(&events);
+            assert_eq!(ids.len(), 1, "{case}: {ids:?}");
+            assert_eq!(ids[0].shown, printed, "{case}");
+            assert_eq!(ids[0].claimed_name.as_deref(), name, "{case}");
+            let r = ocf("monitor");
+            assert_eq!(r.code, want, "{case}: {r:?}");
+            let left = ike_sas(&ca_d, "rw").len();
+            assert_eq!(left, usize::from(want == 0), "{case}: {r:?}");
+            if ambiguous {
+                assert!(r.stderr.contains("may or may not name a host"), "{r:?}");
+            }
+        }
+        assert_eq!(ocf("stop").code, 0, "{case}");
+    }
+}

@@ -22,6 +22,9 @@ pub struct Claim {
     pub name: Option<String>,
     /// How the identity is quoted in messages (`@NAME` for a peer_id).
     pub shown: String,
+    /// The daemon's print of the identity reads as a name or not, depending on how it is
+    /// read (`PeerIdentity::ambiguous`): not a no, a "cannot tell".
+    pub ambiguous: bool,
 }
 
 /// How long a peer that validated stays trusted while DNS cannot tell (no answer, or one
@@ -136,6 +139,19 @@ fn judge_claims(
     checker.lookup_all(&names, deadline);
     let mut deleted = BTreeSet::new();
     for c in claims {
+        if c.name.is_none() && c.ambiguous {
+            cannot_tell(
+                ike,
+                mode,
+                &mut deleted,
+                &mut outcome,
+                &c,
+                validated_before,
+                now,
+                deadline,
+            )?;
+            continue;
+        }
         let Some(name) = c.name.clone() else {
             // Under require, a peer is who DNSSEC says it is: one whose identity names
             // no host is refused, not waved through.
@@ -201,6 +217,48 @@ fn judge_claims(
 /// later (a clock set back counts as no time passed).
 fn still_trusted(v: &Validated, now: u64) -> bool {
     now.saturating_sub(v.at) <= TRUSTED_WITHOUT_DNS.as_secs()
+}
+
+/// A claim whose identity vipsec cannot read unambiguously: like a DNS answer that does
+/// not come, it is no refusal. A peer that presented the same identity from the same
+/// address and validated within TRUSTED_WITHOUT_DNS stays, a new one is disconnected under require until it
+/// presents an identity with one reading, and dnssec=log keeps it with a warning.
+fn cannot_tell(
+    ike: &dyn IkeBackend,
+    mode: DnssecMode,
+    deleted: &mut BTreeSet<u64>,
+    outcome: &mut Outcome,
+    c: &Claim,
+    validated_before: &[Validated],
+    now: u64,
+    deadline: Instant,
+) -> Result<()> {
+    let what = format!(
+        "peer {} presented {}, which may or may not name a host (its DN is printed without escapes)",
+        c.address, c.shown
+    );
+    let earlier = validated_before
+        .iter()
+        .find(|v| v.identity == c.shown && v.address == c.address && still_trusted(v, now));
+    if let Some(v) = earlier {
+        outcome
+            .unverified
+            .push(format!("{what}; kept: it validated before as {}", v.name));
+        outcome.validated.push(v.clone());
+        return Ok(());
+    }
+    if mode != DnssecMode::Require {
+        outcome.tolerated.push(format!("{what} (dnssec=log: kept)"));
+        return Ok(());
+    }
+    if deleted.insert(c.ike_serial) {
+        ike.delete_state(c.ike_serial, deadline)?;
+    }
+    outcome.unverified.push(format!(
+        "{what}; its IKE SA #{} was deleted: present an FQDN identity (a DNS SAN)",
+        c.ike_serial
+    ));
+    Ok(())
 }
 
 /// A claim DNS said no to: under require its IKE SA is deleted (once per SA) and the

@@ -266,6 +266,8 @@ pub fn peer_identities(trafficstatus: &str, showstates: &str) -> Vec<super::Peer
             ike_serial,
             address,
             claimed_name: super::Identity::from_printed(&id).and_then(|i| i.claimed_name()),
+            // pluto escapes a DN's special characters (RFC 4514): one reading only.
+            ambiguous: false,
             shown: id,
         });
     }

@@ -107,6 +107,9 @@ pub struct PeerIdentity {
     /// The one host name the identity claims (an FQDN, or a DN's single CN that is a
     /// host name), read by the backend; `None` when it names no host.
     pub claimed_name: Option<String>,
+    /// The printed identity could name a host or not, depending on how it is read
+    /// (charon prints a DN's values unescaped): "cannot tell", never a name.
+    pub ambiguous: bool,
 }
 
 pub trait IkeBackend: Sync {

@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 
-use super::spec::Identity;
 use super::vici::Message;
 use super::{EstablishedSa, PeerIdentity, SaKind};
 
@@ -91,16 +90,79 @@ pub fn peer_identities(list_sa_events: &[Message]) -> Vec<PeerIdentity> {
             ) else {
                 continue;
             };
+            let read = read_identity(shown);
             out.push(PeerIdentity {
                 conn: conn.to_string(),
                 ike_serial,
                 address: sa.str("remote-host").and_then(|h| h.parse().ok()),
                 shown: shown.to_string(),
-                claimed_name: Identity::from_printed(shown).and_then(|id| id.claimed_name()),
+                claimed_name: read.name,
+                ambiguous: read.ambiguous,
             });
         }
     }
     out
+}
+
+/// What a printed identity of charon's says about a host name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReadIdentity {
+    pub name: Option<String>,
+    /// Some reading of the text names a host and another does not (or names another).
+    pub ambiguous: bool,
+}
+
+/// Reads an identity as charon prints it (`%Y`; list-sas' `remote-id`), which is not
+/// how pluto prints it (`Identity::from_printed`): an FQDN without `@` (`c.example.com`),
+/// an e-mail name (`user@example.com`), an address, a key id (`#hex`), and a DN whose
+/// values are printed raw, joined by `, ` — seen on 5.9 and 6.0: a certificate whose only
+/// attribute is `O=x, CN=victim.example` prints exactly as one whose O is `x` and whose
+/// CN is `victim.example`. No escaping tells them apart, so a DN claims a name only when
+/// the text has one reading: a lone `CN=host`. Any other DN that mentions a CN could name
+/// a host or not: ambiguous ("cannot tell", never a name).
+pub fn read_identity(printed: &str) -> ReadIdentity {
+    let none = ReadIdentity {
+        name: None,
+        ambiguous: false,
+    };
+    let host = |candidate: &str| -> Option<String> {
+        if candidate.contains('@') || !candidate.contains('.') {
+            return None;
+        }
+        crate::config::parse_dns_name("identity", candidate).ok()
+    };
+    let text = printed;
+    if text.is_empty() || text == "%any" || text.starts_with('#') || text.parse::<IpAddr>().is_ok()
+    {
+        return none;
+    }
+    if text.contains('=') {
+        let upper = text.to_ascii_uppercase();
+        let mentions_cn = upper.contains("CN=") || upper.contains("2.5.4.3=");
+        if !mentions_cn {
+            return none;
+        }
+        // One attribute, and it is the CN: no `, ` another attribute could hide behind.
+        if !text.contains(", ") && text.matches('=').count() == 1 {
+            if let Some((attr, value)) = text.split_once('=') {
+                if attr.eq_ignore_ascii_case("CN") || attr == "2.5.4.3" {
+                    return ReadIdentity {
+                        name: host(value),
+                        ambiguous: false,
+                    };
+                }
+            }
+        }
+        return ReadIdentity {
+            name: None,
+            ambiguous: true,
+        };
+    }
+    // No `=`: an FQDN (charon drops the `@`), or an e-mail name (which names no host).
+    ReadIdentity {
+        name: host(text),
+        ambiguous: false,
+    }
 }
 
 #[cfg(test)]
@@ -179,10 +241,13 @@ mod tests {
 
     #[test]
     fn peers_claim_the_names_their_identities_carry() {
+        // remote-id as charon 5.9 and 6.0 print them (tests/strongswan_agents.rs
+        // `charon_prints_identities_as_these_tests_read_them` checks these against both).
         let events = [
-            list_sa("rw", "ESTABLISHED", "INSTALLED", "@c.example.com"),
+            list_sa("rw", "ESTABLISHED", "INSTALLED", "c.example.com"),
+            list_sa("dn", "ESTABLISHED", "INSTALLED", "CN=d.example.com"),
             list_sa(
-                "dn",
+                "amb",
                 "ESTABLISHED",
                 "INSTALLED",
                 "O=vipsec lab, CN=d.example.com",
@@ -190,20 +255,64 @@ mod tests {
             list_sa("ip", "ESTABLISHED", "INSTALLED", "192.0.2.3"),
         ];
         let ids = peer_identities(&events);
-        let claimed: Vec<(&str, Option<&str>)> = ids
+        let claimed: Vec<(&str, Option<&str>, bool)> = ids
             .iter()
-            .map(|p| (p.conn.as_str(), p.claimed_name.as_deref()))
+            .map(|p| (p.conn.as_str(), p.claimed_name.as_deref(), p.ambiguous))
             .collect();
         assert_eq!(
             claimed,
             [
-                ("rw", Some("c.example.com")),
-                ("dn", Some("d.example.com")),
-                ("ip", None)
+                ("rw", Some("c.example.com"), false),
+                ("dn", Some("d.example.com"), false),
+                ("amb", None, true),
+                ("ip", None, false)
             ]
         );
         assert_eq!(ids[0].ike_serial, 7);
         assert_eq!(ids[0].address, Some("192.0.2.3".parse().unwrap()));
+    }
+
+    /// Identities as charon 5.9 and 6.0 print them, read: an FQDN has no `@`, a DN's
+    /// values are raw. The attack: a certificate with no CN whose O is
+    /// `x, CN=victim.example` prints as `O=x, CN=victim.example`, exactly as a certificate
+    /// with O `x` and CN `victim.example` does: neither claims victim.example.
+    #[test]
+    fn charons_prints_are_read_as_charon_writes_them() {
+        let read = |s: &str| {
+            let r = read_identity(s);
+            (r.name, r.ambiguous)
+        };
+        let name = |n: &str| (Some(n.to_string()), false);
+        let none = (None, false);
+        let cannot_tell = (None, true);
+        assert_eq!(read("c.example.com"), name("c.example.com"));
+        assert_eq!(read("C.Example.COM"), name("c.example.com"));
+        assert_eq!(read("CN=victim.example"), name("victim.example"));
+        assert_eq!(read("cn=victim.example"), name("victim.example"));
+        assert_eq!(read("O=x, CN=victim.example"), cannot_tell);
+        assert_eq!(read("C=US, O=x, CN=victim.example"), cannot_tell);
+        assert_eq!(read("O=vipsec test, CN=client.example.com"), cannot_tell);
+        assert_eq!(read("CN=victim.example, O=x"), cannot_tell);
+        // A backslash is a character of the value to charon, not an escape.
+        assert_eq!(read(r"O=x\, CN=victim.example"), cannot_tell);
+        assert_eq!(read("O=a+CN=b.example"), cannot_tell);
+        assert_eq!(read("CN=a=b.example"), cannot_tell);
+        for s in [
+            "192.0.2.3",
+            "2001:db8::3",
+            "user@example.com",
+            "client@c.example.com",
+            "O=vipsec test",
+            "O=vipsec test, OU=lab",
+            "CN=client",
+            "#0102",
+            "%any",
+            "",
+            "client",
+            "bad name.example",
+        ] {
+            assert_eq!(read(s), none, "{s:?}");
+        }
     }
 
     #[test]

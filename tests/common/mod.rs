@@ -874,11 +874,27 @@ impl TestCa {
     /// A PKCS#12 file (empty password) of a certificate for `cn`, with `cn` as its DNS
     /// name too, and its key.
     pub fn issue(&self, nickname: &str, cn: &str) -> PathBuf {
+        self.issue_with(
+            nickname,
+            &format!("/O=vipsec test/CN={cn}"),
+            &format!("DNS:{cn}"),
+        )
+    }
+
+    /// The same with any subject (openssl's `-subj` syntax: `/` separates attributes, a
+    /// `,` is part of a value) and subjectAltName (`DNS:…,IP:…,email:…`; "" for none):
+    /// what a CA that signs what it is asked for would issue.
+    pub fn issue_with(&self, nickname: &str, subject: &str, san: &str) -> PathBuf {
         let d = self.dir.path();
         let stem = unique("crt");
+        let san = if san.is_empty() {
+            String::new()
+        } else {
+            format!("subjectAltName={san}\\n")
+        };
         must(&format!(
-            "cd {d} && openssl req {key} -nodes -keyout {stem}.key -out {stem}.csr -subj '/O=vipsec test/CN={cn}' 2>&1 && \
-             printf 'subjectAltName=DNS:{cn}\\nkeyUsage=critical,digitalSignature\\nextendedKeyUsage=serverAuth,clientAuth\\n' > {stem}.ext && \
+            "cd {d} && openssl req {key} -nodes -keyout {stem}.key -out {stem}.csr -subj '{subject}' 2>&1 && \
+             printf '{san}keyUsage=critical,digitalSignature\\nextendedKeyUsage=serverAuth,clientAuth\\n' > {stem}.ext && \
              openssl x509 -req -in {stem}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {stem}.crt -days 30 -extfile {stem}.ext 2>&1 && \
              openssl pkcs12 -export -in {stem}.crt -inkey {stem}.key -name '{nickname}' -out {stem}.p12 -passout pass:",
             d = d.display(),

@@ -333,6 +333,11 @@ impl IpsecConfig {
             initial_contact: false,
             priority: None,
         };
+        // A known client's conn has the template's identity: peer_id when set (the daemon
+        // enforces it), else whatever certificate of the CA. Binding it to the client's
+        // address would keep nothing out: another certificate of the CA, presented from
+        // that address, is taken by the template above, which admits any client by
+        // design; there the monitor's DNSSEC check catches it (check_peer_names).
         let known = self.clients.iter().map(|client| ConnDef {
             name: client.conn.to_string(),
             remote: Remote::Host(client.address),

@@ -193,10 +193,11 @@ fn tunnel_status(env: &Env) -> Result<ConnStatus> {
 /// Every connected peer identified by a DNS name must come from an address that name
 /// securely resolves to: with peer_id=@NAME that name; with auth=cert and no such
 /// peer_id, the name in the identity each peer authenticated with (its certificate's,
-/// as pluto reports it: an @FQDN, or a DN's CN). Under require a peer that fails is
-/// disconnected (its IKE SA deleted) and the monitor fails: for the VIP tunnel that peer
-/// is the service's whole purpose, and an impostor holding the tunnel is a failure, not a
-/// degradation.
+/// as the daemon reports it: an FQDN, or a DN's CN where the print has one reading —
+/// charon's DNs mostly have not, and claim no name: "cannot tell"). Under require a peer
+/// that fails is disconnected (its IKE SA deleted) and the monitor fails: for the VIP
+/// tunnel that peer is the service's whole purpose, and an impostor holding the tunnel
+/// is a failure, not a degradation.
 /// Returns why the check is degraded (DNS did not answer), if it is.
 fn check_peer_names(
     env: &Env,
@@ -217,6 +218,7 @@ fn check_peer_names(
                 address,
                 name: Some(name.to_string()),
                 shown: format!("@{name}"),
+                ambiguous: false,
             })
             .collect(),
         (None, Auth::Cert(_)) => {
@@ -236,6 +238,7 @@ fn check_peer_names(
                     // Messages quote the name, or the identity itself when it names none.
                     shown: p.claimed_name.clone().unwrap_or(p.shown),
                     name: p.claimed_name,
+                    ambiguous: p.ambiguous,
                 });
             }
             claims

@@ -337,6 +337,7 @@ fn check_certificate_names(
                 // Messages quote the name, or the identity itself when it names none.
                 shown: p.claimed_name.clone().unwrap_or(p.shown),
                 name: p.claimed_name,
+                ambiguous: p.ambiguous,
             })
         })
         .collect();
