@@ -554,8 +554,8 @@ forwarded traffic is encrypted too (the kernel's forward policies come with them
 is dropped unless it comes from a peer (until that peer's first SA; after it, only ESP), \
 is excluded SSH/ICMP, or comes from these space-separated addresses or networks \
 (e.g. 192.0.2.200 198.51.100.0/24): fencing devices, NTP servers, monitoring. The name \
-servers (resolver, /etc/resolv.conf) may always answer (UDP/TCP source port 53). IKE is \
-never affected. Other addresses of the node (a VIP, another network) are not guarded.",
+servers (resolver, /etc/resolv.conf) may answer this node's queries (from their own port, \
+to a port no socket listens on). IKE is never affected. Other addresses of the node (a VIP, another network) are not guarded.",
     },
     Param {
         name: "dnssec",
