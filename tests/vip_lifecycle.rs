@@ -1102,8 +1102,9 @@ fn a_local_user_cannot_forge_a_running_pluto() {
         std::iter::once(forged.as_str())
             .chain(lookalikes.iter().map(String::as_str))
             .map(|path| {
+                // The host's tools (a test root need not carry nc): /tmp is the same there.
                 lab.ns
-                    .cmd("setpriv")
+                    .host_cmd("setpriv")
                     .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
                     .args([
                         "sh",
