@@ -223,6 +223,7 @@ fn still_trusted(v: &Validated, now: u64) -> bool {
 /// not come, it is no refusal. A peer that presented the same identity from the same
 /// address and validated within TRUSTED_WITHOUT_DNS stays, a new one is disconnected under require until it
 /// presents an identity with one reading, and dnssec=log keeps it with a warning.
+#[allow(clippy::too_many_arguments)]
 fn cannot_tell(
     ike: &dyn IkeBackend,
     mode: DnssecMode,

@@ -18,15 +18,21 @@ use std::path::Path;
 /// gives the same facts as binary fields no user can write into, and the owner's uid.
 /// Following the path's symlinks (/var/run vs /run) comes with `stat`.
 pub fn listening_unix_socket(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
     let file = std::fs::metadata(path).ok()?;
     let wanted = (
         nix::sys::stat::major(file.dev()),
         nix::sys::stat::minor(file.dev()),
         file.ino(),
     );
+    let name = path.as_os_str().as_bytes();
+    // The bound file is matched by device and inode; where a filesystem reports other
+    // numbers to stat than to sock_diag (network and overlay filesystems: seen in the
+    // emulated lab, over virtme-ng's shared root), by the exact path it was bound at —
+    // which the kernel reports as bound, byte for byte, so no newline can forge it.
     unix_listeners()?
         .into_iter()
-        .find(|l| l.uid == Some(0) && l.file() == Some(wanted))
+        .find(|l| l.uid == Some(0) && (l.file() == Some(wanted) || l.name.as_deref() == Some(name)))
         .map(|l| u64::from(l.inode))
 }
 
@@ -40,6 +46,8 @@ pub struct UnixListener {
     pub vfs: Option<(u32, u32)>,
     /// The uid of the socket's owner.
     pub uid: Option<u32>,
+    /// The path it was bound at, as given to bind (no trailing NUL).
+    pub name: Option<Vec<u8>>,
 }
 
 impl UnixListener {
@@ -61,8 +69,10 @@ const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
 /// The state a listening socket is in (TCP's numbering, which unix_diag uses too).
 const LISTEN_STATE: u32 = 10;
+const UDIAG_SHOW_NAME: u32 = 0x1;
 const UDIAG_SHOW_VFS: u32 = 0x2;
 const UDIAG_SHOW_UID: u32 = 0x40;
+const UNIX_DIAG_NAME: u16 = 0;
 const UNIX_DIAG_VFS: u16 = 1;
 const UNIX_DIAG_UID: u16 = 7;
 /// A dump that never ends (it cannot: the kernel sends each socket once) is cut here.
@@ -117,7 +127,7 @@ fn unix_diag_request() -> Vec<u8> {
     r.extend_from_slice(&[libc_af_unix(), 0, 0, 0]); // family, protocol, pad
     r.extend_from_slice(&(1u32 << LISTEN_STATE).to_ne_bytes()); // states
     r.extend_from_slice(&0u32.to_ne_bytes()); // ino: all
-    r.extend_from_slice(&(UDIAG_SHOW_VFS | UDIAG_SHOW_UID).to_ne_bytes());
+    r.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_UID).to_ne_bytes());
     r.extend_from_slice(&[0xff; 8]); // cookie: none
     r
 }
@@ -163,6 +173,7 @@ fn parse_unix_diag_msg(msg: &[u8]) -> Option<UnixListener> {
         inode: u32_at(msg, 4)?,
         vfs: None,
         uid: None,
+        name: None,
     };
     let mut attrs = msg.get(16..)?;
     while attrs.len() >= 4 {
@@ -172,6 +183,10 @@ fn parse_unix_diag_msg(msg: &[u8]) -> Option<UnixListener> {
         match kind {
             UNIX_DIAG_VFS => l.vfs = Some((u32_at(data, 0)?, u32_at(data, 4)?)),
             UNIX_DIAG_UID => l.uid = Some(u32_at(data, 0)?),
+            UNIX_DIAG_NAME => {
+                let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                l.name = Some(data[..end].to_vec());
+            }
             _ => {}
         }
         attrs = attrs.get(align4(len).min(attrs.len())..)?;

@@ -29,7 +29,7 @@ collect_logs() {
 }
 trap collect_logs EXIT
 
-modprobe -a esp4 esp6 xfrm_user xfrm4_tunnel xfrm6_tunnel authenc echainiv seqiv gcm aesni_intel veth bridge 2>/dev/null
+modprobe -a unix_diag esp4 esp6 xfrm_user xfrm4_tunnel xfrm6_tunnel authenc echainiv seqiv gcm aesni_intel veth bridge 2>/dev/null
 grep -q '^esp4 ' /proc/modules || { echo "the guest kernel has no esp4 module" >&2; exit 1; }
 rm -rf "$LAB"; mkdir -p "$LAB"
 log "guest kernel $(uname -r), libreswan $(ipsec --version 2>/dev/null | head -1)"
