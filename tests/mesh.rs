@@ -566,13 +566,7 @@ fn zero_config_mesh_from_corosync_follows_membership() {
         std::fs::write(&conf, c).unwrap();
     };
     write_conf(&NODES);
-    let authkey = lab.tmp.path().join("authkey");
-    std::fs::write(&authkey, (0..=255u8).collect::<Vec<u8>>()).unwrap();
-    std::fs::set_permissions(
-        &authkey,
-        std::os::unix::fs::PermissionsExt::from_mode(0o400),
-    )
-    .unwrap();
+    let authkey = cluster_authkey(lab.tmp.path());
     let conf_s = conf.display().to_string();
     let key_s = authkey.display().to_string();
     let zero = [
@@ -1098,13 +1092,7 @@ quorum {\n provider: corosync_votequorum\n}\nnodelist {\n",
     corosyncs[0].wait_members(&[1, 2, 3], std::time::Duration::from_secs(30));
     let conf_path = lab.tmp.path().join("corosync0/corosync.conf");
     let conf_s = conf_path.display().to_string();
-    let authkey = lab.tmp.path().join("authkey");
-    std::fs::write(&authkey, (0..=255u8).collect::<Vec<u8>>()).unwrap();
-    std::fs::set_permissions(
-        &authkey,
-        std::os::unix::fs::PermissionsExt::from_mode(0o400),
-    )
-    .unwrap();
+    let authkey = cluster_authkey(lab.tmp.path());
     let key_s = authkey.display().to_string();
     let zero = [
         ("OCF_RESKEY_peers", ""),
@@ -1390,4 +1378,16 @@ fn a_refused_named_peer_stays_blocked_not_in_clear() {
         !blocked_out(&policies(&n0.ns)),
         "the block outlived the mesh"
     );
+}
+
+/// A Corosync cluster key (256 bytes, 0400) in `dir`, as pcs writes one.
+fn cluster_authkey(dir: &std::path::Path) -> std::path::PathBuf {
+    let authkey = dir.join("authkey");
+    std::fs::write(&authkey, (0..=255u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::set_permissions(
+        &authkey,
+        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+    )
+    .unwrap();
+    authkey
 }

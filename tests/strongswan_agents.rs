@@ -1083,11 +1083,7 @@ fn dnssec_judges_the_names_charons_clients_claim() {
             );
             if known {
                 // Left loaded, charon would negotiate with the impostor again.
-                assert!(
-                    !conns(ca).contains(&tunnel.to_string()),
-                    "{:?}",
-                    conns(ca)
-                );
+                assert!(!conns(ca).contains(&tunnel.to_string()), "{:?}", conns(ca));
             }
         }
         assert_eq!(ocf("stop").code, 0);
